@@ -1,0 +1,1 @@
+"""Sibyl's execution client: VM, storage, pool, builder, importer and node wiring."""

@@ -1,0 +1,104 @@
+"""The ``sibyl`` command line (DESIGN section 8).
+
+Each sub-command parses its flags here and hands off to the module that does the work,
+imported lazily so that ``sibyl keys show`` does not pay for torch or py-evm start-up.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from chain.keys import KeyFileError, address_of, load_key, new_key, write_key
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    key = new_key()
+    if args.out:
+        write_key(args.out, key)
+        print(f"address {address_of(key)} key written to {args.out}")
+    else:
+        print(f"address {address_of(key)}\nprivate key {key.to_hex()}")
+    return 0
+
+
+def _keys_show(args: argparse.Namespace) -> int:
+    print(address_of(load_key(args.file)))
+    return 0
+
+
+def _sidecar_serve(args: argparse.Namespace) -> int:
+    from sidecars.serve import main as serve
+
+    return serve(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sibyl", description="Sibyl: an AI-native EVM node")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    init = commands.add_parser("init", help="initialise a data dir from a genesis file")
+    init.add_argument("--genesis", required=True, type=Path)
+    init.add_argument("--datadir", required=True, type=Path)
+
+    run = commands.add_parser("run", help="run the node")
+    run.add_argument("--dev", action="store_true", help="dev chain with an in-process producer")
+    run.add_argument("--datadir", type=Path)
+    run.add_argument("--genesis", type=Path)
+    run.add_argument("--config", type=Path)
+    run.add_argument("--http-addr", default=None)
+    run.add_argument("--http-port", type=int, default=None)
+    run.add_argument("--engine-port", type=int, default=None)
+    run.add_argument("--jwt-secret", type=Path)
+    run.add_argument("--block-time", type=float, default=None)
+    run.add_argument("--sidecars", choices=["auto", "docker", "process", "none"], default=None)
+    run.add_argument("--follow", metavar="URL")
+    run.add_argument("--metrics-port", type=int, default=None)
+
+    sidecar = commands.add_parser("sidecar", help="model servers").add_subparsers(
+        dest="sidecar_command", required=True
+    )
+    serve = sidecar.add_parser("serve", help="serve one model over gRPC")
+    serve.add_argument("--runtime", required=True, choices=["torch", "onnx", "embed", "llm", "zk"])
+    serve.add_argument("--model", required=True, type=Path)
+    serve.add_argument("--model-id", help="expected model id (0x keccak256 of the artifact)")
+    serve.add_argument("--port", required=True, type=int)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--executor-key", required=True, type=Path)
+    serve.set_defaults(handler=_sidecar_serve)
+
+    keys_cmd = commands.add_parser("keys", help="executor and account keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    keys_new = keys_cmd.add_parser("new", help="create a key (printed, or written to --out)")
+    keys_new.add_argument("--out", type=Path)
+    keys_new.set_defaults(handler=_keys_new)
+    keys_show = keys_cmd.add_parser("show", help="print the address of a key file")
+    keys_show.add_argument("file", type=Path)
+    keys_show.set_defaults(handler=_keys_show)
+
+    for name, text in (("import", "import blocks from an RLP file"), ("export", "export blocks")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("file", type=Path)
+        sub.add_argument("--datadir", type=Path, required=True)
+        sub.add_argument("--genesis", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)-5s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.handler(args)
+    except KeyFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The native scheduler: recurring contract calls run at the top of blocks."""
