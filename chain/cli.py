@@ -9,7 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
-from chain.keys import KeyFileError, address_of, load_key, new_key, write_key
+from chain.errors import SibylError
+from chain.keys import address_of, load_key, new_key, write_key
 
 
 def _keys_new(args: argparse.Namespace) -> int:
@@ -27,6 +28,42 @@ def _keys_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    from chain.genesis import load_genesis
+    from chain.node import initialise
+
+    block_hash = initialise(args.datadir, load_genesis(args.genesis))
+    print(f"initialised {args.datadir} genesis=0x{block_hash.hex()}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from chain.config import load_config
+    from chain.node import temporary_datadir
+    from chain.run import default_datadir, run
+
+    overrides = {
+        "genesis": args.genesis,
+        "block_time": args.block_time,
+        "sidecars": args.sidecars,
+        "follow": args.follow,
+        "metrics_port": args.metrics_port,
+        "http_addr": args.http_addr,
+        "http_port": args.http_port,
+        "engine_port": args.engine_port,
+        "jwt_secret": args.jwt_secret,
+        "datadir": args.datadir,
+        "dev": args.dev,
+    }
+    config = load_config(args.config, overrides)
+    if config.datadir is None:
+        if config.dev:
+            config.datadir, config.temporary = temporary_datadir(), True
+        else:
+            config.datadir = default_datadir()
+    return run(config)
+
+
 def _sidecar_serve(args: argparse.Namespace) -> int:
     from sidecars.serve import main as serve
 
@@ -41,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="initialise a data dir from a genesis file")
     init.add_argument("--genesis", required=True, type=Path)
     init.add_argument("--datadir", required=True, type=Path)
+    init.set_defaults(handler=_init)
 
     run = commands.add_parser("run", help="run the node")
     run.add_argument("--dev", action="store_true", help="dev chain with an in-process producer")
@@ -55,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sidecars", choices=["auto", "docker", "process", "none"], default=None)
     run.add_argument("--follow", metavar="URL")
     run.add_argument("--metrics-port", type=int, default=None)
+    run.set_defaults(handler=_run)
 
     sidecar = commands.add_parser("sidecar", help="model servers").add_subparsers(
         dest="sidecar_command", required=True
@@ -95,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
-    except KeyFileError as exc:
+    except SibylError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

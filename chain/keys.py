@@ -12,10 +12,12 @@ from eth_account import Account
 from eth_keys import keys
 from eth_utils import to_checksum_address
 
+from chain.errors import SibylError
+
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
 
 
-class KeyFileError(ValueError):
+class KeyFileError(SibylError):
     """A key file is missing, unreadable or does not hold a valid private key."""
 
 

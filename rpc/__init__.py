@@ -1,1 +1,2 @@
-"""JSON-RPC server: HTTP and WebSocket on one port, the eth/net/web3/debug/txpool/sibyl namespaces, and the JWT-authenticated Engine API."""
+"""JSON-RPC: HTTP and WebSocket on one port with the eth/net/web3/debug/txpool/sibyl
+namespaces, and the JWT-authenticated Engine API on its own port."""

@@ -1,0 +1,68 @@
+"""The payload builder: the next block from the pool's pending transactions.
+
+Transactions are taken best tip first, each sender's in nonce order, until the block's
+gas runs out; one that cannot execute (its sender's balance went to an earlier
+transaction, say) is left out together with the sender's later nonces. The result is an
+:class:`~chain.execution.ExecutedBlock`, so importing a block this node built needs no
+second execution.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from eth.abc import BlockHeaderAPI
+
+from chain.execution import (
+    BlockExecution,
+    ExecutedBlock,
+    HeaderLookup,
+    InvalidTransaction,
+    PayloadAttributes,
+    StateLookup,
+    next_header,
+)
+from chain.txpool import PooledTx, PriceNonceQueue
+from chain.vm import ChainConfig
+
+log = logging.getLogger("sibyl.builder")
+
+TX_GAS = 21000
+
+
+@dataclass
+class BuiltPayload:
+    executed: ExecutedBlock
+    value: int  # priority fees paid to the fee recipient, wei (getPayload's blockValue)
+
+
+def build_payload(
+    config: ChainConfig,
+    parent: BlockHeaderAPI,
+    attributes: PayloadAttributes,
+    pending: dict[bytes, list[PooledTx]],
+    state: StateLookup,
+    headers: HeaderLookup,
+) -> BuiltPayload:
+    header = next_header(config, parent, attributes)
+    execution = BlockExecution(config, parent, header, state, headers)
+    base_fee = header.base_fee_per_gas
+    queue = PriceNonceQueue(pending, base_fee)
+    value = 0
+    while (entry := queue.peek()) is not None:
+        gas_left = header.gas_limit - execution.gas.gas_used
+        if gas_left < TX_GAS:
+            break
+        if entry.tx.gas > gas_left:
+            queue.pop()
+            continue
+        gas_before = execution.gas.gas_used
+        try:
+            execution.apply(entry.tx)
+        except InvalidTransaction as exc:
+            log.debug("tx skipped hash=0x%s reason=%s", entry.hash.hex(), exc)
+            queue.pop()
+            continue
+        value += (execution.gas.gas_used - gas_before) * entry.effective_tip(base_fee)
+        queue.shift()
+    executed = execution.finish(attributes.withdrawals)
+    return BuiltPayload(executed, value)

@@ -1,0 +1,309 @@
+"""The state transition: a block executed on its parent's state.
+
+The block builder and the importer share this one code path, as ethereum/execution-specs'
+``apply_body`` serves both: open a :class:`BlockExecution` on the parent, apply
+transactions one by one, then ``finish``. The builder chooses the transactions and the
+header; the importer replays a given block and :func:`execute_block` compares every
+header field it commits to with what the replay produced.
+
+py-evm supplies the VM (interpreter, state, per-transaction rules); this module keeps the
+block-level bookkeeping (gas used, bloom, blob gas, tries, requests) in plain values
+instead of copying an RLP header after every transaction, which is what makes
+``MiningChain.mine_all`` and ``apply_transaction`` slow.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.consensus.context import ConsensusContext
+from eth.constants import EMPTY_SHA256
+from eth.exceptions import HeaderNotFound
+from eth.vm.chain_context import ChainContext
+from eth.vm.forks.cancun.state import get_total_blob_gas
+from eth_utils import ValidationError
+
+from chain import codec
+from chain.storage import BlockWrite, state_view
+from chain.trie_root import ordered_trie_root
+from chain.vm import ChainConfig, vm_class_at
+
+HeaderLookup = Callable[[bytes], BlockHeaderAPI | None]
+StateLookup = Callable[[bytes], bytes | None]
+
+
+class InvalidTransaction(Exception):
+    """A transaction that cannot be included on top of the current block state."""
+
+
+class InvalidBlock(Exception):
+    """A block that breaks a consensus rule; the message says which one."""
+
+
+@dataclass(frozen=True)
+class PayloadAttributes:
+    """What a consensus client (or the dev producer) asks the next block to carry."""
+
+    timestamp: int
+    prev_randao: bytes
+    fee_recipient: bytes
+    withdrawals: tuple = ()
+    parent_beacon_block_root: bytes | None = None
+    gas_limit: int | None = None
+    extra_data: bytes = b""
+
+
+@dataclass
+class ExecutedBlock:
+    """A block with everything its execution produced, ready to be committed."""
+
+    block: BlockAPI
+    receipts: list[ReceiptAPI]
+    senders: list[bytes]
+    state: dict[bytes, bytes]
+
+    @property
+    def hash(self) -> bytes:
+        return self.block.header.hash
+
+    @property
+    def header(self) -> BlockHeaderAPI:
+        return self.block.header
+
+    def write(self) -> BlockWrite:
+        return BlockWrite(
+            hash=self.hash,
+            number=self.header.block_number,
+            header=codec.encode_header(self.header),
+            block=codec.encode_block(self.block),
+            receipts=codec.encode_receipts(self.receipts, self.senders),
+            state=self.state,
+            tx_hashes=[tx.hash for tx in self.block.transactions],
+        )
+
+
+class VMChainDB:
+    """The part of py-evm's ChainDB that a VM reads: state, and headers for BLOCKHASH."""
+
+    def __init__(self, db: Any, headers: HeaderLookup) -> None:
+        self.db = db
+        self._headers = headers
+
+    def get_block_header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI:
+        header = self._headers(block_hash)
+        if header is None:
+            raise HeaderNotFound(f"no header {block_hash.hex()}")
+        return header
+
+    def exists(self, key: bytes) -> bool:
+        return key in self.db
+
+
+@dataclass
+class _GasCounter:
+    """Stands in for the header py-evm reads gas figures from while applying a transaction."""
+
+    gas_used: int
+    gas_limit: int
+
+
+def next_header(
+    config: ChainConfig, parent: BlockHeaderAPI, attributes: PayloadAttributes
+) -> BlockHeaderAPI:
+    """The header of a new block on ``parent``, before any transaction is applied."""
+    vm_class = vm_class_at(config, attributes.timestamp)
+    fields: dict[str, Any] = dict(
+        timestamp=attributes.timestamp,
+        coinbase=attributes.fee_recipient,
+        mix_hash=attributes.prev_randao,
+        gas_limit=attributes.gas_limit or parent.gas_limit,
+        extra_data=attributes.extra_data,
+        difficulty=0,
+        nonce=b"\x00" * 8,
+    )
+    if attributes.parent_beacon_block_root is not None:
+        fields["parent_beacon_block_root"] = attributes.parent_beacon_block_root
+    return vm_class.create_header_from_parent(parent, **fields)
+
+
+class BlockExecution:
+    """One block being executed on top of its parent's state."""
+
+    def __init__(
+        self,
+        config: ChainConfig,
+        parent: BlockHeaderAPI,
+        header: BlockHeaderAPI,
+        state: StateLookup,
+        headers: HeaderLookup,
+    ) -> None:
+        self.vm_class = vm_class_at(config, header.timestamp)
+        self.fork = config.fork_at(header.timestamp)
+        self.header = header
+        db, self.overlay = state_view(state)
+        start = header.copy(state_root=parent.state_root, gas_used=0, bloom=0)
+        self.vm = self.vm_class(
+            header=start,
+            chaindb=VMChainDB(db, headers),
+            chain_context=ChainContext(config.chain_id),
+            consensus_context=ConsensusContext(db),
+        )
+        self.state = self.vm.state
+        self.gas = _GasCounter(0, header.gas_limit)
+        self.bloom = 0
+        self.blob_gas_used = 0
+        self.transactions: list[SignedTransactionAPI] = []
+        self.receipts: list[ReceiptAPI] = []
+        self.senders: list[bytes] = []
+        self.computations: list[Any] = []
+        block_class = self.vm_class.get_block_class()
+        self.vm.block_preprocessing(block_class(start, transactions=[], uncles=[], withdrawals=[]))
+
+    def apply(self, tx: SignedTransactionAPI) -> ReceiptAPI:
+        """Execute ``tx`` and add it to the block, or raise and leave the state as it was."""
+        if self.gas.gas_used + tx.gas > self.gas.gas_limit:
+            raise InvalidTransaction(
+                f"gas limit reached: block has {self.gas.gas_limit - self.gas.gas_used} "
+                f"gas left, transaction needs {tx.gas}"
+            )
+        self.state.lock_changes()
+        snapshot = self.state.snapshot()
+        try:
+            computation = self.state.apply_transaction(tx)
+        except ValidationError as exc:
+            self.state.revert(snapshot)
+            raise InvalidTransaction(str(exc)) from None
+        receipt = self.vm.make_receipt(self.gas, tx, computation, self.state)
+        self.gas.gas_used = receipt.gas_used
+        self.bloom |= receipt.bloom
+        if self.fork != "shanghai":
+            self.blob_gas_used += get_total_blob_gas(tx)
+        self.transactions.append(tx)
+        self.receipts.append(receipt)
+        self.senders.append(tx.sender)
+        self.computations.append(computation)
+        return receipt
+
+    def finish(self, withdrawals: Sequence[Any] = ()) -> ExecutedBlock:
+        """Apply withdrawals and system requests, commit the state, and seal the header."""
+        if withdrawals:
+            self.vm.apply_all_withdrawals(withdrawals)
+        fields: dict[str, Any] = dict(
+            gas_used=self.gas.gas_used,
+            bloom=self.bloom,
+            transaction_root=ordered_trie_root([tx.encode() for tx in self.transactions]),
+            receipt_root=ordered_trie_root([r.encode() for r in self.receipts]),
+            withdrawals_root=ordered_trie_root([w.encode() for w in withdrawals]),
+        )
+        if self.fork != "shanghai":
+            fields["blob_gas_used"] = self.blob_gas_used
+        block_class = self.vm_class.get_block_class()
+        block = block_class(
+            self.header.copy(**fields),
+            transactions=self.transactions,
+            uncles=[],
+            withdrawals=list(withdrawals),
+        )
+        if self.fork == "prague":
+            block = self._with_requests_hash(block)
+        self.state.persist()
+        header = block.header.copy(state_root=self.state.state_root)
+        return ExecutedBlock(
+            block=block.copy(header=header),
+            receipts=self.receipts,
+            senders=self.senders,
+            state=self.overlay.writes,
+        )
+
+    def _with_requests_hash(self, block: BlockAPI) -> BlockAPI:
+        """EIP-7685 requests from the withdrawal and consolidation system contracts.
+
+        Sibyl chains have no beacon deposit contract, so deposit requests are always
+        empty; the system contracts are called only where the genesis deployed them.
+        """
+        block.block_requests = []
+        self.vm.process_withdrawal_request_data(block)
+        self.vm.process_consolidation_request_data(block)
+        if not block.block_requests:
+            return block.copy(header=block.header.copy(requests_hash=EMPTY_SHA256))
+        return self.vm.compute_requests_hash(block)
+
+
+def execute_block(
+    config: ChainConfig,
+    parent: BlockHeaderAPI,
+    block: BlockAPI,
+    state: StateLookup,
+    headers: HeaderLookup,
+) -> ExecutedBlock:
+    """Replay ``block`` on ``parent`` and check every header field it commits to."""
+    header = block.header
+    vm_class = vm_class_at(config, header.timestamp)
+    if not isinstance(block, vm_class.get_block_class()):
+        raise InvalidBlock(
+            f"block {header.block_number} has the layout of another fork than "
+            f"{config.fork_at(header.timestamp)}"
+        )
+    try:
+        vm_class.validate_header(header, parent)
+    except ValidationError as exc:
+        raise InvalidBlock(f"block {header.block_number}: {exc}") from None
+    if block.uncles:
+        raise InvalidBlock(f"block {header.block_number}: uncles are not allowed after the merge")
+    if config.fork_at(header.timestamp) != "shanghai":
+        expected = next_header(
+            config,
+            parent,
+            PayloadAttributes(
+                timestamp=header.timestamp,
+                prev_randao=header.mix_hash,
+                fee_recipient=header.coinbase,
+                parent_beacon_block_root=header.parent_beacon_block_root,
+                gas_limit=header.gas_limit,
+            ),
+        )
+        if expected.excess_blob_gas != header.excess_blob_gas:
+            raise InvalidBlock(
+                f"block {header.block_number}: excess blob gas {header.excess_blob_gas}, "
+                f"expected {expected.excess_blob_gas}"
+            )
+
+    execution = BlockExecution(config, parent, header, state, headers)
+    for index, tx in enumerate(block.transactions):
+        try:
+            execution.apply(tx)
+        except InvalidTransaction as exc:
+            raise InvalidBlock(
+                f"block {header.block_number} transaction {index} (0x{tx.hash.hex()}): {exc}"
+            ) from None
+    executed = execution.finish(block.withdrawals)
+    _compare_headers(header, executed.header)
+    return executed
+
+
+_CHECKED_FIELDS = (
+    "state_root",
+    "transaction_root",
+    "receipt_root",
+    "bloom",
+    "gas_used",
+    "withdrawals_root",
+    "blob_gas_used",
+    "requests_hash",
+)
+
+
+def _compare_headers(given: BlockHeaderAPI, computed: BlockHeaderAPI) -> None:
+    for name in _CHECKED_FIELDS:
+        if not hasattr(given, name):
+            continue
+        ours, theirs = getattr(computed, name), getattr(given, name)
+        if ours != theirs:
+            show = (lambda v: "0x" + v.hex()) if isinstance(ours, bytes) else str
+            raise InvalidBlock(
+                f"block {given.block_number}: {name} is {show(theirs)}, "
+                f"execution gives {show(ours)}"
+            )
+    if computed.hash != given.hash:
+        raise InvalidBlock(f"block {given.block_number}: hash mismatch after execution")

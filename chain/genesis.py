@@ -1,0 +1,236 @@
+"""Genesis files: geth's ``genesis.json`` format plus a ``sibyl`` section.
+
+A genesis file fixes the chain id, the fork schedule (Sibyl runs post-merge chains only:
+Shanghai, Cancun, Prague), the first header's fields and the accounts that exist at
+block 0. The ``sibyl`` section registers models, executors and scheduler limits; its
+contents are checked by the modules that own them. Every error names the offending key,
+so an operator can fix the file without reading code.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA256, ZERO_ADDRESS, ZERO_HASH32
+from eth.db.account import AccountDB
+
+from chain import codec
+from chain.errors import SibylError
+from chain.storage import BlockWrite, state_view
+from chain.vm import ChainConfig, vm_class_at
+
+DEFAULT_GAS_LIMIT = 30_000_000
+INITIAL_BASE_FEE = 1_000_000_000
+
+
+class GenesisError(SibylError):
+    """A genesis file that cannot define a chain; the message names the key."""
+
+
+@dataclass(frozen=True)
+class GenesisAccount:
+    balance: int = 0
+    nonce: int = 0
+    code: bytes = b""
+    storage: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Genesis:
+    config: ChainConfig
+    timestamp: int
+    gas_limit: int
+    base_fee: int
+    extra_data: bytes
+    coinbase: bytes
+    mix_hash: bytes
+    alloc: dict[bytes, GenesisAccount]
+    sibyl: dict[str, Any]
+    raw: bytes
+
+
+def _quantity(value: Any, key: str, *, bits: int = 256) -> int:
+    """An integer given as a JSON number, a 0x-hex string or a decimal string (as geth)."""
+    if isinstance(value, bool):
+        raise GenesisError(f"{key}: must be a number, not a boolean")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value, 16) if value.lower().startswith("0x") else int(value, 10)
+        except ValueError:
+            raise GenesisError(f"{key}: {value!r} is not a hex or decimal number") from None
+    else:
+        raise GenesisError(f"{key}: must be a number or a numeric string")
+    if not 0 <= number < 2**bits:
+        raise GenesisError(f"{key}: {number} is out of range for a {bits}-bit unsigned value")
+    return number
+
+
+def _hex_bytes(value: Any, key: str, *, length: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise GenesisError(f"{key}: must be a hex string")
+    text = value[2:] if value.lower().startswith("0x") else value
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise GenesisError(f"{key}: {value!r} is not valid hex") from None
+    if length is not None and len(raw) != length:
+        raise GenesisError(f"{key}: must be {length} bytes, got {len(raw)}")
+    return raw
+
+
+def _word(value: Any, key: str) -> int:
+    """A storage key or value: up to 32 bytes of hex, left-padded as geth reads them."""
+    raw = _hex_bytes(value, key)
+    if len(raw) > 32:
+        raise GenesisError(f"{key}: more than 32 bytes")
+    return int.from_bytes(raw, "big")
+
+
+def _object(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise GenesisError(f"{key}: must be a JSON object")
+    return value
+
+
+def _optional_time(config: dict[str, Any], name: str) -> int | None:
+    if config.get(name) is None:
+        return None
+    return _quantity(config[name], f"config.{name}", bits=64)
+
+
+def _chain_config(config: dict[str, Any]) -> ChainConfig:
+    if "chainId" not in config:
+        raise GenesisError("config.chainId: missing")
+    chain_id = _quantity(config["chainId"], "config.chainId", bits=64)
+    if chain_id == 0:
+        raise GenesisError("config.chainId: must be positive")
+    ttd = config.get("terminalTotalDifficulty")
+    if ttd is not None and _quantity(ttd, "config.terminalTotalDifficulty") != 0:
+        raise GenesisError("config.terminalTotalDifficulty: must be 0 (post-merge chains only)")
+    shanghai = _optional_time(config, "shanghaiTime")
+    if shanghai is None:
+        raise GenesisError(
+            "config.shanghaiTime: missing; Sibyl runs post-merge chains (Shanghai, Cancun, "
+            "Prague) and needs at least shanghaiTime"
+        )
+    cancun = _optional_time(config, "cancunTime")
+    prague = _optional_time(config, "pragueTime")
+    if cancun is not None and cancun < shanghai:
+        raise GenesisError("config.cancunTime: must not be before shanghaiTime")
+    if prague is not None and (cancun is None or prague < cancun):
+        raise GenesisError("config.pragueTime: needs cancunTime at or before it")
+    return ChainConfig(chain_id, shanghai, cancun, prague)
+
+
+def _account(value: Any, key: str) -> GenesisAccount:
+    data = _object(value, key)
+    unknown = set(data) - {"balance", "nonce", "code", "storage", "secretKey"}
+    if unknown:
+        raise GenesisError(f"{key}: unknown field {sorted(unknown)[0]!r}")
+    storage = {
+        _word(slot, f"{key}.storage key {slot}"): _word(word, f"{key}.storage[{slot}]")
+        for slot, word in _object(data.get("storage", {}), f"{key}.storage").items()
+    }
+    return GenesisAccount(
+        balance=_quantity(data.get("balance", 0), f"{key}.balance"),
+        nonce=_quantity(data.get("nonce", 0), f"{key}.nonce", bits=64),
+        code=_hex_bytes(data.get("code", "0x"), f"{key}.code"),
+        storage=storage,
+    )
+
+
+def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
+    """Parse and validate a genesis file's bytes; errors are prefixed with ``source``."""
+    try:
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise GenesisError(f"not valid JSON: {exc}") from None
+        data = _object(data, "genesis")
+        config = _chain_config(_object(data.get("config"), "config"))
+        alloc = {
+            _hex_bytes(address, f"alloc[{address}]", length=20): _account(
+                account, f"alloc[{address}]"
+            )
+            for address, account in _object(data.get("alloc", {}), "alloc").items()
+        }
+        difficulty = _quantity(data.get("difficulty", 0), "difficulty")
+        if difficulty != 0:
+            raise GenesisError("difficulty: must be 0 (post-merge chains only)")
+        extra = _hex_bytes(data.get("extraData", "0x"), "extraData")
+        if len(extra) > 32:
+            raise GenesisError("extraData: at most 32 bytes")
+        return Genesis(
+            config=config,
+            timestamp=_quantity(data.get("timestamp", 0), "timestamp", bits=64),
+            gas_limit=_quantity(data.get("gasLimit", DEFAULT_GAS_LIMIT), "gasLimit", bits=64),
+            base_fee=_quantity(data.get("baseFeePerGas", INITIAL_BASE_FEE), "baseFeePerGas"),
+            extra_data=extra,
+            coinbase=_hex_bytes(data.get("coinbase", "0x" + "00" * 20), "coinbase", length=20),
+            mix_hash=_hex_bytes(data.get("mixHash", "0x" + "00" * 32), "mixHash", length=32),
+            alloc=alloc,
+            sibyl=_object(data.get("sibyl", {}), "sibyl"),
+            raw=raw,
+        )
+    except GenesisError as exc:
+        raise GenesisError(f"{source}: {exc}") from None
+
+
+def load_genesis(path: Path) -> Genesis:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise GenesisError(f"cannot read genesis file {path}: {exc.strerror}") from None
+    return parse_genesis(raw, str(path))
+
+
+def genesis_block(genesis: Genesis) -> tuple[Any, BlockWrite]:
+    """Block 0 and the store write that holds it and the allocated state."""
+    db, overlay = state_view(lambda key: None)
+    accounts = AccountDB(db)
+    for address, account in genesis.alloc.items():
+        accounts.set_balance(address, account.balance)
+        accounts.set_nonce(address, account.nonce)
+        accounts.set_code(address, account.code)
+        for slot, word in account.storage.items():
+            accounts.set_storage(address, slot, word)
+    accounts.persist()
+
+    vm_class = vm_class_at(genesis.config, genesis.timestamp)
+    fork = genesis.config.fork_at(genesis.timestamp)
+    fields: dict[str, Any] = dict(
+        parent_hash=ZERO_HASH32,
+        coinbase=genesis.coinbase or ZERO_ADDRESS,
+        state_root=accounts.state_root,
+        transaction_root=BLANK_ROOT_HASH,
+        receipt_root=BLANK_ROOT_HASH,
+        difficulty=0,
+        block_number=0,
+        gas_limit=genesis.gas_limit,
+        timestamp=genesis.timestamp,
+        extra_data=genesis.extra_data,
+        mix_hash=genesis.mix_hash,
+        nonce=b"\x00" * 8,
+        base_fee_per_gas=genesis.base_fee,
+        withdrawals_root=BLANK_ROOT_HASH,
+    )
+    if fork in ("cancun", "prague"):
+        fields.update(blob_gas_used=0, excess_blob_gas=0, parent_beacon_block_root=ZERO_HASH32)
+    if fork == "prague":
+        fields["requests_hash"] = EMPTY_SHA256
+    block_class = vm_class.get_block_class()
+    header = block_class._meta.sedes[0](**fields)
+    block = block_class(header, transactions=[], uncles=[], withdrawals=[])
+    write = BlockWrite(
+        hash=header.hash,
+        number=0,
+        header=codec.encode_header(header),
+        block=codec.encode_block(block),
+        receipts=codec.encode_receipts([], []),
+        state=overlay.writes,
+        tx_hashes=[],
+    )
+    return block, write

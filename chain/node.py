@@ -1,0 +1,158 @@
+"""Node wiring: the store, the pool, the engine and the RPC, and the chain thread.
+
+Everything that changes the chain (building, importing, making canonical) runs on one
+dedicated thread, so the event loop keeps answering RPC while a block executes. When a
+chain call returns, the blocks it made canonical are published on the event loop: the
+reader moves its head, the pool drops what was included, filters and subscriptions hear
+about new heads and logs.
+"""
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chain.engine import Commit, Engine
+from chain.genesis import Genesis, genesis_block, load_genesis, parse_genesis
+from chain.reader import ChainReader
+from chain.simulate import Simulator
+from chain.storage import Store, StoreError
+from chain.txpool import PoolConfig, TxPool
+
+log = logging.getLogger("sibyl.node")
+
+DEV_GENESIS = Path(__file__).resolve().parent.parent / "genesis" / "dev.json"
+
+
+@dataclass
+class RpcConfig:
+    http_addr: str = "127.0.0.1"
+    http_port: int = 8545
+    engine_port: int = 8551
+    jwt_secret: Path | None = None
+    cors_origins: tuple[str, ...] = ("*",)
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_batch: int = 1000
+    max_subscriptions: int = 1000
+    max_log_range: int = 10_000
+    max_logs: int = 10_000
+
+
+@dataclass
+class NodeConfig:
+    datadir: Path | None = None
+    genesis: Path | None = None
+    dev: bool = False
+    block_time: float = 0.0
+    sidecars: str = "auto"
+    follow: str | None = None
+    metrics_port: int | None = None
+    rpc: RpcConfig = field(default_factory=RpcConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    fee_recipient: bytes = b"\x00" * 20
+    sidecar_tables: list[dict[str, Any]] = field(default_factory=list)
+    temporary: bool = False
+
+
+def initialise(datadir: Path, genesis: Genesis) -> bytes:
+    """Create a data dir holding ``genesis``; returns the genesis hash."""
+    block, write = genesis_block(genesis)
+    store = Store(datadir)
+    try:
+        store.initialise(write, genesis.raw)
+    finally:
+        store.close()
+    return block.header.hash
+
+
+def open_datadir(config: NodeConfig) -> tuple[Store, Genesis]:
+    """Open (initialising if new and a genesis is given) the data dir of ``config``."""
+    store = Store(config.datadir)
+    stored = store.get("meta", b"genesis")
+    if stored is None:
+        genesis_path = config.genesis or (DEV_GENESIS if config.dev else None)
+        if genesis_path is None:
+            store.close()
+            raise StoreError(
+                f"data dir {config.datadir} is not initialised: run `sibyl init --genesis FILE "
+                f"--datadir {config.datadir}` or pass --genesis"
+            )
+        genesis = load_genesis(genesis_path)
+        _, write = genesis_block(genesis)
+        store.initialise(write, genesis.raw)
+        return store, genesis
+    genesis = parse_genesis(stored, f"{config.datadir} (stored genesis)")
+    if config.genesis is not None and load_genesis(config.genesis).raw != stored:
+        given, _ = genesis_block(load_genesis(config.genesis))
+        ours = store.canonical_hash(0)
+        if given.header.hash != ours:
+            store.close()
+            raise StoreError(
+                f"data dir {config.datadir} holds another chain (genesis 0x{ours.hex()}), "
+                f"not the one in {config.genesis} (genesis 0x{given.header.hash.hex()})"
+            )
+    return store, genesis
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.store, self.genesis = open_datadir(config)
+        self.chain_config = self.genesis.config
+        self.reader = ChainReader(self.store, self.chain_config)
+        self.engine = Engine(self.chain_config, self.store, self.reader)
+        self.pool = TxPool(
+            self.chain_config.chain_id,
+            config.pool,
+            lambda: self.reader.head,
+            self.reader.accounts,
+            self.chain_config,
+        )
+        self.simulator = Simulator(self.chain_config, self.store.state_get, self.reader.header)
+        self.head_listeners: list[Callable[[Commit], None]] = []
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
+        self._lock = asyncio.Lock()
+        head = self.reader.head
+        log.info(
+            "chain opened chain_id=%d head=%d hash=0x%s datadir=%s",
+            self.chain_config.chain_id,
+            head.block_number,
+            head.hash.hex(),
+            config.datadir,
+        )
+
+    async def chain_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` on the chain thread, then publish the blocks it made canonical."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(self.executor, fn, *args)
+            finally:
+                self._publish(self.engine.take_commits())
+
+    def _publish(self, commits: list[Commit]) -> None:
+        if not commits:
+            return
+        self.reader.refresh_head()
+        self.pool.on_new_head()
+        for commit in commits:
+            for listener in self.head_listeners:
+                try:
+                    listener(commit)
+                except Exception:
+                    log.exception("head listener failed")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.store.close()
+        if self.config.temporary:
+            shutil.rmtree(self.config.datadir, ignore_errors=True)
+
+
+def temporary_datadir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="sibyl-dev-"))

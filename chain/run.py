@@ -1,0 +1,128 @@
+"""``sibyl run``: the node with its RPC servers and, on a dev chain, its block producer.
+
+This is the one module where the execution client meets the RPC: it builds the
+:class:`~chain.node.Node`, mounts every namespace on the public port and the Engine API
+on the authenticated port, starts the dev producer when asked, and shuts everything
+down cleanly on SIGINT or SIGTERM.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from chain.keys import address_of, dev_accounts
+from chain.node import Node, NodeConfig
+from chain.producer import DevProducer
+from rpc.accounts import AccountsApi
+from rpc.debug import DebugApi
+from rpc.engine import EngineApi, EngineServer, load_jwt_secret
+from rpc.eth import EthApi
+from rpc.filters import FilterManager
+from rpc.net import NetApi
+from rpc.server import RpcServer, collect_methods
+from rpc.subscriptions import Subscriptions
+from rpc.txpool import TxPoolApi
+
+log = logging.getLogger("sibyl.run")
+
+
+def jwt_secret(config: NodeConfig) -> bytes:
+    """The Engine API secret: the given file, or ``jwt.hex`` in the data dir (as geth)."""
+    path = config.rpc.jwt_secret or config.datadir / "jwt.hex"
+    if not path.exists():
+        path.write_text(os.urandom(32).hex() + "\n")
+        path.chmod(0o600)
+        log.info("jwt secret created path=%s", path)
+    return load_jwt_secret(path)
+
+
+def print_dev_accounts(node: Node, signers: list) -> None:
+    """The banner anvil prints: funded accounts, their keys, where the node listens."""
+    accounts = node.reader.accounts(node.reader.head)
+    lines = ["", "Available Accounts", "=================="]
+    for i, key in enumerate(signers):
+        balance = accounts.get_balance(key.public_key.to_canonical_address()) // 10**18
+        lines.append(f"({i}) {address_of(key)} ({balance} ETH)")
+    lines += ["", "Private Keys", "=================="]
+    lines += [f"({i}) {key.to_hex()}" for i, key in enumerate(signers)]
+    rpc = node.config.rpc
+    lines += [
+        "",
+        f"Chain ID:  {node.chain_config.chain_id}",
+        f"Data dir:  {node.config.datadir}" + (" (temporary)" if node.config.temporary else ""),
+        f"Listening on http://{rpc.http_addr}:{rpc.http_port} (HTTP and WebSocket)",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+async def serve(config: NodeConfig) -> None:
+    node = Node(config)
+    servers: list[RpcServer] = []
+    tasks: list[asyncio.Task] = []
+    try:
+        filters = FilterManager()
+        eth = EthApi(node, filters)
+        subscriptions = Subscriptions()
+        signers = dev_accounts() if config.dev else []
+        methods = collect_methods(
+            eth,
+            NetApi(node),
+            DebugApi(node, eth),
+            TxPoolApi(node),
+            AccountsApi(node, eth, signers),
+        )
+        node.head_listeners.append(subscriptions.on_commit)
+        node.pool.listeners.append(subscriptions.on_pending)
+        node.pool.listeners.append(lambda entry: filters.on_pending(entry.hash))
+
+        public = RpcServer(methods, config.rpc, subscriptions.methods_for)
+        await public.start(config.rpc.http_addr, config.rpc.http_port)
+        servers.append(public)
+        if config.rpc.engine_port:
+            engine = EngineServer(collect_methods(EngineApi(node)), config.rpc, jwt_secret(config))
+            await engine.start(config.rpc.http_addr, config.rpc.engine_port)
+            servers.append(engine)
+        log.info(
+            "rpc listening http=%s:%d engine_port=%d",
+            config.rpc.http_addr,
+            config.rpc.http_port,
+            config.rpc.engine_port,
+        )
+        if config.dev:
+            tasks.append(asyncio.create_task(DevProducer(node, config.block_time).run()))
+            print_dev_accounts(node, signers)
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for server in servers:
+            await server.stop()
+        node.close()
+
+
+def run(config: NodeConfig) -> int:
+    import uvloop
+
+    try:
+        uvloop.run(serve(config))
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def default_datadir() -> Path:
+    return Path.home() / ".sibyl"

@@ -1,0 +1,210 @@
+"""Calls that run the EVM without making a block: eth_call, eth_estimateGas and
+eth_createAccessList.
+
+A call runs on the state after the requested block, in the context of the block that
+would follow it (number + 1, base fee 0), as anvil and hardhat do, so ``block.number``
+inside a call is the number the transaction would get if it were sent now. The sender
+needs no signature and, unless it names a gas price, pays nothing for gas; its balance
+must still cover ``value``.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth.abc import BlockHeaderAPI, ComputationAPI
+from eth.consensus.context import ConsensusContext
+from eth.exceptions import Revert
+from eth.vm.chain_context import ChainContext
+from eth.vm.spoof import SpoofTransaction
+from eth_abi import decode as abi_decode
+from eth_utils import ValidationError
+
+from chain.execution import VMChainDB
+from chain.storage import state_view
+from chain.vm import ChainConfig, vm_class_at
+
+CALL_GAS_CAP = 50_000_000
+TX_GAS = 21000
+ERROR_SELECTOR = bytes.fromhex("08c379a0")
+PANIC_SELECTOR = bytes.fromhex("4e487b71")
+PANIC_REASONS = {
+    0x00: "generic panic",
+    0x01: "assert(false)",
+    0x11: "arithmetic underflow or overflow",
+    0x12: "division or modulo by zero",
+    0x21: "enum overflow",
+    0x22: "invalid encoded storage byte array accessed",
+    0x31: "out-of-bounds array access; popping on an empty array",
+    0x32: "out-of-bounds access of an array or bytesN",
+    0x41: "out of memory",
+    0x51: "uninitialized function",
+}
+
+
+class CallError(Exception):
+    """A call that could not run at all (bad nonce, insufficient funds, bad fields)."""
+
+
+class ExecutionReverted(Exception):
+    """The call ran and reverted; ``data`` is the revert payload."""
+
+    def __init__(self, data: bytes) -> None:
+        reason = revert_reason(data)
+        super().__init__("execution reverted" + (f": {reason}" if reason else ""))
+        self.data = data
+
+
+class OutOfGasError(Exception):
+    """Estimation found no gas limit up to the cap that lets the call succeed."""
+
+
+@dataclass
+class CallArgs:
+    sender: bytes = b"\x00" * 20
+    to: bytes = b""
+    gas: int | None = None
+    gas_price: int | None = None
+    max_fee_per_gas: int | None = None
+    max_priority_fee_per_gas: int | None = None
+    value: int = 0
+    data: bytes = b""
+    nonce: int | None = None
+    access_list: list[tuple[bytes, list[int]]] = field(default_factory=list)
+
+
+def revert_reason(data: bytes) -> str | None:
+    """The human-readable reason in ``Error(string)`` or ``Panic(uint256)`` revert data."""
+    try:
+        if data[:4] == ERROR_SELECTOR:
+            return abi_decode(["string"], data[4:])[0]
+        if data[:4] == PANIC_SELECTOR:
+            code = abi_decode(["uint256"], data[4:])[0]
+            return PANIC_REASONS.get(code, f"unknown panic code: {code:#x}")
+    except Exception:
+        return None
+    return None
+
+
+class Simulator:
+    """Runs calls on the state after a given block."""
+
+    def __init__(self, config: ChainConfig, state_get: Any, headers: Any) -> None:
+        self.config = config
+        self.state_get = state_get
+        self.headers = headers
+
+    def _state(self, parent: BlockHeaderAPI, gas_limit: int) -> Any:
+        timestamp = parent.timestamp + 1
+        vm_class = vm_class_at(self.config, timestamp)
+        header = vm_class.create_header_from_parent(
+            parent,
+            timestamp=timestamp,
+            gas_limit=max(parent.gas_limit, gas_limit),
+            coinbase=parent.coinbase,
+            difficulty=0,
+        )
+        header = header.copy(base_fee_per_gas=0, state_root=parent.state_root)
+        db, _ = state_view(self.state_get)
+        vm = vm_class(
+            header=header,
+            chaindb=VMChainDB(db, self.headers),
+            chain_context=ChainContext(self.config.chain_id),
+            consensus_context=ConsensusContext(db),
+        )
+        return vm
+
+    def _transaction(self, vm: Any, args: CallArgs, gas: int) -> Any:
+        """An unsigned transaction from ``args.sender`` that pays nothing for gas."""
+        builder = vm.get_transaction_builder()
+        nonce = args.nonce if args.nonce is not None else vm.state.get_nonce(args.sender)
+        fields = dict(
+            chain_id=self.config.chain_id,
+            nonce=nonce,
+            gas=gas,
+            to=args.to,
+            value=args.value,
+            data=args.data,
+            access_list=args.access_list,
+        )
+        if args.max_fee_per_gas is None or args.gas_price is not None:
+            unsigned = builder.new_unsigned_access_list_transaction(gas_price=0, **fields)
+        else:
+            unsigned = builder.new_unsigned_dynamic_fee_transaction(
+                max_priority_fee_per_gas=0, max_fee_per_gas=0, **fields
+            )
+        return SpoofTransaction(unsigned, from_=args.sender)
+
+    def run(self, parent: BlockHeaderAPI, args: CallArgs, gas: int | None = None) -> Any:
+        """Execute once; returns ``(computation, state)``."""
+        gas = gas if gas is not None else (args.gas or min(parent.gas_limit, CALL_GAS_CAP))
+        vm = self._state(parent, gas)
+        tx = self._transaction(vm, args, gas)
+        state = vm.state
+        try:
+            if args.gas_price:  # what GASPRICE shows; the sender is still not charged
+                with state.override_transaction_context(gas_price=args.gas_price):
+                    computation = state.apply_transaction(tx)
+            else:
+                computation = state.apply_transaction(tx)
+        except ValidationError as exc:
+            raise CallError(str(exc)) from None
+        return computation, state
+
+    def call(self, parent: BlockHeaderAPI, args: CallArgs) -> bytes:
+        computation, _ = self.run(parent, args)
+        _raise_for(computation)
+        return computation.output
+
+    def estimate_gas(self, parent: BlockHeaderAPI, args: CallArgs) -> int:
+        """The least gas limit with which the call succeeds (geth's binary search)."""
+        cap = args.gas or min(parent.gas_limit, CALL_GAS_CAP)
+        if not args.data and args.to and not args.access_list:
+            code = self._state(parent, cap).state.get_code(args.to)
+            if not code and self._succeeds(parent, args, TX_GAS):
+                return TX_GAS  # a plain transfer, as geth answers without searching
+        computation, _ = self.run(parent, args, cap)
+        if computation.is_error:
+            if isinstance(computation.error, Revert):
+                raise ExecutionReverted(computation.output)
+            raise OutOfGasError(f"gas required exceeds allowance ({cap})")
+        used = cap - computation.get_gas_remaining()
+        low, high = used - 1, cap
+        optimistic = (used + computation.get_gas_refund() + 2300) * 64 // 63
+        if optimistic < high and self._succeeds(parent, args, optimistic):
+            high = optimistic
+        while high - low > 1 and (high - low) * 1000 > high * 15:
+            middle = (low + high) // 2
+            if self._succeeds(parent, args, middle):
+                high = middle
+            else:
+                low = middle
+        return high
+
+    def _succeeds(self, parent: BlockHeaderAPI, args: CallArgs, gas: int) -> bool:
+        try:
+            computation, _ = self.run(parent, args, gas)
+        except CallError:
+            return False
+        return not computation.is_error
+
+    def access_list(
+        self, parent: BlockHeaderAPI, args: CallArgs
+    ) -> tuple[list[tuple[bytes, list[int]]], ComputationAPI]:
+        """The accounts and slots the call touches (without sender, recipient, precompiles)."""
+        computation, state = self.run(parent, args)
+        skip = {args.sender, args.to} | set(state.computation_class.get_precompiles())
+        touched = state._account_db._get_access_list()  # py-evm's record of what was read
+        entries = [
+            (address, sorted(tracker.slots_queried))
+            for address, tracker in sorted(touched.items())
+            if address not in skip or tracker.slots_queried
+        ]
+        return entries, computation
+
+
+def _raise_for(computation: ComputationAPI) -> None:
+    if not computation.is_error:
+        return
+    if isinstance(computation.error, Revert):
+        raise ExecutionReverted(computation.output)
+    raise CallError(str(computation.error) or type(computation.error).__name__)

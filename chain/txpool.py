@@ -1,0 +1,283 @@
+"""The transaction pool: validation with geth's messages, pending and queued, eviction.
+
+A transaction enters the pool only if it could execute on the head state: right chain,
+valid signature, enough gas for its intrinsic cost, a fee cap that covers the next base
+fee, a nonce not yet used and a balance that covers ``gas * fee cap + value``. Rejections
+carry geth's exact messages, because ethers, viem and hardhat match on them.
+
+Per sender, transactions whose nonces run on without a gap from the account's nonce are
+*pending* (the builder may take them); the rest are *queued* until the gap fills. A
+transaction with a nonce already in the pool replaces it only with a 10% higher fee cap
+and tip. When the pool is full the cheapest transaction makes room, or the newcomer is
+refused if it is the cheapest.
+"""
+
+import heapq
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import rlp
+from eth.abc import BlockHeaderAPI, SignedTransactionAPI
+from eth.db.account import AccountDB
+from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
+from eth_keys.exceptions import BadSignature
+from eth_utils import ValidationError, to_checksum_address
+
+from chain.vm import vm_class_at
+
+MAX_TX_SIZE = 128 * 1024
+MAX_INITCODE_SIZE = 49152
+REPLACEMENT_BUMP_PERCENT = 10
+SUPPORTED_TYPES = {0, 1, 2, 4}
+
+
+class TxPoolError(Exception):
+    """A transaction the pool refuses; the message is geth's."""
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    max_txs: int = 10_000
+    max_queued_per_account: int = 64
+
+
+@dataclass(eq=False)
+class PooledTx:
+    tx: SignedTransactionAPI
+    raw: bytes
+    hash: bytes
+    sender: bytes
+    nonce: int
+    fee_cap: int
+    tip_cap: int
+    cost: int
+    arrival: float = field(default_factory=time.monotonic)
+
+    def effective_tip(self, base_fee: int) -> int:
+        return min(self.tip_cap, self.fee_cap - base_fee)
+
+
+def _fees(tx: SignedTransactionAPI) -> tuple[int, int]:
+    if tx.type_id in (None, 0, 1):
+        return tx.gas_price, tx.gas_price
+    return tx.max_fee_per_gas, tx.max_priority_fee_per_gas
+
+
+def _floor_gas(data: bytes) -> int:
+    """EIP-7623's minimum gas for calldata (Prague)."""
+    zeros = data.count(0)
+    return 21000 + 10 * (zeros + 4 * (len(data) - zeros))
+
+
+class TxPool:
+    def __init__(
+        self,
+        chain_id: int,
+        config: PoolConfig,
+        head: Callable[[], BlockHeaderAPI],
+        accounts: Callable[[BlockHeaderAPI], AccountDB],
+        chain_config: object,
+    ) -> None:
+        self.chain_id = chain_id
+        self.config = config
+        self._head = head
+        self._accounts = accounts
+        self._chain_config = chain_config
+        self.by_hash: dict[bytes, PooledTx] = {}
+        self.by_sender: dict[bytes, dict[int, PooledTx]] = {}
+        self.listeners: list[Callable[[PooledTx], None]] = []
+
+    # admission
+
+    def decode(self, raw: bytes) -> SignedTransactionAPI:
+        """Decode a raw transaction as the next block will execute it."""
+        head = self._head()
+        vm_class = vm_class_at(self._chain_config, head.timestamp + 1)
+        if len(raw) > MAX_TX_SIZE:
+            raise TxPoolError(f"oversized data: transaction size {len(raw)}, limit {MAX_TX_SIZE}")
+        if not raw:
+            raise TxPoolError("typed transaction too short")
+        if raw[0] <= 0x7F and raw[0] not in SUPPORTED_TYPES:
+            raise TxPoolError("transaction type not supported")
+        try:
+            tx = vm_class.get_transaction_builder().decode(raw)
+        except (rlp.DecodingError, rlp.DeserializationError, ValidationError, ValueError) as exc:
+            raise TxPoolError(f"rlp: {exc}") from None
+        if tx.encode() != raw:
+            raise TxPoolError("rlp: non-canonical transaction encoding")
+        return tx
+
+    def add(self, raw: bytes) -> bytes:
+        """Validate and admit a raw transaction; returns its hash."""
+        tx = self.decode(raw)
+        entry = self._validate(tx, raw)
+        existing = self.by_sender.get(entry.sender, {}).get(entry.nonce)
+        if existing is not None:
+            self._check_replacement(existing, entry)
+            self._remove(existing)
+        elif len(self.by_hash) >= self.config.max_txs:
+            self._make_room(entry)
+        self._insert(entry)
+        for listener in self.listeners:
+            listener(entry)
+        return entry.hash
+
+    def _validate(self, tx: SignedTransactionAPI, raw: bytes) -> PooledTx:
+        tx_hash = tx.hash
+        if tx_hash in self.by_hash:
+            raise TxPoolError("already known")
+        if tx.chain_id is not None and tx.chain_id != self.chain_id:
+            raise TxPoolError("invalid chain id for signer")
+        try:
+            tx.check_signature_validity()
+            sender = tx.sender
+        except (ValidationError, ValueError, BadSignature):
+            raise TxPoolError("invalid sender") from None
+        head = self._head()
+        if tx.gas > head.gas_limit:
+            raise TxPoolError("exceeds block gas limit")
+        fee_cap, tip_cap = _fees(tx)
+        if tip_cap > fee_cap:
+            raise TxPoolError("max priority fee per gas higher than max fee per gas")
+        if tx.to == b"" and len(tx.data) > MAX_INITCODE_SIZE:
+            raise TxPoolError(
+                f"max initcode size exceeded: code size {len(tx.data)}, limit {MAX_INITCODE_SIZE}"
+            )
+        intrinsic = tx.intrinsic_gas
+        if tx.gas < intrinsic:
+            raise TxPoolError(f"intrinsic gas too low: gas {tx.gas}, minimum needed {intrinsic}")
+        floor = _floor_gas(tx.data)
+        if tx.gas < floor:
+            raise TxPoolError(
+                f"insufficient gas for floor data gas cost: gas {tx.gas}, minimum needed {floor}"
+            )
+        base_fee = calculate_expected_base_fee_per_gas(head)
+        if fee_cap < base_fee:
+            raise TxPoolError(
+                f"max fee per gas less than block base fee: address "
+                f"{to_checksum_address(sender)}, maxFeePerGas: {fee_cap}, baseFee: {base_fee}"
+            )
+        accounts = self._accounts(head)
+        state_nonce = accounts.get_nonce(sender)
+        if tx.nonce < state_nonce:
+            raise TxPoolError(f"nonce too low: next nonce {state_nonce}, tx nonce {tx.nonce}")
+        balance = accounts.get_balance(sender)
+        cost = tx.gas * fee_cap + tx.value
+        if balance < cost:
+            raise TxPoolError(
+                f"insufficient funds for gas * price + value: balance {balance}, "
+                f"tx cost {cost}, overshot {cost - balance}"
+            )
+        own = self.by_sender.get(sender, {})
+        if tx.nonce not in own and tx.nonce > state_nonce + len(own):
+            queued = sum(1 for n in own if n > self._contiguous_end(own, state_nonce))
+            if queued >= self.config.max_queued_per_account:
+                raise TxPoolError("txpool is full")
+        return PooledTx(tx, raw, tx_hash, sender, tx.nonce, fee_cap, tip_cap, cost)
+
+    @staticmethod
+    def _check_replacement(old: PooledTx, new: PooledTx) -> None:
+        bump = 100 + REPLACEMENT_BUMP_PERCENT
+        if new.fee_cap * 100 < old.fee_cap * bump or new.tip_cap * 100 < old.tip_cap * bump:
+            raise TxPoolError("replacement transaction underpriced")
+
+    def _make_room(self, newcomer: PooledTx) -> None:
+        base_fee = calculate_expected_base_fee_per_gas(self._head())
+        cheapest = min(self.by_hash.values(), key=lambda e: e.effective_tip(base_fee))
+        if cheapest.effective_tip(base_fee) >= newcomer.effective_tip(base_fee):
+            raise TxPoolError("txpool is full")
+        # The cheapest transaction's successors could never execute without it.
+        for nonce, entry in list(self.by_sender[cheapest.sender].items()):
+            if nonce >= cheapest.nonce:
+                self._remove(entry)
+
+    # bookkeeping
+
+    def _insert(self, entry: PooledTx) -> None:
+        self.by_hash[entry.hash] = entry
+        self.by_sender.setdefault(entry.sender, {})[entry.nonce] = entry
+
+    def _remove(self, entry: PooledTx) -> None:
+        self.by_hash.pop(entry.hash, None)
+        own = self.by_sender.get(entry.sender)
+        if own is not None:
+            own.pop(entry.nonce, None)
+            if not own:
+                del self.by_sender[entry.sender]
+
+    @staticmethod
+    def _contiguous_end(own: dict[int, PooledTx], state_nonce: int) -> int:
+        nonce = state_nonce
+        while nonce in own:
+            nonce += 1
+        return nonce
+
+    # views
+
+    def get(self, tx_hash: bytes) -> PooledTx | None:
+        return self.by_hash.get(tx_hash)
+
+    def pending_nonce(self, sender: bytes) -> int:
+        """The nonce the sender's next transaction should carry (``pending`` tag)."""
+        state_nonce = self._accounts(self._head()).get_nonce(sender)
+        return self._contiguous_end(self.by_sender.get(sender, {}), state_nonce)
+
+    def split(self) -> tuple[dict[bytes, list[PooledTx]], dict[bytes, list[PooledTx]]]:
+        """Pending and queued transactions per sender, each in nonce order."""
+        accounts = self._accounts(self._head())
+        pending: dict[bytes, list[PooledTx]] = {}
+        queued: dict[bytes, list[PooledTx]] = {}
+        for sender, own in self.by_sender.items():
+            end = self._contiguous_end(own, accounts.get_nonce(sender))
+            for nonce in sorted(own):
+                target = pending if nonce < end else queued
+                target.setdefault(sender, []).append(own[nonce])
+        return pending, queued
+
+    def __len__(self) -> int:
+        return len(self.by_hash)
+
+    # a new head
+
+    def on_new_head(self) -> None:
+        """Drop what the new head made stale: used nonces and unaffordable transactions."""
+        accounts = self._accounts(self._head())
+        for sender, own in list(self.by_sender.items()):
+            nonce, balance = accounts.get_nonce(sender), accounts.get_balance(sender)
+            for entry in list(own.values()):
+                if entry.nonce < nonce or entry.cost > balance:
+                    self._remove(entry)
+
+
+class PriceNonceQueue:
+    """Pending transactions, best tip first, each sender's in nonce order (geth's
+    ``TransactionsByPriceAndNonce``): ``peek`` the best, then ``shift`` to take it and
+    expose the sender's next one, or ``pop`` to drop the sender when its transaction
+    could not be included (its later nonces cannot be either)."""
+
+    def __init__(self, pending: dict[bytes, list[PooledTx]], base_fee: int) -> None:
+        self.base_fee = base_fee
+        self.queues = {sender: list(reversed(txs)) for sender, txs in pending.items()}
+        self.heap: list[tuple[int, float, bytes]] = []
+        for sender in self.queues:
+            self._push(sender)
+
+    def _push(self, sender: bytes) -> None:
+        queue = self.queues[sender]
+        if queue:
+            head = queue[-1]
+            tip = head.effective_tip(self.base_fee)
+            if tip >= 0:
+                heapq.heappush(self.heap, (-tip, head.arrival, sender))
+
+    def peek(self) -> PooledTx | None:
+        return self.queues[self.heap[0][2]][-1] if self.heap else None
+
+    def shift(self) -> None:
+        sender = heapq.heappop(self.heap)[2]
+        self.queues[sender].pop()
+        self._push(sender)
+
+    def pop(self) -> None:
+        heapq.heappop(self.heap)

@@ -1,0 +1,102 @@
+"""Sibyl's VM: py-evm's post-merge forks, configured (never patched) with Sibyl's parts.
+
+py-evm extends by configuration: a VM names its block class, the block class its
+transaction builder, the state its computation, the computation its precompiles. This
+module is the one place where Sibyl's transaction handling and precompiles are wired into
+each fork it supports (Shanghai, Cancun, Prague), so the rest of the node asks for
+``vm_class_at(config, timestamp)`` and never names a py-evm fork.
+"""
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from eth.abc import VirtualMachineAPI
+from eth.vm.forks.cancun import CancunVM
+from eth.vm.forks.prague import PragueVM
+from eth.vm.forks.shanghai import ShanghaiVM
+from rlp.sedes import CountableList
+
+FORKS: tuple[tuple[str, type[VirtualMachineAPI]], ...] = (
+    ("prague", PragueVM),
+    ("cancun", CancunVM),
+    ("shanghai", ShanghaiVM),
+)
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """The fork schedule of a chain, from the ``config`` section of its genesis file."""
+
+    chain_id: int
+    shanghai_time: int
+    cancun_time: int | None = None
+    prague_time: int | None = None
+
+    def fork_at(self, timestamp: int) -> str:
+        if self.prague_time is not None and timestamp >= self.prague_time:
+            return "prague"
+        if self.cancun_time is not None and timestamp >= self.cancun_time:
+            return "cancun"
+        return "shanghai"
+
+
+class CachedSender:
+    """Recovers a transaction's sender once.
+
+    py-evm recovers the sender every time ``.sender`` is read, several times per
+    transaction; the pool has already recovered it when the builder executes it.
+    """
+
+    def get_sender(self) -> bytes:
+        try:
+            return self._sender  # type: ignore[has-type]
+        except AttributeError:
+            self._sender = super().get_sender()  # type: ignore[misc]
+            return self._sender
+
+
+def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineAPI]:
+    builder = base.get_transaction_builder()
+    legacy = type(
+        f"Sibyl{name}LegacyTransaction",
+        (CachedSender, builder.legacy_signed),
+        {"__module__": __name__},
+    )
+    typed = type(
+        f"Sibyl{name}TypedTransaction",
+        (CachedSender, builder.typed_transaction),
+        {"decoders": dict(builder.typed_transaction.decoders), "__module__": __name__},
+    )
+    tx_builder = type(
+        f"Sibyl{name}TransactionBuilder",
+        (builder,),
+        {"legacy_signed": legacy, "typed_transaction": typed, "__module__": __name__},
+    )
+    # A block's RLP sedes names its transaction builder when the class is made, so the
+    # configured block class restates its fields with Sibyl's builder.
+    fields = [
+        (field, CountableList(tx_builder) if field == "transactions" else sedes)
+        for field, sedes in base.block_class._meta.fields
+    ]
+    block_class = type(
+        f"Sibyl{name}Block",
+        (base.block_class,),
+        {"transaction_builder": tx_builder, "fields": fields, "__module__": __name__},
+    )
+    return base.configure(__name__=f"Sibyl{name}VM", block_class=block_class)
+
+
+@cache
+def vm_classes() -> dict[str, type[VirtualMachineAPI]]:
+    return {fork: _configure(fork.capitalize(), base) for fork, base in FORKS}
+
+
+def vm_class_at(config: ChainConfig, timestamp: int) -> type[VirtualMachineAPI]:
+    """The VM class that executes a block with this timestamp."""
+    return vm_classes()[config.fork_at(timestamp)]
+
+
+def decode_transaction(vm_class: type[VirtualMachineAPI], raw: bytes) -> Any:
+    """Decode a canonical transaction encoding (the form of ``eth_sendRawTransaction``)."""
+    return vm_class.get_transaction_builder().decode(raw)

@@ -1,0 +1,113 @@
+"""Node-held accounts (dev chains only): eth_accounts, eth_sendTransaction, signing.
+
+On a dev chain the node holds the keys of the test-mnemonic accounts, as anvil and
+hardhat do, so tools that sign remotely (hardhat's ``localhost`` network, ethers'
+``provider.getSigner()``) work unmodified. A node that is not a dev chain holds no keys
+and these methods report no accounts.
+"""
+
+import json
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_defunct, encode_typed_data
+from eth_keys import keys
+from eth_utils import to_checksum_address
+
+from chain.node import Node
+from chain.simulate import CallArgs
+from rpc import params as p
+from rpc.encoding import d
+from rpc.errors import RpcError
+from rpc.eth import EthApi
+from rpc.params import Param, method
+
+
+class AccountsApi:
+    def __init__(self, node: Node, eth: EthApi, signers: list[keys.PrivateKey]) -> None:
+        self.node = node
+        self.eth = eth
+        self.signers = {k.public_key.to_canonical_address(): k for k in signers}
+
+    def _key(self, address: bytes) -> keys.PrivateKey:
+        key = self.signers.get(address)
+        if key is None:
+            raise RpcError(-32000, f"unknown account {to_checksum_address(address)}")
+        return key
+
+    @method()
+    def eth_accounts(self) -> list[str]:
+        return [d(address) for address in self.signers]
+
+    def _signed(self, args: CallArgs) -> bytes:
+        """Fill the missing fields of a transaction request as geth does, then sign it."""
+        key = self._key(args.sender)
+        pool, head = self.node.pool, self.node.reader.head
+        tx: dict[str, Any] = {
+            "chainId": self.node.chain_config.chain_id,
+            "nonce": args.nonce if args.nonce is not None else pool.pending_nonce(args.sender),
+            "value": args.value,
+            "data": args.data,
+        }
+        if args.to:
+            tx["to"] = to_checksum_address(args.to)
+        tx["gas"] = args.gas or self.node.simulator.estimate_gas(head, args)
+        if args.access_list:
+            tx["accessList"] = [
+                {
+                    "address": to_checksum_address(a),
+                    "storageKeys": [s.to_bytes(32, "big") for s in slots],
+                }
+                for a, slots in args.access_list
+            ]
+        if args.gas_price is not None:
+            tx["gasPrice"] = args.gas_price
+        else:
+            tip = args.max_priority_fee_per_gas
+            if tip is None:
+                tip = int(self.eth.eth_maxPriorityFeePerGas(), 16)
+            tx["maxPriorityFeePerGas"] = tip
+            tx["maxFeePerGas"] = (
+                args.max_fee_per_gas
+                if args.max_fee_per_gas is not None
+                else 2 * head.base_fee_per_gas + tip
+            )
+        return bytes(Account.sign_transaction(tx, key.to_bytes()).raw_transaction)
+
+    @method(Param(p.call_object))
+    def eth_sendTransaction(self, args: CallArgs) -> str:
+        return d(self.node.pool.add(self._signed(args)))
+
+    @method(Param(p.call_object))
+    def eth_signTransaction(self, args: CallArgs) -> dict[str, Any]:
+        raw = self._signed(args)
+        tx = self.node.pool.decode(raw)
+        return {"raw": d(raw), "tx": {"hash": d(tx.hash)}}
+
+    def _sign_message(self, address: bytes, message: bytes) -> str:
+        signed = Account.sign_message(
+            encode_defunct(primitive=message), self._key(address).to_bytes()
+        )
+        return d(bytes(signed.signature))
+
+    @method(Param(p.address), Param(p.hex_bytes))
+    def eth_sign(self, address: bytes, message: bytes) -> str:
+        return self._sign_message(address, message)
+
+    @method(Param(p.hex_bytes), Param(p.address))
+    def personal_sign(self, message: bytes, address: bytes) -> str:
+        return self._sign_message(address, message)
+
+    @method(Param(p.address), Param(lambda v: v))
+    def eth_signTypedData_v4(self, address: bytes, typed: Any) -> str:
+        if isinstance(typed, str):
+            try:
+                typed = json.loads(typed)
+            except json.JSONDecodeError:
+                raise RpcError(-32602, "invalid argument 1: typed data is not valid JSON") from None
+        try:
+            message = encode_typed_data(full_message=typed)
+        except Exception as exc:
+            raise RpcError(-32602, f"invalid argument 1: {exc}") from None
+        signed = Account.sign_message(message, self._key(address).to_bytes())
+        return d(bytes(signed.signature))

@@ -1,0 +1,309 @@
+"""The Engine API endpoint (port 8551): JWT-authenticated JSON for a consensus client.
+
+This module only translates: JSON payloads to py-evm blocks and back, and JSON-RPC
+calls to :class:`chain.engine.Engine`, whose semantics the dev producer shares. Requests
+must carry ``Authorization: Bearer <jwt>`` signed (HS256) with the shared secret and
+issued within 60 seconds, as the Engine API specifies.
+"""
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import orjson
+import rlp
+from aiohttp import web
+from eth.constants import EMPTY_UNCLE_HASH
+from eth.vm.forks.shanghai.withdrawals import Withdrawal
+
+from chain.engine import PayloadStatus
+from chain.execution import PayloadAttributes
+from chain.node import Node
+from chain.trie_root import ordered_trie_root
+from chain.vm import vm_class_at
+from rpc import params as p
+from rpc.encoding import d, q
+from rpc.errors import RpcError
+from rpc.params import Param, method
+from rpc.server import RpcServer
+
+JWT_LEEWAY = 60
+UNKNOWN_PAYLOAD = -38001
+INVALID_FORKCHOICE = -38002
+INVALID_ATTRIBUTES = -38003
+UNSUPPORTED_FORK = -38005
+
+
+def load_jwt_secret(path: Path) -> bytes:
+    text = path.read_text().strip().removeprefix("0x")
+    secret = bytes.fromhex(text)
+    if len(secret) != 32:
+        raise ValueError(f"JWT secret {path} must hold 32 bytes as 64 hex digits")
+    return secret
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise p.ParamError("expected an object")
+    return value
+
+
+def _get(data: dict[str, Any], name: str, decode: Any) -> Any:
+    if name not in data or data[name] is None:
+        raise p.ParamError(f"missing field {name}")
+    try:
+        return decode(data[name])
+    except p.ParamError as exc:
+        raise p.ParamError(f"{name}: {exc}") from None
+
+
+def _withdrawals(values: Any) -> list[Withdrawal]:
+    if not isinstance(values, list):
+        raise p.ParamError("withdrawals must be an array")
+    return [
+        Withdrawal(
+            _get(w, "index", p.quantity),
+            _get(w, "validatorIndex", p.quantity),
+            _get(w, "address", p.address),
+            _get(w, "amount", p.quantity),
+        )
+        for w in map(_object, values)
+    ]
+
+
+def _withdrawal_json(w: Withdrawal) -> dict[str, str]:
+    return {
+        "index": q(w.index),
+        "validatorIndex": q(w.validator_index),
+        "address": d(w.address),
+        "amount": q(w.amount),
+    }
+
+
+def requests_hash(requests: list[bytes]) -> bytes:
+    """EIP-7685: sha256 over the sha256 of each non-empty request."""
+    outer = hashlib.sha256()
+    for request in requests:
+        if len(request) > 1:
+            outer.update(hashlib.sha256(request).digest())
+    return outer.digest()
+
+
+def payload_json(block: Any) -> dict[str, Any]:
+    header = block.header
+    out = {
+        "parentHash": d(header.parent_hash),
+        "feeRecipient": d(header.coinbase),
+        "stateRoot": d(header.state_root),
+        "receiptsRoot": d(header.receipt_root),
+        "logsBloom": d(header.bloom.to_bytes(256, "big")),
+        "prevRandao": d(header.mix_hash),
+        "blockNumber": q(header.block_number),
+        "gasLimit": q(header.gas_limit),
+        "gasUsed": q(header.gas_used),
+        "timestamp": q(header.timestamp),
+        "extraData": d(header.extra_data),
+        "baseFeePerGas": q(header.base_fee_per_gas),
+        "blockHash": d(header.hash),
+        "transactions": [d(tx.encode()) for tx in block.transactions],
+        "withdrawals": [_withdrawal_json(w) for w in block.withdrawals],
+    }
+    if hasattr(header, "blob_gas_used"):
+        out["blobGasUsed"] = q(header.blob_gas_used)
+        out["excessBlobGas"] = q(header.excess_blob_gas)
+    return out
+
+
+class EngineApi:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def _block(
+        self, payload: dict[str, Any], beacon_root: bytes | None, requests: list[bytes] | None
+    ) -> Any:
+        """The block a payload describes; raises ParamError when its fields do not decode."""
+        timestamp = _get(payload, "timestamp", p.quantity)
+        vm_class = vm_class_at(self.node.chain_config, timestamp)
+        block_class = vm_class.get_block_class()
+        builder = vm_class.get_transaction_builder()
+        raw_txs = payload.get("transactions")
+        if not isinstance(raw_txs, list):
+            raise p.ParamError("transactions must be an array")
+        try:
+            transactions = [builder.decode(p.hex_bytes(raw)) for raw in raw_txs]
+        except (rlp.DecodingError, rlp.DeserializationError, ValueError) as exc:
+            raise p.ParamError(f"invalid transaction: {exc}") from None
+        withdrawals = _withdrawals(payload.get("withdrawals") or [])
+        fields: dict[str, Any] = dict(
+            parent_hash=_get(payload, "parentHash", p.hash32),
+            uncles_hash=EMPTY_UNCLE_HASH,
+            coinbase=_get(payload, "feeRecipient", p.address),
+            state_root=_get(payload, "stateRoot", p.hash32),
+            transaction_root=ordered_trie_root([tx.encode() for tx in transactions]),
+            receipt_root=_get(payload, "receiptsRoot", p.hash32),
+            bloom=int.from_bytes(_get(payload, "logsBloom", p.fixed_bytes(256, "Bloom")), "big"),
+            difficulty=0,
+            block_number=_get(payload, "blockNumber", p.quantity),
+            gas_limit=_get(payload, "gasLimit", p.quantity),
+            gas_used=_get(payload, "gasUsed", p.quantity),
+            timestamp=timestamp,
+            extra_data=_get(payload, "extraData", p.hex_bytes),
+            mix_hash=_get(payload, "prevRandao", p.hash32),
+            nonce=b"\x00" * 8,
+            base_fee_per_gas=_get(payload, "baseFeePerGas", p.quantity),
+            withdrawals_root=ordered_trie_root([w.encode() for w in withdrawals]),
+        )
+        if beacon_root is not None:
+            fields["blob_gas_used"] = _get(payload, "blobGasUsed", p.quantity)
+            fields["excess_blob_gas"] = _get(payload, "excessBlobGas", p.quantity)
+            fields["parent_beacon_block_root"] = beacon_root
+        if requests is not None:
+            fields["requests_hash"] = requests_hash(requests)
+        header = block_class._meta.sedes[0](**fields)
+        return block_class(header, transactions=transactions, uncles=[], withdrawals=withdrawals)
+
+    async def _new_payload(
+        self,
+        payload: dict[str, Any],
+        blob_hashes: list[bytes] | None = None,
+        beacon_root: bytes | None = None,
+        requests: list[bytes] | None = None,
+    ) -> dict[str, Any]:
+        try:
+            block = self._block(payload, beacon_root, requests)
+        except (p.ParamError, TypeError) as exc:
+            raise RpcError(-32602, f"invalid payload: {exc}") from None
+        given = _get(payload, "blockHash", p.hash32)
+        if block.header.hash != given:
+            return _status(PayloadStatus("INVALID", None, "blockhash mismatch"))
+        if blob_hashes is not None:
+            carried = [
+                h for tx in block.transactions for h in getattr(tx, "blob_versioned_hashes", ())
+            ]
+            if list(carried) != blob_hashes:
+                return _status(PayloadStatus("INVALID", None, "blob versioned hashes mismatch"))
+        engine = self.node.engine
+        return _status(await self.node.chain_call(engine.new_payload, block))
+
+    @method(Param(_object))
+    async def engine_newPayloadV2(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._new_payload(payload)
+
+    @method(Param(_object), Param(lambda v: [p.hash32(h) for h in v]), Param(p.hash32))
+    async def engine_newPayloadV3(self, payload, blob_hashes, beacon_root) -> dict[str, Any]:  # noqa: ANN001
+        return await self._new_payload(payload, blob_hashes, beacon_root)
+
+    @method(
+        Param(_object),
+        Param(lambda v: [p.hash32(h) for h in v]),
+        Param(p.hash32),
+        Param(lambda v: [p.hex_bytes(r) for r in v]),
+    )
+    async def engine_newPayloadV4(self, payload, blob_hashes, beacon_root, requests):  # noqa: ANN001, ANN201
+        return await self._new_payload(payload, blob_hashes, beacon_root, requests)
+
+    async def _forkchoice(self, state: dict[str, Any], attributes: dict[str, Any] | None) -> Any:
+        head = _get(state, "headBlockHash", p.hash32)
+        safe = state.get("safeBlockHash")
+        finalized = state.get("finalizedBlockHash")
+        attrs = None
+        if attributes is not None:
+            beacon = attributes.get("parentBeaconBlockRoot")
+            attrs = PayloadAttributes(
+                timestamp=_get(attributes, "timestamp", p.quantity),
+                prev_randao=_get(attributes, "prevRandao", p.hash32),
+                fee_recipient=_get(attributes, "suggestedFeeRecipient", p.address),
+                withdrawals=tuple(_withdrawals(attributes.get("withdrawals") or [])),
+                parent_beacon_block_root=p.hash32(beacon) if beacon else None,
+            )
+        node = self.node
+        pending = node.pool.split()[0] if attrs is not None else None
+        status, payload_id = await node.chain_call(
+            node.engine.forkchoice_updated,
+            head,
+            p.hash32(safe) if safe else None,
+            p.hash32(finalized) if finalized else None,
+            attrs,
+            pending,
+        )
+        return {
+            "payloadStatus": _status(status),
+            "payloadId": d(payload_id) if payload_id else None,
+        }
+
+    @method(Param(_object), Param(_object, None))
+    async def engine_forkchoiceUpdatedV2(self, state, attributes):  # noqa: ANN001, ANN201
+        return await self._forkchoice(state, attributes)
+
+    @method(Param(_object), Param(_object, None))
+    async def engine_forkchoiceUpdatedV3(self, state, attributes):  # noqa: ANN001, ANN201
+        return await self._forkchoice(state, attributes)
+
+    async def _get_payload(self, payload_id: bytes, version: int) -> dict[str, Any]:
+        built = await self.node.chain_call(self.node.engine.get_payload, payload_id)
+        result: dict[str, Any] = {
+            "executionPayload": payload_json(built.executed.block),
+            "blockValue": q(built.value),
+        }
+        if version >= 3:
+            result["blobsBundle"] = {"commitments": [], "proofs": [], "blobs": []}
+            result["shouldOverrideBuilder"] = False
+        if version >= 4:
+            result["executionRequests"] = []
+        return result
+
+    @method(Param(p.fixed_bytes(8, "PayloadID")))
+    async def engine_getPayloadV2(self, payload_id: bytes) -> dict[str, Any]:
+        return await self._get_payload(payload_id, 2)
+
+    @method(Param(p.fixed_bytes(8, "PayloadID")))
+    async def engine_getPayloadV3(self, payload_id: bytes) -> dict[str, Any]:
+        return await self._get_payload(payload_id, 3)
+
+    @method(Param(p.fixed_bytes(8, "PayloadID")))
+    async def engine_getPayloadV4(self, payload_id: bytes) -> dict[str, Any]:
+        return await self._get_payload(payload_id, 4)
+
+    @method(Param(lambda v: v))
+    def engine_exchangeCapabilities(self, _: Any) -> list[str]:
+        return sorted(name for name in dir(self) if name.startswith("engine_"))
+
+
+def _status(status: PayloadStatus) -> dict[str, Any]:
+    return {
+        "status": status.status,
+        "latestValidHash": d(status.latest_valid_hash) if status.latest_valid_hash else None,
+        "validationError": status.validation_error,
+    }
+
+
+class EngineServer(RpcServer):
+    """The Engine API port: the same JSON-RPC server behind a JWT check."""
+
+    def __init__(self, methods: Any, limits: Any, secret: bytes) -> None:
+        super().__init__(methods, limits)
+        self.secret = secret
+        self.app.middlewares.insert(0, self._auth)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip()
+        try:
+            claims = jwt.decode(
+                token, self.secret, algorithms=["HS256"], options={"require": ["iat"]}
+            )
+            if abs(time.time() - int(claims["iat"])) > JWT_LEEWAY:
+                raise jwt.InvalidTokenError("stale token")
+        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+            body = {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32000, "message": f"unauthorized: {exc}"},
+            }
+            return web.Response(
+                status=401, body=orjson.dumps(body), content_type="application/json"
+            )
+        return await handler(request)

@@ -1,0 +1,448 @@
+"""The ``eth_`` namespace: chain reads, state reads, calls, transactions, logs, filters."""
+
+from collections import OrderedDict
+from typing import Any
+
+from eth.abc import BlockHeaderAPI
+from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
+
+from chain.node import Node
+from chain.simulate import CallArgs
+from rpc import params as p
+from rpc.encoding import PENDING, TxContext, block_json, d, q, receipt_json, tx_json
+from rpc.errors import LIMIT_EXCEEDED, RpcError, invalid_params, not_found
+from rpc.filters import FilterManager, block_logs, may_contain
+from rpc.params import LATEST, BlockId, Param, method
+
+DEFAULT_TIP = 1_000_000_000  # 1 gwei, what geth suggests when recent blocks say nothing
+TIP_SAMPLE_BLOCKS = 20
+MAX_FEE_HISTORY = 1024
+RECEIPT_CACHE_BLOCKS = 256
+
+
+class EthApi:
+    def __init__(self, node: Node, filters: FilterManager) -> None:
+        self.node = node
+        self.reader = node.reader
+        self.filters = filters
+        self.limits = node.config.rpc
+        self._receipts: OrderedDict[bytes, tuple[Any, list, list]] = OrderedDict()
+
+    # block resolution
+
+    def header(self, block: BlockId) -> BlockHeaderAPI | None:
+        reader = self.reader
+        if block.hash is not None:
+            header = reader.header(block.hash)
+            if header is not None and block.require_canonical and not reader.is_canonical(header):
+                raise RpcError(-32000, f"hash 0x{block.hash.hex()} is not currently canonical")
+            return header
+        if block.number is not None:
+            return reader.canonical_header(block.number)
+        if block.tag == "earliest":
+            return reader.canonical_header(0)
+        if block.tag == "safe" and self.node.engine.safe_hash:
+            return reader.header(self.node.engine.safe_hash) or reader.head
+        if block.tag == "finalized" and self.node.engine.finalized_hash:
+            return reader.header(self.node.engine.finalized_hash) or reader.head
+        return reader.head
+
+    def state_header(self, block: BlockId) -> BlockHeaderAPI:
+        header = self.header(block)
+        if header is None:
+            raise not_found()
+        return header
+
+    def block_data(self, header: BlockHeaderAPI) -> tuple[Any, list, list]:
+        """A block with its receipts and senders, decoded once and kept for a while."""
+        cached = self._receipts.get(header.hash)
+        if cached is None:
+            block = self.reader.block(header.hash)
+            receipts, senders = self.reader.receipts(header)
+            cached = (block, receipts, senders)
+            self._receipts[header.hash] = cached
+            if len(self._receipts) > RECEIPT_CACHE_BLOCKS:
+                self._receipts.popitem(last=False)
+        else:
+            self._receipts.move_to_end(header.hash)
+        return cached
+
+    # chain
+
+    @method()
+    def eth_chainId(self) -> str:
+        return q(self.node.chain_config.chain_id)
+
+    @method()
+    def eth_blockNumber(self) -> str:
+        return q(self.reader.head.block_number)
+
+    @method()
+    def eth_syncing(self) -> bool:
+        return False
+
+    @method()
+    def eth_coinbase(self) -> str:
+        return d(self.node.config.fee_recipient)
+
+    @method()
+    def eth_mining(self) -> bool:
+        return False
+
+    @method()
+    def eth_hashrate(self) -> str:
+        return "0x0"
+
+    # state
+
+    @method(Param(p.address), Param(p.block_id, LATEST))
+    def eth_getBalance(self, address: bytes, block: BlockId) -> str:
+        return q(self.reader.accounts(self.state_header(block)).get_balance(address))
+
+    @method(Param(p.address), Param(p.block_id, LATEST))
+    def eth_getTransactionCount(self, address: bytes, block: BlockId) -> str:
+        if block.tag == "pending":
+            return q(self.node.pool.pending_nonce(address))
+        return q(self.reader.accounts(self.state_header(block)).get_nonce(address))
+
+    @method(Param(p.address), Param(p.block_id, LATEST))
+    def eth_getCode(self, address: bytes, block: BlockId) -> str:
+        return d(self.reader.accounts(self.state_header(block)).get_code(address))
+
+    @method(Param(p.address), Param(p.quantity), Param(p.block_id, LATEST))
+    def eth_getStorageAt(self, address: bytes, slot: int, block: BlockId) -> str:
+        if slot >= 2**256:
+            raise invalid_params("invalid argument 1: storage slot out of range")
+        value = self.reader.accounts(self.state_header(block)).get_storage(address, slot)
+        return d(value.to_bytes(32, "big"))
+
+    # calls
+
+    @method(Param(p.call_object), Param(p.block_id, LATEST))
+    def eth_call(self, args: CallArgs, block: BlockId) -> str:
+        return d(self.node.simulator.call(self.state_header(block), args))
+
+    @method(Param(p.call_object), Param(p.block_id, LATEST))
+    def eth_estimateGas(self, args: CallArgs, block: BlockId) -> str:
+        return q(self.node.simulator.estimate_gas(self.state_header(block), args))
+
+    @method(Param(p.call_object), Param(p.block_id, LATEST))
+    def eth_createAccessList(self, args: CallArgs, block: BlockId) -> dict[str, Any]:
+        header = self.state_header(block)
+        entries, computation = self.node.simulator.access_list(header, args)
+        args.access_list = entries
+        result: dict[str, Any] = {
+            "accessList": [
+                {"address": d(a), "storageKeys": [d(s.to_bytes(32, "big")) for s in slots]}
+                for a, slots in entries
+            ],
+            "gasUsed": q(self.node.simulator.estimate_gas(header, args)),
+        }
+        if computation.is_error:
+            result["error"] = str(computation.error) or "execution reverted"
+        return result
+
+    # fees
+
+    def _suggested_tip(self) -> int:
+        head = self.reader.head
+        tips = []
+        for number in range(head.block_number, max(head.block_number - TIP_SAMPLE_BLOCKS, 0), -1):
+            header = self.reader.canonical_header(number)
+            if header is None or not header.gas_used:
+                continue
+            block, _, _ = self.block_data(header)
+            tips.extend(_tip(tx, header.base_fee_per_gas) for tx in block.transactions)
+        if not tips:
+            return DEFAULT_TIP
+        tips.sort()
+        return max(tips[len(tips) * 60 // 100], 1)
+
+    @method()
+    def eth_maxPriorityFeePerGas(self) -> str:
+        return q(self._suggested_tip())
+
+    @method()
+    def eth_gasPrice(self) -> str:
+        return q(calculate_expected_base_fee_per_gas(self.reader.head) + self._suggested_tip())
+
+    @method()
+    def eth_blobBaseFee(self) -> str:
+        return q(1)
+
+    @method(Param(p.quantity), Param(p.block_number), Param(lambda v: _percentiles(v), None))
+    def eth_feeHistory(
+        self, count: int, newest: BlockId, percentiles: list[float] | None
+    ) -> dict[str, Any]:
+        count = min(count, MAX_FEE_HISTORY)
+        last = self.header(newest)
+        if last is None:
+            raise not_found()
+        first = max(last.block_number - count + 1, 0)
+        headers = [self.reader.canonical_header(n) for n in range(first, last.block_number + 1)]
+        if count == 0:
+            headers = []
+        result: dict[str, Any] = {
+            "oldestBlock": q(first if headers else last.block_number),
+            "baseFeePerGas": [q(h.base_fee_per_gas) for h in headers]
+            + ([q(calculate_expected_base_fee_per_gas(last))] if headers else []),
+            "gasUsedRatio": [h.gas_used / h.gas_limit for h in headers],
+            "baseFeePerBlobGas": ["0x1"] * (len(headers) + 1 if headers else 0),
+            "blobGasUsedRatio": [0.0] * len(headers),
+        }
+        if percentiles is not None:
+            result["reward"] = [self._rewards(h, percentiles) for h in headers]
+        return result
+
+    def _rewards(self, header: BlockHeaderAPI, percentiles: list[float]) -> list[str]:
+        if not header.gas_used:
+            return ["0x0"] * len(percentiles)
+        block, receipts, _ = self.block_data(header)
+        used, previous = [], 0
+        for tx, receipt in zip(block.transactions, receipts, strict=True):
+            used.append((_tip(tx, header.base_fee_per_gas), receipt.gas_used - previous))
+            previous = receipt.gas_used
+        used.sort()
+        rewards, index, total = [], 0, used[0][1]
+        for percentile in percentiles:
+            threshold = header.gas_used * percentile / 100
+            while total < threshold and index < len(used) - 1:
+                index += 1
+                total += used[index][1]
+            rewards.append(q(used[index][0]))
+        return rewards
+
+    # transactions
+
+    @method(Param(p.hex_bytes))
+    def eth_sendRawTransaction(self, raw: bytes) -> str:
+        return d(self.node.pool.add(raw))
+
+    def _find_tx(self, tx_hash: bytes) -> tuple[Any, bytes, TxContext, Any] | None:
+        location = self.reader.tx_location(tx_hash)
+        if location is None:
+            return None
+        header = self.reader.header(location.block_hash)
+        block, receipts, senders = self.block_data(header)
+        ctx = TxContext(
+            header.hash,
+            header.block_number,
+            location.index,
+            header.base_fee_per_gas,
+            header.timestamp,
+        )
+        return block.transactions[location.index], senders[location.index], ctx, (header, receipts)
+
+    @method(Param(p.hash32))
+    def eth_getTransactionByHash(self, tx_hash: bytes) -> dict[str, Any] | None:
+        found = self._find_tx(tx_hash)
+        if found is not None:
+            tx, sender, ctx, _ = found
+            return tx_json(tx, sender, ctx)
+        pooled = self.node.pool.get(tx_hash)
+        if pooled is not None:
+            return tx_json(pooled.tx, pooled.sender, PENDING)
+        return None
+
+    @method(Param(p.hash32))
+    def eth_getTransactionReceipt(self, tx_hash: bytes) -> dict[str, Any] | None:
+        found = self._find_tx(tx_hash)
+        if found is None:
+            return None
+        tx, sender, ctx, (header, receipts) = found
+        return self._receipt(header, receipts, tx, sender, ctx)
+
+    def _receipt(self, header, receipts, tx, sender, ctx) -> dict[str, Any]:  # noqa: ANN001
+        index = ctx.index
+        previous = receipts[index - 1].gas_used if index else 0
+        first_log = sum(len(r.logs) for r in receipts[:index])
+        return receipt_json(
+            tx, sender, receipts[index], ctx, receipts[index].gas_used - previous, first_log
+        )
+
+    @method(Param(p.block_id))
+    def eth_getBlockReceipts(self, block: BlockId) -> list[dict[str, Any]] | None:
+        header = self.header(block)
+        if header is None:
+            return None
+        data, receipts, senders = self.block_data(header)
+        return [
+            self._receipt(
+                header,
+                receipts,
+                tx,
+                senders[i],
+                TxContext(
+                    header.hash, header.block_number, i, header.base_fee_per_gas, header.timestamp
+                ),
+            )
+            for i, tx in enumerate(data.transactions)
+        ]
+
+    # blocks
+
+    def _block(self, header: BlockHeaderAPI | None, full: bool) -> dict[str, Any] | None:
+        if header is None:
+            return None
+        block, _, senders = self.block_data(header)
+        size = len(self.reader.raw_block(header.hash) or b"")
+        return block_json(block, senders, full, size)
+
+    @method(Param(p.block_number), Param(p.boolean, False))
+    def eth_getBlockByNumber(self, block: BlockId, full: bool) -> dict[str, Any] | None:
+        return self._block(self.header(block), full)
+
+    @method(Param(p.hash32), Param(p.boolean, False))
+    def eth_getBlockByHash(self, block_hash: bytes, full: bool) -> dict[str, Any] | None:
+        return self._block(self.reader.header(block_hash), full)
+
+    def _tx_count(self, header: BlockHeaderAPI | None) -> str | None:
+        if header is None:
+            return None
+        return q(len(self.block_data(header)[0].transactions))
+
+    @method(Param(p.block_number))
+    def eth_getBlockTransactionCountByNumber(self, block: BlockId) -> str | None:
+        return self._tx_count(self.header(block))
+
+    @method(Param(p.hash32))
+    def eth_getBlockTransactionCountByHash(self, block_hash: bytes) -> str | None:
+        return self._tx_count(self.reader.header(block_hash))
+
+    def _tx_at(self, header: BlockHeaderAPI | None, index: int) -> dict[str, Any] | None:
+        if header is None:
+            return None
+        block, _, senders = self.block_data(header)
+        if index >= len(block.transactions):
+            return None
+        ctx = TxContext(
+            header.hash, header.block_number, index, header.base_fee_per_gas, header.timestamp
+        )
+        return tx_json(block.transactions[index], senders[index], ctx)
+
+    @method(Param(p.hash32), Param(p.quantity))
+    def eth_getTransactionByBlockHashAndIndex(self, block_hash: bytes, index: int) -> Any:
+        return self._tx_at(self.reader.header(block_hash), index)
+
+    @method(Param(p.block_number), Param(p.quantity))
+    def eth_getTransactionByBlockNumberAndIndex(self, block: BlockId, index: int) -> Any:
+        return self._tx_at(self.header(block), index)
+
+    @method(Param(p.hash32))
+    def eth_getUncleCountByBlockHash(self, block_hash: bytes) -> str | None:
+        return "0x0" if self.reader.header(block_hash) else None
+
+    @method(Param(p.block_number))
+    def eth_getUncleCountByBlockNumber(self, block: BlockId) -> str | None:
+        return "0x0" if self.header(block) else None
+
+    # logs
+
+    def logs(self, criteria: p.LogFilter, start: int, end: int) -> list[dict[str, Any]]:
+        if end - start + 1 > self.limits.max_log_range:
+            raise RpcError(
+                LIMIT_EXCEEDED, f"query exceeds max block range {self.limits.max_log_range}"
+            )
+        found: list[dict[str, Any]] = []
+        for number in range(start, end + 1):
+            header = self.reader.canonical_header(number)
+            if header is None:
+                break
+            found.extend(self._header_logs(header, criteria))
+            if len(found) > self.limits.max_logs:
+                raise RpcError(
+                    LIMIT_EXCEEDED, f"query returned more than {self.limits.max_logs} results"
+                )
+        return found
+
+    def _header_logs(self, header: BlockHeaderAPI, criteria: p.LogFilter) -> list[dict[str, Any]]:
+        if not header.bloom or not may_contain(header, criteria):
+            return []
+        block, receipts, _ = self.block_data(header)
+        return list(block_logs(header, block, receipts, criteria))
+
+    def _range(self, criteria: p.LogFilter) -> tuple[int, int]:
+        head = self.reader.head.block_number
+        start = self._number(criteria.from_block, head)
+        end = self._number(criteria.to_block, head)
+        if start > end:
+            raise RpcError(-32000, "invalid block range params")
+        return start, min(end, head)
+
+    def _number(self, block: BlockId | None, head: int) -> int:
+        if block is None or block.tag in ("latest", "pending"):
+            return head
+        header = self.header(block)
+        return head if header is None else header.block_number
+
+    @method(Param(p.log_filter))
+    def eth_getLogs(self, criteria: p.LogFilter) -> list[dict[str, Any]]:
+        if criteria.block_hash is not None:
+            header = self.reader.header(criteria.block_hash)
+            if header is None:
+                raise not_found("unknown block")
+            return self._header_logs(header, criteria)
+        return self.logs(criteria, *self._range(criteria))
+
+    # filters
+
+    @method(Param(p.log_filter))
+    def eth_newFilter(self, criteria: p.LogFilter) -> str:
+        head = self.reader.head.block_number
+        start = self._number(criteria.from_block, head) if criteria.from_block else head + 1
+        return self.filters.install("logs", criteria, start)
+
+    @method()
+    def eth_newBlockFilter(self) -> str:
+        return self.filters.install("blocks", None, self.reader.head.block_number + 1)
+
+    @method()
+    def eth_newPendingTransactionFilter(self) -> str:
+        return self.filters.install("pending", None, 0)
+
+    @method(Param(p.string))
+    def eth_uninstallFilter(self, filter_id: str) -> bool:
+        return self.filters.uninstall(filter_id)
+
+    def _filter(self, filter_id: str):  # noqa: ANN202
+        found = self.filters.get(filter_id)
+        if found is None:
+            raise RpcError(-32000, "filter not found")
+        return found
+
+    @method(Param(p.string))
+    def eth_getFilterChanges(self, filter_id: str) -> list[Any]:
+        found = self._filter(filter_id)
+        head = self.reader.head.block_number
+        if found.kind == "pending":
+            changes, found.pending = found.pending, []
+            return changes
+        start, found.next_block = found.next_block, head + 1
+        if found.kind == "blocks":
+            return [d(self.reader.canonical_header(n).hash) for n in range(start, head + 1)]
+        assert found.criteria is not None
+        end = head
+        if found.criteria.to_block is not None and found.criteria.to_block.number is not None:
+            end = min(end, found.criteria.to_block.number)
+        return self.logs(found.criteria, start, end) if start <= end else []
+
+    @method(Param(p.string))
+    def eth_getFilterLogs(self, filter_id: str) -> list[Any]:
+        found = self._filter(filter_id)
+        if found.kind != "logs" or found.criteria is None:
+            raise RpcError(-32000, "filter not found")
+        return self.eth_getLogs(found.criteria)
+
+
+def _tip(tx: Any, base_fee: int) -> int:
+    if tx.type_id in (None, 0, 1):
+        return tx.gas_price - base_fee
+    return min(tx.max_priority_fee_per_gas, tx.max_fee_per_gas - base_fee)
+
+
+def _percentiles(value: Any) -> list[float]:
+    if not isinstance(value, list) or not all(isinstance(v, int | float) for v in value):
+        raise p.ParamError("reward percentiles must be an array of numbers")
+    if any(not 0 <= v <= 100 for v in value) or value != sorted(value):
+        raise p.ParamError("reward percentiles must be ascending values between 0 and 100")
+    return [float(v) for v in value]

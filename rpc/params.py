@@ -1,0 +1,302 @@
+"""Parameter decoding for JSON-RPC methods, with geth's error messages.
+
+A method declares its parameters with :func:`method`; the server decodes the positional
+``params`` array against that declaration before the handler runs, so handlers receive
+plain Python values (ints, bytes, dataclasses) and never see raw JSON. A bad argument
+becomes ``-32602 invalid argument N: ...`` naming its position, as geth reports it.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chain.simulate import CallArgs
+from rpc.errors import invalid_params
+
+MISSING = object()
+
+
+class ParamError(ValueError):
+    """One argument that does not decode; the server adds its position."""
+
+
+@dataclass(frozen=True)
+class Param:
+    decode: Callable[[Any], Any]
+    default: Any = MISSING  # MISSING: required; anything else: value when omitted or null
+
+
+def method(*params: Param) -> Callable[[Callable], Callable]:
+    """Declare the parameters of an RPC handler."""
+
+    def wrap(handler: Callable) -> Callable:
+        handler.rpc_params = params  # type: ignore[attr-defined]
+        return handler
+
+    return wrap
+
+
+def decode_params(handler: Callable, raw: Any) -> list[Any]:
+    spec: tuple[Param, ...] = getattr(handler, "rpc_params", ())
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise invalid_params("non-array args")
+    if len(raw) > len(spec):
+        raise invalid_params(f"too many arguments, want at most {len(spec)}")
+    values = []
+    for index, param in enumerate(spec):
+        value = raw[index] if index < len(raw) else None
+        if value is None:
+            if param.default is MISSING:
+                raise invalid_params(f"missing value for required argument {index}")
+            values.append(param.default)
+            continue
+        try:
+            values.append(param.decode(value))
+        except ParamError as exc:
+            raise invalid_params(f"invalid argument {index}: {exc}") from None
+    return values
+
+
+# scalar decoders
+
+
+def hex_bytes(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise ParamError(
+            f"json: cannot unmarshal {_json_type(value)} into Go value of type hexutil.Bytes"
+        )
+    if not value.startswith(("0x", "0X")):
+        raise ParamError("hex string without 0x prefix")
+    text = value[2:]
+    if len(text) % 2:
+        raise ParamError("hex string of odd length")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ParamError("invalid hex string") from None
+
+
+def fixed_bytes(length: int, go_type: str) -> Callable[[Any], bytes]:
+    def decode(value: Any) -> bytes:
+        raw = hex_bytes(value)
+        if len(raw) != length:
+            raise ParamError(
+                f"hex string has length {len(raw) * 2}, want {length * 2} for {go_type}"
+            )
+        return raw
+
+    return decode
+
+
+address = fixed_bytes(20, "common.Address")
+hash32 = fixed_bytes(32, "common.Hash")
+
+
+def quantity(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ParamError(
+            f"json: cannot unmarshal {_json_type(value)} into Go value of type hexutil.Big"
+        )
+    if isinstance(value, int):
+        if value < 0:
+            raise ParamError("negative quantity")
+        return value
+    if not value.startswith(("0x", "0X")):
+        raise ParamError("hex string without 0x prefix")
+    digits = value[2:]
+    if not digits:
+        raise ParamError('hex string "0x"')
+    if len(digits) > 1 and digits[0] == "0":
+        raise ParamError("hex number with leading zero digits")
+    if len(digits) > 64:
+        raise ParamError("hex number > 256 bits")
+    try:
+        return int(digits, 16)
+    except ValueError:
+        raise ParamError("invalid hex string") from None
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ParamError(f"json: cannot unmarshal {_json_type(value)} into Go value of type bool")
+    return value
+
+
+def string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ParamError(f"json: cannot unmarshal {_json_type(value)} into Go value of type string")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+# block identifiers
+
+BLOCK_TAGS = ("latest", "pending", "earliest", "safe", "finalized")
+
+
+@dataclass(frozen=True)
+class BlockId:
+    """A block named by tag, number or hash (EIP-1898)."""
+
+    tag: str | None = None
+    number: int | None = None
+    hash: bytes | None = None
+    require_canonical: bool = False
+
+
+LATEST = BlockId(tag="latest")
+
+
+def block_id(value: Any) -> BlockId:
+    if isinstance(value, str):
+        if value in BLOCK_TAGS:
+            return BlockId(tag=value)
+        if len(value) == 66:
+            return BlockId(hash=hash32(value))
+        return BlockId(number=_block_number(value))
+    if isinstance(value, dict):
+        if "blockHash" in value:
+            return BlockId(
+                hash=hash32(value["blockHash"]),
+                require_canonical=boolean(value.get("requireCanonical", False)),
+            )
+        if "blockNumber" in value:
+            return block_id(value["blockNumber"])
+        raise ParamError("block object needs blockHash or blockNumber")
+    raise ParamError(
+        f"json: cannot unmarshal {_json_type(value)} into Go value of type BlockNumber"
+    )
+
+
+def block_number(value: Any) -> BlockId:
+    """A block number or tag (no hashes), as eth_getBlockByNumber takes."""
+    if isinstance(value, str) and value in BLOCK_TAGS:
+        return BlockId(tag=value)
+    return BlockId(number=_block_number(value))
+
+
+def _block_number(value: Any) -> int:
+    number = quantity(value)
+    if number >= 2**63:
+        raise ParamError("block number larger than int64")
+    return number
+
+
+# objects
+
+
+def _field(data: dict, name: str, decode: Callable[[Any], Any]) -> Any:
+    value = data.get(name)
+    if value is None:
+        return None
+    try:
+        return decode(value)
+    except ParamError as exc:
+        raise ParamError(f"{name}: {exc}") from None
+
+
+def access_list(value: Any) -> list[tuple[bytes, list[int]]]:
+    if not isinstance(value, list):
+        raise ParamError("access list must be an array")
+    entries = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise ParamError("access list entry must be an object")
+        keys = item.get("storageKeys") or []
+        if not isinstance(keys, list):
+            raise ParamError("storageKeys must be an array")
+        entries.append(
+            (address(item.get("address")), [int.from_bytes(hash32(k), "big") for k in keys])
+        )
+    return entries
+
+
+def call_object(value: Any) -> CallArgs:
+    if not isinstance(value, dict):
+        raise ParamError(
+            f"json: cannot unmarshal {_json_type(value)} into Go value of type TransactionArgs"
+        )
+    data, data_input = _field(value, "data", hex_bytes), _field(value, "input", hex_bytes)
+    if data is not None and data_input is not None and data != data_input:
+        raise ParamError(
+            'both "data" and "input" are set and not equal. Please use "input" to pass '
+            "transaction call data"
+        )
+    gas_price = _field(value, "gasPrice", quantity)
+    max_fee = _field(value, "maxFeePerGas", quantity)
+    if gas_price is not None and max_fee is not None:
+        raise ParamError("both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified")
+    return CallArgs(
+        sender=_field(value, "from", address) or b"\x00" * 20,
+        to=_field(value, "to", address) or b"",
+        gas=_field(value, "gas", quantity),
+        gas_price=gas_price,
+        max_fee_per_gas=max_fee,
+        max_priority_fee_per_gas=_field(value, "maxPriorityFeePerGas", quantity),
+        value=_field(value, "value", quantity) or 0,
+        data=data_input if data_input is not None else (data or b""),
+        nonce=_field(value, "nonce", quantity),
+        access_list=_field(value, "accessList", access_list) or [],
+    )
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """The criteria of eth_getLogs and eth_newFilter."""
+
+    from_block: BlockId | None
+    to_block: BlockId | None
+    block_hash: bytes | None
+    addresses: frozenset[bytes]
+    topics: tuple[frozenset[bytes] | None, ...]
+
+
+def log_filter(value: Any) -> LogFilter:
+    if not isinstance(value, dict):
+        raise ParamError(
+            f"json: cannot unmarshal {_json_type(value)} into Go value of type FilterCriteria"
+        )
+    block_hash = _field(value, "blockHash", hash32)
+    from_block = _field(value, "fromBlock", block_number)
+    to_block = _field(value, "toBlock", block_number)
+    if block_hash is not None and (from_block is not None or to_block is not None):
+        raise ParamError(
+            "cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other"
+        )
+    raw_address = value.get("address")
+    if raw_address is None:
+        addresses: frozenset[bytes] = frozenset()
+    elif isinstance(raw_address, list):
+        addresses = frozenset(_field({"address": a}, "address", address) for a in raw_address)
+    else:
+        addresses = frozenset([_field(value, "address", address)])
+    raw_topics = value.get("topics") or []
+    if not isinstance(raw_topics, list):
+        raise ParamError("topics must be an array")
+    if len(raw_topics) > 4:
+        raise ParamError("too many topics, limit is 4")
+    topics: list[frozenset[bytes] | None] = []
+    for position in raw_topics:
+        if position is None:
+            topics.append(None)
+        elif isinstance(position, list):
+            choices = frozenset(hash32(t) for t in position if t is not None)
+            topics.append(choices if choices and None not in position else None)
+        else:
+            topics.append(frozenset([hash32(position)]))
+    return LogFilter(from_block, to_block, block_hash, addresses, tuple(topics))
