@@ -64,6 +64,18 @@ def _run(args: argparse.Namespace) -> int:
     return run(config)
 
 
+def _blockfile(args: argparse.Namespace) -> int:
+    from chain.blockfile import export_blocks, import_blocks
+    from chain.node import NodeConfig
+
+    config = NodeConfig(datadir=args.datadir, genesis=args.genesis)
+    if args.command == "export":
+        print(f"exported {export_blocks(config, args.file)} blocks to {args.file}")
+    else:
+        print(f"imported {import_blocks(config, args.file)} blocks from {args.file}")
+    return 0
+
+
 def _sidecar_serve(args: argparse.Namespace) -> int:
     from sidecars.serve import main as serve
 
@@ -122,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("file", type=Path)
         sub.add_argument("--datadir", type=Path, required=True)
         sub.add_argument("--genesis", type=Path)
+        sub.set_defaults(handler=_blockfile)
     return parser
 
 

@@ -11,6 +11,9 @@ from typing import Any
 import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI
 from eth.vm.forks.prague.blocks import PragueBackwardsHeader
+from rlp.codec import consume_length_prefix
+
+from chain.vm import ChainConfig, vm_class_at
 
 
 def encode_header(header: BlockHeaderAPI) -> bytes:
@@ -28,6 +31,30 @@ def encode_block(block: BlockAPI) -> bytes:
 
 def decode_block(raw: bytes, block_class: type[BlockAPI]) -> BlockAPI:
     return rlp.decode(raw, sedes=block_class)
+
+
+def decode_any_block(config: ChainConfig, raw: bytes) -> BlockAPI:
+    """A block of any fork of ``config``: its header's timestamp names the layout.
+
+    Raises ``rlp.DecodingError``/``rlp.DeserializationError`` (or ``ValueError``) for bytes
+    that are not a block.
+    """
+    header_rlp = rlp.decode(raw, strict=True)[0]
+    header = PragueBackwardsHeader.deserialize(header_rlp)
+    return decode_block(raw, vm_class_at(config, header.timestamp).get_block_class())
+
+
+def split_rlp_items(data: bytes) -> list[bytes]:
+    """Cut a concatenation of RLP items (an export file) into the items."""
+    items, position = [], 0
+    while position < len(data):
+        _, _, length, start = consume_length_prefix(data, position)
+        end = start + length
+        if end > len(data):
+            raise rlp.DecodingError("truncated RLP item at the end of the data", data)
+        items.append(data[position:end])
+        position = end
+    return items
 
 
 def encode_receipts(receipts: list[ReceiptAPI], senders: list[bytes]) -> bytes:

@@ -168,6 +168,19 @@ class Engine:
             raise EngineError(-38001, "Unknown payload")
         return built
 
+    def import_block(self, block: BlockAPI) -> None:
+        """Validate ``block`` and make it the head: how followers and ``sibyl import`` add
+        a block. Raises :class:`InvalidBlock` with the reason when it is not valid."""
+        status = self.new_payload(block)
+        if status.status == SYNCING:
+            raise InvalidBlock(
+                f"block {block.header.block_number}: parent 0x{block.header.parent_hash.hex()} "
+                "is unknown"
+            )
+        if status.status == INVALID:
+            raise InvalidBlock(status.validation_error or "invalid block")
+        self.forkchoice_updated(block.header.hash)
+
     # canonical chain
 
     def _make_canonical(self, head_hash: bytes) -> None:

@@ -87,14 +87,15 @@ def open_datadir(config: NodeConfig) -> tuple[Store, Genesis]:
         store.initialise(write, genesis.raw)
         return store, genesis
     genesis = parse_genesis(stored, f"{config.datadir} (stored genesis)")
-    if config.genesis is not None and load_genesis(config.genesis).raw != stored:
-        given, _ = genesis_block(load_genesis(config.genesis))
-        ours = store.canonical_hash(0)
-        if given.header.hash != ours:
+    if config.genesis is not None:
+        given = load_genesis(config.genesis)
+        ours, theirs = store.canonical_hash(0), genesis_block(given)[0].header.hash
+        if given.raw != stored and (theirs != ours or given.config != genesis.config):
             store.close()
             raise StoreError(
-                f"data dir {config.datadir} holds another chain (genesis 0x{ours.hex()}), "
-                f"not the one in {config.genesis} (genesis 0x{given.header.hash.hex()})"
+                f"data dir {config.datadir} holds another chain (genesis 0x{ours.hex()}, "
+                f"chain id {genesis.config.chain_id}), not the one in {config.genesis} "
+                f"(genesis 0x{theirs.hex()}, chain id {given.config.chain_id})"
             )
     return store, genesis
 

@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from chain.follower import Follower
 from chain.keys import address_of, dev_accounts
 from chain.node import Node, NodeConfig
 from chain.producer import DevProducer
@@ -93,8 +94,12 @@ async def serve(config: NodeConfig) -> None:
             config.rpc.http_port,
             config.rpc.engine_port,
         )
-        if config.dev:
+        if config.follow:
+            log.info("following peer url=%s", config.follow)
+            tasks.append(asyncio.create_task(Follower(node, config.follow).run()))
+        elif config.dev:
             tasks.append(asyncio.create_task(DevProducer(node, config.block_time).run()))
+        if config.dev:
             print_dev_accounts(node, signers)
 
         stop = asyncio.Event()

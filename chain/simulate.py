@@ -116,10 +116,9 @@ class Simulator:
     def _transaction(self, vm: Any, args: CallArgs, gas: int) -> Any:
         """An unsigned transaction from ``args.sender`` that pays nothing for gas."""
         builder = vm.get_transaction_builder()
-        nonce = args.nonce if args.nonce is not None else vm.state.get_nonce(args.sender)
         fields = dict(
             chain_id=self.config.chain_id,
-            nonce=nonce,
+            nonce=vm.state.get_nonce(args.sender),  # calls skip nonce checks, as in geth
             gas=gas,
             to=args.to,
             value=args.value,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import rlp
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
+from eth.constants import SECPK1_N
 from eth.db.account import AccountDB
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth_keys.exceptions import BadSignature
@@ -30,6 +31,7 @@ MAX_TX_SIZE = 128 * 1024
 MAX_INITCODE_SIZE = 49152
 REPLACEMENT_BUMP_PERCENT = 10
 SUPPORTED_TYPES = {0, 1, 2, 4}
+SET_CODE_TX_TYPE = 4
 
 
 class TxPoolError(Exception):
@@ -129,11 +131,15 @@ class TxPool:
             raise TxPoolError("already known")
         if tx.chain_id is not None and tx.chain_id != self.chain_id:
             raise TxPoolError("invalid chain id for signer")
+        if tx.s > SECPK1_N // 2:  # EIP-2: the VM refuses the high-s twin of a signature
+            raise TxPoolError("invalid sender")
         try:
             tx.check_signature_validity()
             sender = tx.sender
         except (ValidationError, ValueError, BadSignature):
             raise TxPoolError("invalid sender") from None
+        if tx.type_id == SET_CODE_TX_TYPE and not tx.authorization_list:
+            raise TxPoolError("set code tx must have at least one authorization tuple")
         head = self._head()
         if tx.gas > head.gas_limit:
             raise TxPoolError("exceeds block gas limit")

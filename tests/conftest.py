@@ -1,0 +1,51 @@
+"""Shared fixtures: a real dev node process, web3.py clients, the compiled fixtures."""
+
+import json
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from nodes import DEV_KEYS, NodeProcess, dev_node
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> NodeProcess:
+    """One dev node per test module (starting a node takes seconds)."""
+    process = dev_node(tmp_path_factory.mktemp("node") / "data")
+    yield process
+    process.kill()
+
+
+@pytest.fixture
+def start_node(tmp_path: Path):
+    """Start real node processes for one test; every one is killed when the test ends."""
+    started: list[NodeProcess] = []
+
+    def start(name: str = "data", *args: str, dev: bool = True) -> NodeProcess:
+        if dev:
+            process = dev_node(tmp_path / name, *args)
+        else:
+            process = NodeProcess(tmp_path / name, ["--sidecars", "none", *args]).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def w3(node: NodeProcess):
+    return node.w3()
+
+
+@pytest.fixture(scope="session")
+def accounts() -> list:
+    return [Account.from_key(key) for key in DEV_KEYS]
+
+
+@pytest.fixture(scope="session")
+def token_artifact() -> dict:
+    return json.loads((FIXTURES / "Token.json").read_text())
