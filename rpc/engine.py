@@ -179,10 +179,8 @@ class EngineApi:
         if block.header.hash != given:
             return _status(PayloadStatus("INVALID", None, "blockhash mismatch"))
         if blob_hashes is not None:
-            carried = [
-                h for tx in block.transactions for h in getattr(tx, "blob_versioned_hashes", ())
-            ]
-            if list(carried) != blob_hashes:
+            carried = [h for tx in block.transactions for h in _blob_hashes(tx)]
+            if carried != blob_hashes:
                 return _status(PayloadStatus("INVALID", None, "blob versioned hashes mismatch"))
         engine = self.node.engine
         return _status(await self.node.chain_call(engine.new_payload, block))
@@ -269,6 +267,13 @@ class EngineApi:
     @method(Param(lambda v: v))
     def engine_exchangeCapabilities(self, _: Any) -> list[str]:
         return sorted(name for name in dir(self) if name.startswith("engine_"))
+
+
+def _blob_hashes(tx: Any) -> list[bytes]:
+    try:
+        return list(tx.blob_versioned_hashes)
+    except (AttributeError, NotImplementedError):  # py-evm's answer for non-blob types
+        return []
 
 
 def _status(status: PayloadStatus) -> dict[str, Any]:

@@ -1,0 +1,116 @@
+"""A consensus client drives a non-dev node through the JWT-authenticated Engine API."""
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import jwt
+import pytest
+from eth_account import Account
+from nodes import CHAIN_ID, DEV_KEYS, REPO
+
+SECRET = bytes(range(32))
+
+
+@pytest.fixture
+def engine_node(tmp_path, start_node):
+    secret_file = tmp_path / "jwt.hex"
+    secret_file.write_text(SECRET.hex())
+    genesis = REPO / "genesis" / "dev.json"
+    return start_node(
+        "data", "--genesis", str(genesis), "--jwt-secret", str(secret_file), dev=False
+    )
+
+
+def engine(node, method: str, params: list, token: str | None = None) -> dict:
+    token = token or jwt.encode({"iat": int(time.time())}, SECRET, algorithm="HS256")
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{node.engine_port}",
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def build_block(node, head: str, timestamp: int) -> dict:
+    attributes = {
+        "timestamp": hex(timestamp),
+        "prevRandao": "0x" + "42" * 32,
+        "suggestedFeeRecipient": "0x" + "fe" * 20,
+        "withdrawals": [],
+        "parentBeaconBlockRoot": "0x" + "00" * 32,
+    }
+    state = {"headBlockHash": head, "safeBlockHash": head, "finalizedBlockHash": head}
+    updated = engine(node, "engine_forkchoiceUpdatedV3", [state, attributes])["result"]
+    assert updated["payloadStatus"]["status"] == "VALID"
+    return engine(node, "engine_getPayloadV4", [updated["payloadId"]])["result"]
+
+
+def test_consensus_client_builds_imports_and_selects_a_block(engine_node):
+    w3 = engine_node.w3()
+    genesis = w3.eth.get_block(0)
+    sender = Account.from_key(DEV_KEYS[0])
+    tx = sender.sign_transaction(
+        {
+            "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "value": 5,
+            "gas": 21000,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 2 * 10**9,
+            "nonce": 0,
+            "chainId": CHAIN_ID,
+        }
+    )
+    tx_hash = w3.eth.send_raw_transaction(tx.raw_transaction)
+    assert w3.eth.block_number == 0  # no block until the consensus client asks for one
+
+    capabilities = engine(engine_node, "engine_exchangeCapabilities", [[]])["result"]
+    assert "engine_newPayloadV4" in capabilities and "engine_forkchoiceUpdatedV3" in capabilities
+
+    built = build_block(engine_node, genesis["hash"].to_0x_hex(), genesis["timestamp"] + 12)
+    payload = built["executionPayload"]
+    assert payload["transactions"] == [tx.raw_transaction.to_0x_hex()]
+    assert int(built["blockValue"], 16) == 21000 * 2 * 10**9
+
+    status = engine(engine_node, "engine_newPayloadV4", [payload, [], "0x" + "00" * 32, []])
+    assert status.get("result", {}).get("status") == "VALID", status
+    assert w3.eth.block_number == 0  # valid, but not canonical before forkchoiceUpdated
+
+    head = payload["blockHash"]
+    finalized = genesis["hash"].to_0x_hex()
+    state = {"headBlockHash": head, "safeBlockHash": head, "finalizedBlockHash": finalized}
+    updated = engine(engine_node, "engine_forkchoiceUpdatedV3", [state, None])["result"]
+    assert updated["payloadStatus"]["status"] == "VALID" and updated["payloadId"] is None
+    assert w3.eth.block_number == 1
+    assert w3.eth.get_transaction_receipt(tx_hash).status == 1
+    assert w3.eth.get_block("latest")["miner"].lower() == "0x" + "fe" * 20
+
+
+def test_forged_payload_is_invalid_and_changes_nothing(engine_node):
+    w3 = engine_node.w3()
+    genesis = w3.eth.get_block(0)
+    payload = build_block(engine_node, genesis["hash"].to_0x_hex(), genesis["timestamp"] + 12)[
+        "executionPayload"
+    ]
+    payload["stateRoot"] = "0x" + "11" * 32
+    status = engine(engine_node, "engine_newPayloadV4", [payload, [], "0x" + "00" * 32, []])
+    assert status["result"]["status"] == "INVALID"
+    assert status["result"]["validationError"] == "blockhash mismatch"
+    assert w3.eth.block_number == 0
+
+
+def test_engine_api_requires_a_fresh_jwt(engine_node):
+    stale = jwt.encode({"iat": int(time.time()) - 3600}, SECRET, algorithm="HS256")
+    wrong = jwt.encode({"iat": int(time.time())}, b"\x01" * 32, algorithm="HS256")
+    for token in (stale, wrong, "not-a-token"):
+        with pytest.raises(urllib.error.HTTPError) as failure:
+            engine(engine_node, "engine_exchangeCapabilities", [[]], token=token)
+        assert failure.value.code == 401
+
+
+def test_unknown_payload_id_is_reported(engine_node):
+    reply = engine(engine_node, "engine_getPayloadV4", ["0x0000000000000001"])
+    assert reply["error"]["code"] == -38001
