@@ -23,10 +23,10 @@ from chain.reader import ChainReader
 from chain.simulate import Simulator
 from chain.storage import Store, StoreError
 from chain.txpool import PoolConfig, TxPool
+from genesis import DEV_GENESIS
 
 log = logging.getLogger("sibyl.node")
 
-DEV_GENESIS = Path(__file__).resolve().parent.parent / "genesis" / "dev.json"
 
 
 @dataclass

@@ -1,0 +1,31 @@
+# Sibyl: set-up, run, test and benchmark targets. Everything lives in .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[sidecars,test]'
+	touch $@
+
+# The embedded default: a fresh dev chain with the bundled CPU models.
+dev: $(STAMP)
+	$(BIN)/sibyl run --dev
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/node_bench.py
+	$(BIN)/python bench/sidecar_dispatch.py
+
+clean:
+	rm -rf $(VENV) tests/js/node_modules .pytest_cache .ruff_cache
