@@ -1,0 +1,1 @@
+"""The sidecar gRPC protocol (``sidecar.proto``) and its generated Python stubs."""
