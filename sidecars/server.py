@@ -1,0 +1,161 @@
+"""The sidecar's gRPC server: run a model for the node and sign what it returns.
+
+``Execute`` runs one synchronous call: the raw precompile input goes to the model, and the
+raw output comes back with an attestation over keccak256(input), keccak256(output) and the
+context the node gave (DESIGN section 5). ``Submit`` queues the same work as a job that
+one worker thread runs in order; ``Result`` returns it once done, signed with the job id
+as its context. Jobs live in memory: a restarted sidecar answers JOB_STATE_UNKNOWN.
+
+Health is the standard ``grpc.health.v1`` service: SERVING once the model is loaded, for
+the overall server ("") and for ``sibyl.sidecar.v1.Sidecar``.
+"""
+
+import logging
+import threading
+from collections import OrderedDict
+from concurrent import futures
+from dataclasses import dataclass
+
+import coincurve
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from sidecars.attestation import attestation_digest, keccak, sign_digest
+from sidecars.protocol import sidecar_pb2, sidecar_pb2_grpc
+from sidecars.runtimes import Failed, Model, Refused
+
+log = logging.getLogger("sidecars.server")
+
+SERVICE_NAME = "sibyl.sidecar.v1.Sidecar"
+SERVER_WORKERS = 8
+MAX_JOBS = 1024
+SIBYL_VERSION = "0.1.0"
+
+
+@dataclass
+class _Job:
+    request: sidecar_pb2.SubmitRequest
+    reply: sidecar_pb2.ResultReply | None = None
+
+
+class SidecarService(sidecar_pb2_grpc.SidecarServicer):
+    """Serves one model and signs its results with one executor key."""
+
+    def __init__(self, model: Model, key: coincurve.PrivateKey, executor: bytes):
+        self.model = model
+        self.key = key
+        self.executor = executor
+        self.jobs: OrderedDict[bytes, _Job] = OrderedDict()
+        self.jobs_lock = threading.Lock()
+        self.worker = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
+
+    def Info(self, request, context):
+        return sidecar_pb2.InfoReply(
+            runtime=self.model.runtime,
+            model_ids=[self.model.model_id],
+            executor=self.executor,
+            capabilities=[self.model.capability],
+            versions={"sibyl": SIBYL_VERSION, **self.model.versions},
+        )
+
+    def Execute(self, request, context):
+        status, reason, output, signature = self._run(
+            request.precompile, request.model_id, request.input, request.context, request.chain_id
+        )
+        return sidecar_pb2.ExecuteReply(
+            status=status,
+            reason=reason,
+            output=output,
+            signature=signature,
+            executor=self.executor,
+        )
+
+    def Submit(self, request, context):
+        if len(request.job_id) != 32:
+            return sidecar_pb2.SubmitReply(
+                status=sidecar_pb2.STATUS_REFUSED, reason="job id must be 32 bytes"
+            )
+        with self.jobs_lock:
+            if request.job_id in self.jobs:
+                return sidecar_pb2.SubmitReply(status=sidecar_pb2.STATUS_OK)
+            if len(self.jobs) >= MAX_JOBS and not self._forget_finished_job():
+                return sidecar_pb2.SubmitReply(
+                    status=sidecar_pb2.STATUS_REFUSED, reason=f"job queue full ({MAX_JOBS})"
+                )
+            job = self.jobs[request.job_id] = _Job(request)
+        self.worker.submit(self._run_job, job)
+        log.info("event=job_queued job=0x%s", request.job_id.hex())
+        return sidecar_pb2.SubmitReply(status=sidecar_pb2.STATUS_OK)
+
+    def Result(self, request, context):
+        with self.jobs_lock:
+            job = self.jobs.get(request.job_id)
+        if job is None:
+            return sidecar_pb2.ResultReply(state=sidecar_pb2.JOB_STATE_UNKNOWN)
+        if job.reply is None:
+            return sidecar_pb2.ResultReply(state=sidecar_pb2.JOB_STATE_PENDING)
+        return job.reply
+
+    def _run_job(self, job: _Job) -> None:
+        r = job.request
+        status, reason, output, signature = self._run(
+            r.precompile, r.model_id, r.input, r.job_id, r.chain_id
+        )
+        job.reply = sidecar_pb2.ResultReply(
+            state=sidecar_pb2.JOB_STATE_DONE,
+            status=status,
+            reason=reason,
+            output=output,
+            signature=signature,
+            executor=self.executor,
+        )
+        log.info("event=job_done job=0x%s status=%s", r.job_id.hex(), _STATUS_NAMES[status])
+
+    def _forget_finished_job(self) -> bool:
+        for job_id, job in self.jobs.items():
+            if job.reply is not None:
+                del self.jobs[job_id]
+                return True
+        return False
+
+    def _run(self, precompile, model_id, data, context, chain_id):
+        if len(context) != 32:
+            return sidecar_pb2.STATUS_REFUSED, "context must be 32 bytes", b"", b""
+        try:
+            output = self.model.run(precompile, model_id, data)
+        except Refused as exc:
+            log.info("event=refused model=0x%s reason=%r", model_id.hex(), str(exc))
+            return sidecar_pb2.STATUS_REFUSED, str(exc), b"", b""
+        except Failed as exc:
+            log.info("event=failed model=0x%s reason=%r", model_id.hex(), str(exc))
+            return sidecar_pb2.STATUS_FAILED, str(exc), b"", b""
+        digest = attestation_digest(
+            chain_id, precompile, model_id, keccak(data), keccak(output), context
+        )
+        return sidecar_pb2.STATUS_OK, "", output, sign_digest(self.key, digest)
+
+
+_STATUS_NAMES = {v: k for k, v in sidecar_pb2.Status.items()}
+
+
+def build_server(
+    model: Model, key: coincurve.PrivateKey, executor: bytes, address: str
+) -> tuple[grpc.Server, int]:
+    """A server for ``model`` bound to ``address`` (host:port), not yet started.
+
+    Returns the server and the bound port. Raises ``RuntimeError`` when the address cannot
+    be bound (port taken, bad host).
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=SERVER_WORKERS, thread_name_prefix="grpc"),
+        options=[("grpc.so_reuseport", 0)],
+    )
+    sidecar_pb2_grpc.add_SidecarServicer_to_server(SidecarService(model, key, executor), server)
+    health_service = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {address}")
+    for name in ("", SERVICE_NAME):
+        health_service.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port
