@@ -50,7 +50,7 @@ class EthApi:
     def state_header(self, block: BlockId) -> BlockHeaderAPI:
         header = self.header(block)
         if header is None:
-            raise not_found()
+            raise not_found("header for hash not found" if block.hash else "header not found")
         return header
 
     def block_data(self, header: BlockHeaderAPI) -> tuple[Any, list, list]:
@@ -362,16 +362,21 @@ class EthApi:
         return list(block_logs(header, block, receipts, criteria))
 
     def _range(self, criteria: p.LogFilter) -> tuple[int, int]:
+        """The block range of a log query; a range past the head is refused, as geth does."""
         head = self.reader.head.block_number
         start = self._number(criteria.from_block, head)
         end = self._number(criteria.to_block, head)
+        if end > head:
+            raise invalid_params("block range extends beyond current head block")
         if start > end:
-            raise RpcError(-32000, "invalid block range params")
-        return start, min(end, head)
+            raise invalid_params("invalid block range params")
+        return start, end
 
     def _number(self, block: BlockId | None, head: int) -> int:
         if block is None or block.tag in ("latest", "pending"):
             return head
+        if block.number is not None:
+            return block.number
         header = self.header(block)
         return head if header is None else header.block_number
 

@@ -62,11 +62,9 @@ def decode_params(handler: Callable, raw: Any) -> list[Any]:
 # scalar decoders
 
 
-def hex_bytes(value: Any) -> bytes:
+def hex_bytes(value: Any, go_type: str = "hexutil.Bytes") -> bytes:
     if not isinstance(value, str):
-        raise ParamError(
-            f"json: cannot unmarshal {_json_type(value)} into Go value of type hexutil.Bytes"
-        )
+        raise ParamError(f"json: cannot unmarshal non-string into Go value of type {go_type}")
     if not value.startswith(("0x", "0X")):
         raise ParamError("hex string without 0x prefix")
     text = value[2:]
@@ -80,7 +78,7 @@ def hex_bytes(value: Any) -> bytes:
 
 def fixed_bytes(length: int, go_type: str) -> Callable[[Any], bytes]:
     def decode(value: Any) -> bytes:
-        raw = hex_bytes(value)
+        raw = hex_bytes(value, go_type)
         if len(raw) != length:
             raise ParamError(
                 f"hex string has length {len(raw) * 2}, want {length * 2} for {go_type}"

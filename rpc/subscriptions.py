@@ -14,7 +14,7 @@ from chain.engine import Commit
 from chain.txpool import PooledTx
 from rpc import params as p
 from rpc.encoding import PENDING, d, header_json, tx_json
-from rpc.errors import LIMIT_EXCEEDED, RpcError, invalid_params
+from rpc.errors import LIMIT_EXCEEDED, METHOD_NOT_FOUND, RpcError, invalid_params
 from rpc.filters import block_logs
 from rpc.params import Param, method
 from rpc.server import Connection, Methods, collect_methods
@@ -88,7 +88,7 @@ def _matching(logs: list[dict[str, Any]], criteria: p.LogFilter | None) -> list[
 
 def _subscription_kind(value: Any) -> str:
     if value not in KINDS:
-        raise p.ParamError(f'no "{value}" subscription in eth namespace')
+        raise RpcError(METHOD_NOT_FOUND, f'no "{value}" subscription in eth namespace')
     return value
 
 
