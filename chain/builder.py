@@ -21,6 +21,7 @@ from chain.execution import (
     StateLookup,
     next_header,
 )
+from chain.oracle import Oracle
 from chain.txpool import PooledTx, PriceNonceQueue
 from chain.vm import ChainConfig
 
@@ -42,9 +43,10 @@ def build_payload(
     pending: dict[bytes, list[PooledTx]],
     state: StateLookup,
     headers: HeaderLookup,
+    oracle: Oracle | None = None,
 ) -> BuiltPayload:
     header = next_header(config, parent, attributes)
-    execution = BlockExecution(config, parent, header, state, headers)
+    execution = BlockExecution(config, parent, header, state, headers, oracle)
     base_fee = header.base_fee_per_gas
     queue = PriceNonceQueue(pending, base_fee)
     value = 0

@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {
         "genesis": args.genesis,
         "block_time": args.block_time,
-        "sidecars": args.sidecars,
+        "sidecar_mode": args.sidecars,
         "follow": args.follow,
         "metrics_port": args.metrics_port,
         "http_addr": args.http_addr,

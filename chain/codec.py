@@ -2,8 +2,9 @@
 
 Headers and blocks are their consensus RLP (what ``debug_getRawHeader`` and
 ``debug_getRawBlock`` return). A block's receipts are stored with the senders of its
-transactions, ``rlp([[receipt, ...], [sender, ...]])``, so that serving a receipt never
-repeats a signature recovery.
+transactions and the executors that attested each AI call, ``rlp([[receipt, ...],
+[sender, ...], [[[executor, ...] per call] per transaction]])``, so that serving a receipt
+never repeats a signature recovery.
 """
 
 from typing import Any
@@ -57,10 +58,17 @@ def split_rlp_items(data: bytes) -> list[bytes]:
     return items
 
 
-def encode_receipts(receipts: list[ReceiptAPI], senders: list[bytes]) -> bytes:
-    return rlp.encode([[receipt.encode() for receipt in receipts], senders])
+Signers = list[tuple[tuple[bytes, ...], ...]]  # per transaction, per AI call: executors
 
 
-def decode_receipts(raw: bytes, receipt_builder: Any) -> tuple[list[ReceiptAPI], list[bytes]]:
-    encoded, senders = rlp.decode(raw)
-    return [receipt_builder.decode(item) for item in encoded], list(senders)
+def encode_receipts(receipts: list[ReceiptAPI], senders: list[bytes], signers: Signers) -> bytes:
+    calls = [[list(call) for call in tx] for tx in signers]
+    return rlp.encode([[receipt.encode() for receipt in receipts], senders, calls])
+
+
+def decode_receipts(
+    raw: bytes, receipt_builder: Any
+) -> tuple[list[ReceiptAPI], list[bytes], Signers]:
+    encoded, senders, calls = rlp.decode(raw)
+    signers = [tuple(tuple(call) for call in tx) for tx in calls]
+    return [receipt_builder.decode(item) for item in encoded], list(senders), signers

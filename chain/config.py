@@ -7,7 +7,7 @@ unknown key or a value of the wrong type stops the node with a message that name
 ```toml
 datadir = "/var/lib/sibyl"
 block_time = 0            # dev: seconds between blocks, 0 = a block per arrival
-sidecars = "auto"         # auto | docker | process | none
+sidecar_mode = "auto"     # auto | docker | process | none (--sidecars)
 fee_recipient = "0x..."
 
 [rpc]
@@ -34,6 +34,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from chain.errors import SibylError
 from chain.node import NodeConfig, RpcConfig
 from chain.txpool import PoolConfig
+from sidecars.config import SidecarConfigError, parse_sidecar_specs
 
 SIDECAR_MODES = ("auto", "docker", "process", "none")
 
@@ -113,18 +114,16 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> NodeConfig:
     try:
         rpc = RpcConfig(**_section(RpcConfig, data.pop("rpc", {}), "rpc.", base, set()))
         pool = PoolConfig(**_section(PoolConfig, data.pop("pool", {}), "pool.", base, set()))
-        sidecars = data.pop("sidecars", [])
-        if not isinstance(sidecars, list):
-            raise ConfigError("sidecars: must be an array of tables ([[sidecars]])")
+        specs = parse_sidecar_specs(data.pop("sidecars", []), base)
         top = _section(
-            NodeConfig, data, "", base, {"rpc", "pool", "sidecar_tables", "temporary", "dev"}
+            NodeConfig, data, "", base, {"rpc", "pool", "sidecar_specs", "temporary", "dev"}
         )
-    except ConfigError as exc:
+    except (ConfigError, SidecarConfigError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
     for key in ("http_addr", "http_port", "engine_port", "jwt_secret"):
         if overrides.get(key) is not None:
             setattr(rpc, key, overrides.pop(key))
     top.update({k: v for k, v in overrides.items() if v is not None})
-    if top.get("sidecars", "auto") not in SIDECAR_MODES:
-        raise ConfigError(f"{source}: sidecars: must be one of {', '.join(SIDECAR_MODES)}")
-    return NodeConfig(rpc=rpc, pool=pool, sidecar_tables=sidecars, **top)
+    if top.get("sidecar_mode", "auto") not in SIDECAR_MODES:
+        raise ConfigError(f"{source}: sidecar_mode: must be one of {', '.join(SIDECAR_MODES)}")
+    return NodeConfig(rpc=rpc, pool=pool, sidecar_specs=specs, **top)

@@ -26,6 +26,7 @@ from eth.abc import BlockAPI, BlockHeaderAPI
 from chain import codec
 from chain.builder import BuiltPayload, build_payload
 from chain.execution import ExecutedBlock, InvalidBlock, PayloadAttributes, execute_block
+from chain.oracle import BuildOracle, SidecarPool, SpotChecker, VerifyOracle
 from chain.reader import ChainReader
 from chain.storage import BlockWrite, CanonicalChange, Store
 from chain.txpool import PooledTx
@@ -63,10 +64,19 @@ class Commit:
 
 
 class Engine:
-    def __init__(self, config: ChainConfig, store: Store, reader: ChainReader) -> None:
+    def __init__(
+        self,
+        config: ChainConfig,
+        store: Store,
+        reader: ChainReader,
+        sidecars: SidecarPool | None = None,
+        spot_checker: SpotChecker | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.reader = reader
+        self.sidecars = sidecars
+        self.spot_checker = spot_checker
         self.blocks: dict[bytes, ExecutedBlock] = {}
         self.payloads: dict[bytes, BuiltPayload] = {}
         self.invalid: dict[bytes, str] = {}
@@ -116,7 +126,12 @@ class Engine:
             return self._reject(block_hash, parent.hash, "parent block is invalid")
         try:
             executed = execute_block(
-                self.config, parent, block, self._state_lookup(parent.hash), self.header
+                self.config,
+                parent,
+                block,
+                self._state_lookup(parent.hash),
+                self.header,
+                VerifyOracle(self.config.chain_id, self.spot_checker),
             )
         except InvalidBlock as exc:
             return self._reject(block_hash, parent.hash, str(exc))
@@ -156,6 +171,7 @@ class Engine:
             pending or {},
             self._state_lookup(head_hash),
             self.header,
+            BuildOracle(self.config.chain_id, self.sidecars),
         )
         payload_id = os.urandom(8)
         self.payloads[payload_id] = built

@@ -12,19 +12,22 @@ instead of copying an RLP header after every transaction, which is what makes
 ``MiningChain.mine_all`` and ``apply_transaction`` slow.
 """
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.consensus.context import ConsensusContext
-from eth.constants import EMPTY_SHA256
 from eth.exceptions import HeaderNotFound
 from eth.vm.chain_context import ChainContext
 from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth_utils import ValidationError
 
 from chain import codec
+from chain.attested import AttestedTransaction
+from chain.oracle import InvalidAiResult, Oracle
 from chain.storage import BlockWrite, state_view
 from chain.trie_root import ordered_trie_root
 from chain.vm import ChainConfig, vm_class_at
@@ -61,6 +64,7 @@ class ExecutedBlock:
     block: BlockAPI
     receipts: list[ReceiptAPI]
     senders: list[bytes]
+    signers: codec.Signers
     state: dict[bytes, bytes]
 
     @property
@@ -77,7 +81,7 @@ class ExecutedBlock:
             number=self.header.block_number,
             header=codec.encode_header(self.header),
             block=codec.encode_block(self.block),
-            receipts=codec.encode_receipts(self.receipts, self.senders),
+            receipts=codec.encode_receipts(self.receipts, self.senders, self.signers),
             state=self.state,
             tx_hashes=[tx.hash for tx in self.block.transactions],
         )
@@ -137,6 +141,7 @@ class BlockExecution:
         header: BlockHeaderAPI,
         state: StateLookup,
         headers: HeaderLookup,
+        oracle: Oracle | None = None,
     ) -> None:
         self.vm_class = vm_class_at(config, header.timestamp)
         self.fork = config.fork_at(header.timestamp)
@@ -150,12 +155,14 @@ class BlockExecution:
             consensus_context=ConsensusContext(db),
         )
         self.state = self.vm.state
+        self.state.oracle = oracle
         self.gas = _GasCounter(0, header.gas_limit)
         self.bloom = 0
         self.blob_gas_used = 0
         self.transactions: list[SignedTransactionAPI] = []
         self.receipts: list[ReceiptAPI] = []
         self.senders: list[bytes] = []
+        self.signers: codec.Signers = []
         self.computations: list[Any] = []
         block_class = self.vm_class.get_block_class()
         self.vm.block_preprocessing(block_class(start, transactions=[], uncles=[], withdrawals=[]))
@@ -169,11 +176,19 @@ class BlockExecution:
             )
         self.state.lock_changes()
         snapshot = self.state.snapshot()
+        oracle = self.state.oracle
+        if oracle is not None:
+            oracle.begin(tx.hash, tx.results if isinstance(tx, AttestedTransaction) else ())
         try:
             computation = self.state.apply_transaction(tx)
+            recorded = oracle.finish() if oracle is not None else ()
         except ValidationError as exc:
             self.state.revert(snapshot)
             raise InvalidTransaction(str(exc)) from None
+        except InvalidAiResult as exc:
+            raise InvalidTransaction(str(exc)) from None
+        if recorded and not isinstance(tx, AttestedTransaction):
+            tx = AttestedTransaction(tx, recorded)
         receipt = self.vm.make_receipt(self.gas, tx, computation, self.state)
         self.gas.gas_used = receipt.gas_used
         self.bloom |= receipt.bloom
@@ -182,6 +197,7 @@ class BlockExecution:
         self.transactions.append(tx)
         self.receipts.append(receipt)
         self.senders.append(tx.sender)
+        self.signers.append(tuple(oracle.signers) if oracle is not None else ())
         self.computations.append(computation)
         return receipt
 
@@ -198,36 +214,44 @@ class BlockExecution:
         )
         if self.fork != "shanghai":
             fields["blob_gas_used"] = self.blob_gas_used
-        block_class = self.vm_class.get_block_class()
-        block = block_class(
+        if self.fork == "prague":
+            fields["requests_hash"] = requests_hash(self._system_requests())
+        self.state.persist()
+        fields["state_root"] = self.state.state_root
+        # The block is made once: rlp's copy() deep-copies every transaction.
+        block = self.vm_class.get_block_class()(
             self.header.copy(**fields),
             transactions=self.transactions,
             uncles=[],
             withdrawals=list(withdrawals),
         )
-        if self.fork == "prague":
-            block = self._with_requests_hash(block)
-        self.state.persist()
-        header = block.header.copy(state_root=self.state.state_root)
         return ExecutedBlock(
-            block=block.copy(header=header),
+            block=block,
             receipts=self.receipts,
             senders=self.senders,
+            signers=self.signers,
             state=self.overlay.writes,
         )
 
-    def _with_requests_hash(self, block: BlockAPI) -> BlockAPI:
+    def _system_requests(self) -> list[bytes]:
         """EIP-7685 requests from the withdrawal and consolidation system contracts.
 
         Sibyl chains have no beacon deposit contract, so deposit requests are always
         empty; the system contracts are called only where the genesis deployed them.
         """
-        block.block_requests = []
-        self.vm.process_withdrawal_request_data(block)
-        self.vm.process_consolidation_request_data(block)
-        if not block.block_requests:
-            return block.copy(header=block.header.copy(requests_hash=EMPTY_SHA256))
-        return self.vm.compute_requests_hash(block)
+        collected = SimpleNamespace(block_requests=[])
+        self.vm.process_withdrawal_request_data(collected)
+        self.vm.process_consolidation_request_data(collected)
+        return collected.block_requests
+
+
+def requests_hash(requests: list[bytes]) -> bytes:
+    """EIP-7685: sha256 over the sha256 of each non-empty request."""
+    outer = hashlib.sha256()
+    for request in requests:
+        if len(request) > 1:
+            outer.update(hashlib.sha256(request).digest())
+    return outer.digest()
 
 
 def execute_block(
@@ -236,6 +260,7 @@ def execute_block(
     block: BlockAPI,
     state: StateLookup,
     headers: HeaderLookup,
+    oracle: Oracle | None = None,
 ) -> ExecutedBlock:
     """Replay ``block`` on ``parent`` and check every header field it commits to."""
     header = block.header
@@ -269,7 +294,7 @@ def execute_block(
                 f"expected {expected.excess_blob_gas}"
             )
 
-    execution = BlockExecution(config, parent, header, state, headers)
+    execution = BlockExecution(config, parent, header, state, headers, oracle)
     for index, tx in enumerate(block.transactions):
         try:
             execution.apply(tx)

@@ -15,11 +15,12 @@ from typing import Any
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA256, ZERO_ADDRESS, ZERO_HASH32
 from eth.db.account import AccountDB
 
-from chain import codec
+from chain import codec, registry
 from chain.errors import SibylError
 from chain.storage import BlockWrite, state_view
 from chain.vm import ChainConfig, vm_class_at
 
+SYSTEM_ADDRESSES = {registry.EXECUTOR_REGISTRY, registry.MODEL_REGISTRY}
 DEFAULT_GAS_LIMIT = 30_000_000
 INITIAL_BASE_FEE = 1_000_000_000
 
@@ -37,6 +38,17 @@ class GenesisAccount:
 
 
 @dataclass(frozen=True)
+class SibylGenesis:
+    """The ``sibyl`` section: registry admin, executors, models, scheduler limits."""
+
+    admin: bytes | None = None
+    min_stake: int = 0
+    executors: tuple[registry.ExecutorRecord, ...] = ()
+    models: tuple[registry.ModelRecord, ...] = ()
+    scheduler_gas_per_block: int = 5_000_000
+
+
+@dataclass(frozen=True)
 class Genesis:
     config: ChainConfig
     timestamp: int
@@ -46,7 +58,7 @@ class Genesis:
     coinbase: bytes
     mix_hash: bytes
     alloc: dict[bytes, GenesisAccount]
-    sibyl: dict[str, Any]
+    sibyl: SibylGenesis
     raw: bytes
 
 
@@ -142,6 +154,110 @@ def _account(value: Any, key: str) -> GenesisAccount:
     )
 
 
+def _known_keys(data: dict[str, Any], key: str, allowed: set[str]) -> None:
+    unknown = set(data) - allowed
+    if unknown:
+        raise GenesisError(f"{key}: unknown field {sorted(unknown)[0]!r}")
+
+
+def _choice(value: Any, key: str, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise GenesisError(f"{key}: must be one of {', '.join(options)}")
+    return value
+
+
+def _shape(value: Any, key: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise GenesisError(f"{key}: must be a non-empty list of dimensions, or null")
+    return tuple(_quantity(dim, f"{key}[{i}]", bits=32) for i, dim in enumerate(value))
+
+
+DEFAULT_GAS = {"torch": (30_000, 200), "onnx": (30_000, 200), "embed": (50_000, 16)}
+
+
+def _model(value: Any, key: str) -> registry.ModelRecord:
+    data = _object(value, key)
+    _known_keys(
+        data,
+        key,
+        {"id", "name", "kind", "inputShape", "outputShape", "decimals", "quorum", "mode", "gas",
+         "outputLimit", "file", "package"},
+    )  # fmt: skip
+    kind = _choice(data.get("kind"), f"{key}.kind", registry.KINDS)
+    gas = _object(data.get("gas", {}), f"{key}.gas")
+    _known_keys(gas, f"{key}.gas", {"base", "perUnit"})
+    default_base, default_per_unit = DEFAULT_GAS.get(kind, (100_000, 100))
+    quorum = _quantity(data.get("quorum", 1), f"{key}.quorum", bits=8)
+    if quorum == 0:
+        raise GenesisError(f"{key}.quorum: must be at least 1")
+    if "id" not in data:
+        raise GenesisError(f"{key}.id: missing (keccak256 of the model artifact)")
+    name = data.get("name", "")
+    if not isinstance(name, str):
+        raise GenesisError(f"{key}.name: must be a string")
+    return registry.ModelRecord(
+        id=_hex_bytes(data["id"], f"{key}.id", length=32),
+        name=name,
+        kind=kind,
+        input_shape=_shape(data.get("inputShape"), f"{key}.inputShape"),
+        output_shape=_shape(data.get("outputShape"), f"{key}.outputShape"),
+        decimals=_quantity(data.get("decimals", 6), f"{key}.decimals", bits=8),
+        quorum=quorum,
+        mode=_choice(data.get("mode", "attest"), f"{key}.mode", registry.MODES),
+        gas_base=_quantity(gas.get("base", default_base), f"{key}.gas.base", bits=64),
+        gas_per_unit=_quantity(gas.get("perUnit", default_per_unit), f"{key}.gas.perUnit", bits=64),
+        output_limit=_quantity(data.get("outputLimit", 16384), f"{key}.outputLimit", bits=32),
+    )
+
+
+def _executor(value: Any, key: str) -> registry.ExecutorRecord:
+    data = _object(value, key)
+    _known_keys(data, key, {"address", "capabilities", "stake", "active"})
+    capabilities = data.get("capabilities", [])
+    if not isinstance(capabilities, list):
+        raise GenesisError(f"{key}.capabilities: must be a list")
+    for i, name in enumerate(capabilities):
+        _choice(name, f"{key}.capabilities[{i}]", registry.CAPABILITIES)
+    active = data.get("active", True)
+    if not isinstance(active, bool):
+        raise GenesisError(f"{key}.active: must be true or false")
+    return registry.ExecutorRecord(
+        address=_hex_bytes(data.get("address"), f"{key}.address", length=20),
+        capabilities=registry.capability_bits(capabilities),
+        stake=_quantity(data.get("stake", 0), f"{key}.stake"),
+        active=active,
+    )
+
+
+def _sibyl(value: Any) -> SibylGenesis:
+    data = _object(value, "sibyl")
+    _known_keys(data, "sibyl", {"admin", "minStake", "executors", "models", "scheduler"})
+    executors = data.get("executors", [])
+    models = data.get("models", [])
+    if not isinstance(executors, list):
+        raise GenesisError("sibyl.executors: must be a list")
+    if not isinstance(models, list):
+        raise GenesisError("sibyl.models: must be a list")
+    scheduler = _object(data.get("scheduler", {}), "sibyl.scheduler")
+    _known_keys(scheduler, "sibyl.scheduler", {"maxGasPerBlock"})
+    parsed = SibylGenesis(
+        admin=_hex_bytes(data["admin"], "sibyl.admin", length=20) if data.get("admin") else None,
+        min_stake=_quantity(data.get("minStake", 0), "sibyl.minStake"),
+        executors=tuple(_executor(e, f"sibyl.executors[{i}]") for i, e in enumerate(executors)),
+        models=tuple(_model(m, f"sibyl.models[{i}]") for i, m in enumerate(models)),
+        scheduler_gas_per_block=_quantity(
+            scheduler.get("maxGasPerBlock", 5_000_000), "sibyl.scheduler.maxGasPerBlock", bits=64
+        ),
+    )
+    for kind, records in (("executors", parsed.executors), ("models", parsed.models)):
+        keys = [getattr(r, "address", None) or getattr(r, "id", None) for r in records]
+        if len(set(keys)) != len(keys):
+            raise GenesisError(f"sibyl.{kind}: listed twice")
+    return parsed
+
+
 def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
     """Parse and validate a genesis file's bytes; errors are prefixed with ``source``."""
     try:
@@ -157,6 +273,9 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
             )
             for address, account in _object(data.get("alloc", {}), "alloc").items()
         }
+        for address in alloc:
+            if address in SYSTEM_ADDRESSES:
+                raise GenesisError(f"alloc[0x{address.hex()}]: reserved for a system contract")
         difficulty = _quantity(data.get("difficulty", 0), "difficulty")
         if difficulty != 0:
             raise GenesisError("difficulty: must be 0 (post-merge chains only)")
@@ -172,7 +291,7 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
             coinbase=_hex_bytes(data.get("coinbase", "0x" + "00" * 20), "coinbase", length=20),
             mix_hash=_hex_bytes(data.get("mixHash", "0x" + "00" * 32), "mixHash", length=32),
             alloc=alloc,
-            sibyl=_object(data.get("sibyl", {}), "sibyl"),
+            sibyl=_sibyl(data.get("sibyl", {})),
             raw=raw,
         )
     except GenesisError as exc:
@@ -191,6 +310,11 @@ def genesis_block(genesis: Genesis) -> tuple[Any, BlockWrite]:
     """Block 0 and the store write that holds it and the allocated state."""
     db, overlay = state_view(lambda key: None)
     accounts = AccountDB(db)
+    for address, slots in registry.genesis_storage(genesis.sibyl).items():
+        accounts.set_code(address, registry.SYSTEM_CODE)
+        accounts.set_nonce(address, 1)
+        for slot, word in slots.items():
+            accounts.set_storage(address, slot, word)
     for address, account in genesis.alloc.items():
         accounts.set_balance(address, account.balance)
         accounts.set_nonce(address, account.nonce)
@@ -229,7 +353,7 @@ def genesis_block(genesis: Genesis) -> tuple[Any, BlockWrite]:
         number=0,
         header=codec.encode_header(header),
         block=codec.encode_block(block),
-        receipts=codec.encode_receipts([], []),
+        receipts=codec.encode_receipts([], [], []),
         state=overlay.writes,
         tx_hashes=[],
     )

@@ -19,14 +19,15 @@ from typing import Any
 
 from chain.engine import Commit, Engine
 from chain.genesis import Genesis, genesis_block, load_genesis, parse_genesis
+from chain.oracle import SidecarPool, SpotChecker
 from chain.reader import ChainReader
 from chain.simulate import Simulator
 from chain.storage import Store, StoreError
 from chain.txpool import PoolConfig, TxPool
 from genesis import DEV_GENESIS
+from sidecars.config import SidecarSpec
 
 log = logging.getLogger("sibyl.node")
-
 
 
 @dataclass
@@ -49,13 +50,15 @@ class NodeConfig:
     genesis: Path | None = None
     dev: bool = False
     block_time: float = 0.0
-    sidecars: str = "auto"
+    sidecar_mode: str = "auto"
     follow: str | None = None
     metrics_port: int | None = None
     rpc: RpcConfig = field(default_factory=RpcConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
     fee_recipient: bytes = b"\x00" * 20
-    sidecar_tables: list[dict[str, Any]] = field(default_factory=list)
+    sidecar_image: str = "sibyl-sidecar:dev"
+    spot_check_rate: float = 0.0
+    sidecar_specs: list[SidecarSpec] = field(default_factory=list)
     temporary: bool = False
 
 
@@ -101,12 +104,17 @@ def open_datadir(config: NodeConfig) -> tuple[Store, Genesis]:
 
 
 class Node:
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        sidecars: SidecarPool | None = None,
+        spot_checker: SpotChecker | None = None,
+    ) -> None:
         self.config = config
         self.store, self.genesis = open_datadir(config)
         self.chain_config = self.genesis.config
         self.reader = ChainReader(self.store, self.chain_config)
-        self.engine = Engine(self.chain_config, self.store, self.reader)
+        self.engine = Engine(self.chain_config, self.store, self.reader, sidecars, spot_checker)
         self.pool = TxPool(
             self.chain_config.chain_id,
             config.pool,
@@ -114,7 +122,9 @@ class Node:
             self.reader.accounts,
             self.chain_config,
         )
-        self.simulator = Simulator(self.chain_config, self.store.state_get, self.reader.header)
+        self.simulator = Simulator(
+            self.chain_config, self.store.state_get, self.reader.header, sidecars
+        )
         self.head_listeners: list[Callable[[Commit], None]] = []
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
         self._lock = asyncio.Lock()

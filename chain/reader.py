@@ -81,10 +81,18 @@ class ChainReader:
         return self.store.get("headers", block_hash)
 
     def receipts(self, header: BlockHeaderAPI) -> tuple[list[ReceiptAPI], list[bytes]]:
+        receipts, senders, _ = self.receipt_record(header)
+        return receipts, senders
+
+    def receipt_record(
+        self, header: BlockHeaderAPI
+    ) -> tuple[list[ReceiptAPI], list[bytes], codec.Signers]:
+        """Receipts, senders and AI-call signers of a block (see :mod:`chain.codec`)."""
         raw = self.store.get("receipts", header.hash)
         if raw is None:
-            return [], []
-        return codec.decode_receipts(raw, self.vm_class(header).get_block_class().receipt_builder)
+            return [], [], []
+        builder = self.vm_class(header).get_block_class().receipt_builder
+        return codec.decode_receipts(raw, builder)
 
     def vm_class(self, header: BlockHeaderAPI) -> Any:
         return vm_class_at(self.config, header.timestamp)

@@ -8,6 +8,7 @@ down cleanly on SIGINT or SIGTERM.
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 from chain.follower import Follower
 from chain.keys import address_of, dev_accounts
 from chain.node import Node, NodeConfig
+from chain.oracle import Disagreement, SpotChecker
 from chain.producer import DevProducer
 from rpc.accounts import AccountsApi
 from rpc.debug import DebugApi
@@ -25,8 +27,11 @@ from rpc.eth import EthApi
 from rpc.filters import FilterManager
 from rpc.net import NetApi
 from rpc.server import RpcServer, collect_methods
+from rpc.sibyl import SibylApi
 from rpc.subscriptions import Subscriptions
 from rpc.txpool import TxPoolApi
+from sidecars.config import dev_sidecar_specs
+from sidecars.manager import SidecarManager
 
 log = logging.getLogger("sibyl.run")
 
@@ -61,8 +66,40 @@ def print_dev_accounts(node: Node, signers: list) -> None:
     print("\n".join(lines), flush=True)
 
 
+def start_sidecars(config: NodeConfig) -> SidecarManager | None:
+    """The node's sidecars: those of the config file, or on a dev chain the bundled
+    models; None when there are none to run (``--sidecars none``, or nothing declared)."""
+    specs = config.sidecar_specs or (dev_sidecar_specs() if config.dev else [])
+    if config.sidecar_mode == "none" or not specs:
+        return None
+    assert config.datadir is not None
+    owner = "sibyl-" + hashlib.sha256(str(config.datadir.resolve()).encode()).hexdigest()[:12]
+    manager = SidecarManager(
+        specs,
+        config.sidecar_mode,
+        owner=owner,
+        image=config.sidecar_image,
+        log_dir=config.datadir / "sidecars",
+    )
+    manager.start()
+    return manager
+
+
 async def serve(config: NodeConfig) -> None:
-    node = Node(config)
+    manager = await asyncio.to_thread(start_sidecars, config)
+    disagreements: list[Disagreement] = []
+    pool = manager.pool if manager is not None else None
+    checker = (
+        SpotChecker(pool, config.spot_check_rate, disagreements.append)
+        if pool is not None and config.spot_check_rate > 0
+        else None
+    )
+    try:
+        node = Node(config, pool, checker)
+    except BaseException:
+        if manager is not None:
+            manager.stop()
+        raise
     servers: list[RpcServer] = []
     tasks: list[asyncio.Task] = []
     try:
@@ -76,6 +113,7 @@ async def serve(config: NodeConfig) -> None:
             DebugApi(node, eth),
             TxPoolApi(node),
             AccountsApi(node, eth, signers),
+            SibylApi(node, eth.header, manager.status if manager else lambda: [], disagreements),
         )
         node.head_listeners.append(subscriptions.on_commit)
         node.pool.listeners.append(subscriptions.on_pending)
@@ -116,6 +154,8 @@ async def serve(config: NodeConfig) -> None:
         for server in servers:
             await server.stop()
         node.close()
+        if manager is not None:
+            await asyncio.to_thread(manager.stop)
 
 
 def run(config: NodeConfig) -> int:

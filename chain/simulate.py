@@ -17,9 +17,10 @@ from eth.exceptions import Revert
 from eth.vm.chain_context import ChainContext
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
-from eth_utils import ValidationError
+from eth_utils import ValidationError, to_checksum_address
 
 from chain.execution import VMChainDB
+from chain.oracle import CallOracle, SidecarPool
 from chain.storage import state_view
 from chain.vm import ChainConfig, vm_class_at
 
@@ -88,10 +89,13 @@ def revert_reason(data: bytes) -> str | None:
 class Simulator:
     """Runs calls on the state after a given block."""
 
-    def __init__(self, config: ChainConfig, state_get: Any, headers: Any) -> None:
+    def __init__(
+        self, config: ChainConfig, state_get: Any, headers: Any, sidecars: SidecarPool | None
+    ) -> None:
         self.config = config
         self.state_get = state_get
         self.headers = headers
+        self.sidecars = sidecars
 
     def _state(self, parent: BlockHeaderAPI, gas_limit: int) -> Any:
         timestamp = parent.timestamp + 1
@@ -139,6 +143,13 @@ class Simulator:
         vm = self._state(parent, gas)
         tx = self._transaction(vm, args, gas)
         state = vm.state
+        balance = state.get_balance(args.sender)
+        if args.value > balance:  # geth's words, which ethers and viem recognise
+            raise CallError(
+                f"insufficient funds for gas * price + value: address "
+                f"{to_checksum_address(args.sender)} have {balance} want {args.value}"
+            )
+        state.oracle = CallOracle(self.config.chain_id, self.sidecars)
         try:
             if args.gas_price:  # what GASPRICE shows; the sender is still not charged
                 with state.override_transaction_context(gas_price=args.gas_price):
@@ -191,12 +202,15 @@ class Simulator:
     ) -> tuple[list[tuple[bytes, list[int]]], ComputationAPI]:
         """The accounts and slots the call touches (without sender, recipient, precompiles)."""
         computation, state = self.run(parent, args)
-        skip = {args.sender, args.to} | set(state.computation_class.get_precompiles())
-        touched = state._account_db._get_access_list()  # py-evm's record of what was read
+        skip = {args.sender, args.to, state.coinbase} | set(
+            state.computation_class.get_precompiles()
+        )
+        # py-evm records every account the state read; the call touched those it warmed.
+        touched = state._account_db._get_access_list()
         entries = [
             (address, sorted(tracker.slots_queried))
             for address, tracker in sorted(touched.items())
-            if address not in skip or tracker.slots_queried
+            if tracker.slots_queried or (address not in skip and state.is_address_warm(address))
         ]
         return entries, computation
 

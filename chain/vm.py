@@ -17,6 +17,9 @@ from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.shanghai import ShanghaiVM
 from rlp.sedes import CountableList
 
+from chain.attested import ATTESTED_TX_TYPE, AttestedTransaction
+from chain.precompiles.mapping import PRECOMPILES
+
 FORKS: tuple[tuple[str, type[VirtualMachineAPI]], ...] = (
     ("prague", PragueVM),
     ("cancun", CancunVM),
@@ -56,6 +59,31 @@ class CachedSender:
             return self._sender
 
 
+class SibylTransactionBuilder:
+    """Decodes Sibyl's own envelopes (attested 0x13) before py-evm's standard types."""
+
+    envelopes: dict[int, Any] = {ATTESTED_TX_TYPE: AttestedTransaction.decode}
+    envelope_classes: tuple[type, ...] = (AttestedTransaction,)
+
+    @classmethod
+    def decode(cls, encoded: bytes) -> Any:
+        if encoded and encoded[0] in cls.envelopes:
+            return cls.envelopes[encoded[0]](encoded, cls.decode)
+        return super().decode(encoded)  # type: ignore[misc]
+
+    @classmethod
+    def deserialize(cls, encoded: Any) -> Any:
+        if isinstance(encoded, bytes) and encoded and encoded[0] in cls.envelopes:
+            return cls.decode(encoded)
+        return super().deserialize(encoded)  # type: ignore[misc]
+
+    @classmethod
+    def serialize(cls, obj: Any) -> Any:
+        if isinstance(obj, cls.envelope_classes):
+            return obj.encode()
+        return super().serialize(obj)  # type: ignore[misc]
+
+
 def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineAPI]:
     builder = base.get_transaction_builder()
     legacy = type(
@@ -70,7 +98,7 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
     )
     tx_builder = type(
         f"Sibyl{name}TransactionBuilder",
-        (builder,),
+        (SibylTransactionBuilder, builder),
         {"legacy_signed": legacy, "typed_transaction": typed, "__module__": __name__},
     )
     # A block's RLP sedes names its transaction builder when the class is made, so the
@@ -84,7 +112,18 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
         (base.block_class,),
         {"transaction_builder": tx_builder, "fields": fields, "__module__": __name__},
     )
-    return base.configure(__name__=f"Sibyl{name}VM", block_class=block_class)
+    state = base.get_state_class()
+    computation = state.computation_class.configure(
+        __name__=f"Sibyl{name}Computation",
+        _precompiles={**state.computation_class.get_precompiles(), **PRECOMPILES},
+    )
+    # ``oracle`` is where the AI precompiles get their outputs (chain.oracle); each
+    # execution sets its own, and a state without one refuses AI calls.
+    state_class = state.configure(__name__=f"Sibyl{name}State", computation_class=computation)
+    state_class.oracle = None
+    return base.configure(
+        __name__=f"Sibyl{name}VM", block_class=block_class, _state_class=state_class
+    )
 
 
 @cache

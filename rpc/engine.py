@@ -6,7 +6,6 @@ must carry ``Authorization: Bearer <jwt>`` signed (HS256) with the shared secret
 issued within 60 seconds, as the Engine API specifies.
 """
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from eth.constants import EMPTY_UNCLE_HASH
 from eth.vm.forks.shanghai.withdrawals import Withdrawal
 
 from chain.engine import PayloadStatus
-from chain.execution import PayloadAttributes
+from chain.execution import PayloadAttributes, requests_hash
 from chain.node import Node
 from chain.trie_root import ordered_trie_root
 from chain.vm import vm_class_at
@@ -80,15 +79,6 @@ def _withdrawal_json(w: Withdrawal) -> dict[str, str]:
         "address": d(w.address),
         "amount": q(w.amount),
     }
-
-
-def requests_hash(requests: list[bytes]) -> bytes:
-    """EIP-7685: sha256 over the sha256 of each non-empty request."""
-    outer = hashlib.sha256()
-    for request in requests:
-        if len(request) > 1:
-            outer.update(hashlib.sha256(request).digest())
-    return outer.digest()
 
 
 def payload_json(block: Any) -> dict[str, Any]:

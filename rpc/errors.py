@@ -10,6 +10,7 @@ revert bytes as ``data``), and -38xxx for the Engine API.
 from typing import Any
 
 from chain.engine import EngineError
+from chain.oracle import ModelUnavailable
 from chain.simulate import CallError, ExecutionReverted, OutOfGasError
 from chain.txpool import TxPoolError
 
@@ -56,4 +57,6 @@ def from_exception(exc: Exception) -> RpcError | None:
         return RpcError(SERVER_ERROR, str(exc))
     if isinstance(exc, EngineError):
         return RpcError(exc.code, str(exc))
+    if isinstance(exc, ModelUnavailable):
+        return RpcError(RESOURCE_UNAVAILABLE, str(exc), "0x" + exc.model_id.hex())
     return None

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import genesis
+from chain.errors import SibylError
 from sidecars.runtimes import RUNTIMES
 
 DEV_MODELS = genesis.DIR / "models"
@@ -37,7 +38,7 @@ LOCAL_KEYS = {"name", "runtime", "model", "model_id", "executor_key", "gpu", "po
 REMOTE_KEYS = {"name", "address", "runtime"}
 
 
-class SidecarConfigError(ValueError):
+class SidecarConfigError(SibylError):
     """A ``[[sidecars]]`` table is invalid; the message names the key."""
 
 

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from chain.errors import SibylError
 from sidecars.client import SidecarPool
 from sidecars.config import SidecarSpec
 
@@ -49,7 +50,7 @@ HUNG_CHECKS = 3
 DOCKER_PING_TIMEOUT = 1
 
 
-class SidecarStartError(RuntimeError):
+class SidecarStartError(SibylError):
     """A sidecar did not become healthy; the message says which and why."""
 
 
@@ -110,8 +111,10 @@ class SidecarManager:
         local_kind = self._local_kind() if any(not s.remote for s in self.specs) else None
         if local_kind == "docker":  # those a crashed run of this node left behind
             self._remove_owned_containers()
-        if local_kind == "process" and self.log_dir is None:
-            self.log_dir = Path(tempfile.mkdtemp(prefix="sibyl-sidecars-"))
+        if local_kind == "process":
+            if self.log_dir is None:
+                self.log_dir = Path(tempfile.mkdtemp(prefix="sibyl-sidecars-"))
+            self.log_dir.mkdir(parents=True, exist_ok=True)
         for spec in self.specs:
             if spec.remote:
                 managed = _Managed(spec, "remote", spec.address)

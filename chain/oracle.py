@@ -1,0 +1,324 @@
+"""Execute once, verify many: where an AI precompile gets its output.
+
+A precompile hands each AI call to the oracle of the execution it runs in:
+
+* :class:`BuildOracle` (the block builder) runs the call on a sidecar, collects the
+  attestation signatures and records the result, in call order, for the block;
+* :class:`VerifyOracle` (every importing node) takes the next recorded result instead,
+  after checking that it answers this very call (precompile, input hash) and that a
+  quorum of distinct registered executors with the capability signed it; it never calls
+  a sidecar (it may, for a sample of calls, re-run them in the background and report a
+  disagreement, the hook for slashing);
+* :class:`CallOracle` (``eth_call``, ``eth_estimateGas``) runs the call on a sidecar and
+  records nothing; it reports a model no sidecar serves, so the RPC can say so.
+
+A call that fails on a sidecar (timeout, crash, refusal, bad reply) fails like a revert:
+the calling contract sees ``success == false``, and the block records a failed result
+(no output, no signature) that verifiers accept as such. A mismatch while verifying is an
+:class:`InvalidAiResult`, which makes the whole block invalid.
+"""
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from eth_utils import keccak
+
+from chain import registry
+from chain.attested import FAILED, OK, SpcResult
+from chain.errors import SibylError
+from chain.registry import ModelRecord
+from sidecars.attestation import (
+    InvalidAttestation,
+    attestation_digest,
+    recover_signer,
+    sync_context,
+)
+
+log = logging.getLogger("sibyl.oracle")
+
+NO_TX = b"\x00" * 32
+
+
+class AiCallFailed(Exception):
+    """The call did not produce an output; the precompile reverts with this reason."""
+
+
+class ModelUnavailable(SibylError):
+    """No sidecar of this node serves the model (eth_call on a node without it)."""
+
+    def __init__(self, model_id: bytes) -> None:
+        super().__init__(f"model 0x{model_id.hex()} is not served by any sidecar of this node")
+        self.model_id = model_id
+
+
+class InvalidAiResult(Exception):
+    """A recorded AI result that does not verify: the block is invalid."""
+
+
+class SidecarPool(Protocol):
+    """What the oracles need of :class:`sidecars.client.SidecarPool`."""
+
+    def execute(
+        self, precompile: bytes, model_id: bytes, data: bytes, context: bytes, chain_id: int
+    ) -> Any: ...
+
+    def execute_each(
+        self, precompile: bytes, model_id: bytes, data: bytes, context: bytes, chain_id: int
+    ) -> list[Any]: ...
+
+    def serves(self, model_id: bytes) -> bool: ...
+
+
+@dataclass
+class AiCall:
+    precompile: bytes
+    model: ModelRecord
+    input: bytes
+
+
+class Oracle:
+    """The per-transaction session every oracle keeps: the transaction and its call count."""
+
+    def __init__(self, chain_id: int) -> None:
+        self.chain_id = chain_id
+        self.tx_hash = NO_TX
+        self.index = 0
+        self.signers: list[tuple[bytes, ...]] = []  # per call of the transaction
+
+    def begin(self, tx_hash: bytes, results: tuple[SpcResult, ...] = ()) -> None:
+        self.tx_hash = tx_hash
+        self.index = 0
+        self.signers = []
+
+    def finish(self) -> tuple[SpcResult, ...]:
+        return ()
+
+    def call(self, call: AiCall, state: Any) -> bytes:
+        raise NotImplementedError
+
+    def _context(self) -> bytes:
+        context = sync_context(self.tx_hash, self.index)
+        self.index += 1
+        return context
+
+
+def _check_output(call: AiCall, output: bytes) -> None:
+    if len(output) > call.model.output_limit:
+        raise AiCallFailed(
+            f"output of {len(output)} bytes exceeds the model's limit of {call.model.output_limit}"
+        )
+
+
+class BuildOracle(Oracle):
+    """Runs calls on sidecars and records their signed results for the block."""
+
+    def __init__(self, chain_id: int, pool: SidecarPool | None) -> None:
+        super().__init__(chain_id)
+        self.pool = pool
+        self.results: list[SpcResult] = []
+
+    def begin(self, tx_hash: bytes, results: tuple[SpcResult, ...] = ()) -> None:
+        super().begin(tx_hash)
+        self.results = []
+
+    def finish(self) -> tuple[SpcResult, ...]:
+        return tuple(self.results)
+
+    def call(self, call: AiCall, state: Any) -> bytes:
+        context = self._context()
+        input_hash = keccak(call.input)
+        try:
+            output, signatures = self._run(call, context)
+            _check_output(call, output)
+        except AiCallFailed as exc:
+            log.info(
+                "ai call failed tx=0x%s model=0x%s reason=%s",
+                self.tx_hash.hex(),
+                call.model.id.hex(),
+                exc,
+            )
+            self.results.append(SpcResult(call.precompile, input_hash, FAILED, b"", ()))
+            raise
+        self.results.append(SpcResult(call.precompile, input_hash, OK, output, signatures))
+        return output
+
+    def _run(self, call: AiCall, context: bytes) -> tuple[bytes, tuple[bytes, ...]]:
+        """The output and a quorum of signatures by distinct executors, or AiCallFailed."""
+        if self.pool is None or not self.pool.serves(call.model.id):
+            raise AiCallFailed(f"no sidecar serves model 0x{call.model.id.hex()}")
+        quorum = call.model.quorum
+        result = self.pool.execute(
+            call.precompile, call.model.id, call.input, context, self.chain_id
+        )
+        if result.status != "ok":
+            raise AiCallFailed(result.error or "sidecar call failed")
+        signatures = {result.executor: result.signature}
+        for extra in getattr(self.pool, "execute_others", lambda *a: [])(
+            call.precompile, call.model.id, call.input, context, self.chain_id, set(signatures)
+        ):
+            if len(signatures) >= quorum:
+                break
+            if extra.status == "ok" and extra.output == result.output:
+                signatures.setdefault(extra.executor, extra.signature)
+        if len(signatures) < quorum:
+            raise AiCallFailed(f"model needs {quorum} executors to agree, {len(signatures)} did")
+        return result.output, tuple(list(signatures.values())[:quorum])
+
+
+class CallOracle(Oracle):
+    """eth_call: run on a sidecar, record nothing, report models nobody serves."""
+
+    def __init__(self, chain_id: int, pool: SidecarPool | None) -> None:
+        super().__init__(chain_id)
+        self.pool = pool
+
+    def call(self, call: AiCall, state: Any) -> bytes:
+        context = self._context()
+        if self.pool is None or not self.pool.serves(call.model.id):
+            raise ModelUnavailable(call.model.id)
+        result = self.pool.execute(
+            call.precompile, call.model.id, call.input, context, self.chain_id
+        )
+        if result.status != "ok":
+            raise AiCallFailed(result.error or "sidecar call failed")
+        _check_output(call, result.output)
+        return result.output
+
+
+@dataclass
+class Disagreement:
+    """A sampled re-execution whose output differs from the attested one."""
+
+    tx_hash: bytes
+    call_index: int
+    model_id: bytes
+    attested: bytes
+    local: bytes
+    signers: list[bytes]
+
+
+@dataclass
+class SpotChecker:
+    """Re-runs a sample of verified calls on this node's own sidecars, off the import path."""
+
+    pool: SidecarPool
+    rate: float
+    report: Callable[[Disagreement], None]
+    workers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="spot-check")
+    )
+    rng: random.Random = field(default_factory=random.Random)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def maybe_check(
+        self, call: AiCall, context: bytes, chain_id: int, output: bytes, signers: list[bytes],
+        tx_hash: bytes, index: int,
+    ) -> None:  # fmt: skip
+        with self.lock:
+            sampled = self.rng.random() < self.rate
+        if sampled and self.pool.serves(call.model.id):
+            self.workers.submit(
+                self._check, call, context, chain_id, output, signers, tx_hash, index
+            )
+
+    def _check(self, call, context, chain_id, output, signers, tx_hash, index) -> None:  # noqa: ANN001
+        result = self.pool.execute(call.precompile, call.model.id, call.input, context, chain_id)
+        if result.status == "ok" and result.output != output:
+            disagreement = Disagreement(
+                tx_hash, index, call.model.id, output, result.output, signers
+            )
+            log.warning(
+                "attested output disagrees with local re-execution tx=0x%s call=%d model=0x%s "
+                "signers=%s",
+                tx_hash.hex(),
+                index,
+                call.model.id.hex(),
+                ",".join("0x" + s.hex() for s in signers),
+            )
+            self.report(disagreement)
+
+
+class VerifyOracle(Oracle):
+    """Consumes recorded results, checking each against the call and the registries."""
+
+    def __init__(self, chain_id: int, spot_checker: SpotChecker | None = None) -> None:
+        super().__init__(chain_id)
+        self.results: tuple[SpcResult, ...] = ()
+        self.spot_checker = spot_checker
+
+    def begin(self, tx_hash: bytes, results: tuple[SpcResult, ...] = ()) -> None:
+        super().begin(tx_hash)
+        self.results = results
+
+    def finish(self) -> tuple[SpcResult, ...]:
+        if self.index != len(self.results):
+            raise InvalidAiResult(
+                f"transaction 0x{self.tx_hash.hex()} carries {len(self.results)} AI results "
+                f"but made {self.index} AI calls"
+            )
+        return self.results
+
+    def call(self, call: AiCall, state: Any) -> bytes:
+        index = self.index
+        where = f"AI call {index} of transaction 0x{self.tx_hash.hex()}"
+        if index >= len(self.results):
+            raise InvalidAiResult(f"{where}: no recorded result")
+        context = self._context()
+        result = self.results[index]
+        if result.precompile != call.precompile:
+            raise InvalidAiResult(
+                f"{where}: result is for precompile 0x{result.precompile.hex()}, "
+                f"the call went to 0x{call.precompile.hex()}"
+            )
+        input_hash = keccak(call.input)
+        if result.input_hash != input_hash:
+            raise InvalidAiResult(f"{where}: result is for another input")
+        if result.status == FAILED:
+            self.signers.append(())
+            raise AiCallFailed("the builder's sidecar call failed")
+        if len(result.output) > call.model.output_limit:
+            raise InvalidAiResult(f"{where}: output exceeds the model's limit")
+        digest = attestation_digest(
+            self.chain_id,
+            call.precompile,
+            call.model.id,
+            input_hash,
+            keccak(result.output),
+            context,
+        )
+        capability = registry.PRECOMPILE_CAPABILITY[call.precompile]
+        signers: list[bytes] = []
+        for position, signature in enumerate(result.signatures):
+            try:
+                signer = recover_signer(digest, signature)
+            except InvalidAttestation as exc:
+                raise InvalidAiResult(f"{where}: attestation {position}: {exc}") from None
+            executor = registry.get_executor(state, signer)
+            if executor is None:
+                raise InvalidAiResult(
+                    f"{where}: attestation {position}: signer 0x{signer.hex()} is not a "
+                    "registered executor"
+                )
+            if not executor.can(capability):
+                raise InvalidAiResult(
+                    f"{where}: attestation {position}: executor 0x{signer.hex()} is not "
+                    f"active with the {capability} capability"
+                )
+            if signer in signers:
+                raise InvalidAiResult(f"{where}: executor 0x{signer.hex()} signed twice")
+            signers.append(signer)
+        if len(signers) < call.model.quorum:
+            raise InvalidAiResult(
+                f"{where}: {len(signers)} attestations, the model needs {call.model.quorum}"
+            )
+        self.signers.append(tuple(signers))
+        if self.spot_checker is not None:
+            self.spot_checker.maybe_check(
+                call, context, self.chain_id, result.output, signers, self.tx_hash, index
+            )
+        return result.output

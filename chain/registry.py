@@ -1,0 +1,281 @@
+"""The model and executor registries: which AI calls may run, and who may attest them.
+
+Both registries are native system contracts whose records live in their own accounts'
+storage, so the state root commits to them and every node reads the same policy while
+verifying a block. The storage layout follows Solidity's conventions so a reader (or a
+``eth_getStorageAt`` caller) can find a record without this code:
+
+MODEL_REGISTRY (0x…0a03)
+  slot 0            number of models; model ids at ``keccak(0) + i``
+  keccak(id ‖ 1)    the model record, ABI-encoded, stored as a byte string (length, then
+                    32-byte chunks in the following slots)
+  keccak(id ‖ 2)    position of the id in the list, plus one (0: not registered)
+  slot 3            admin: the only account that may register or remove models
+
+EXECUTOR_REGISTRY (0x…0a02)
+  slot 0            number of executors; addresses at ``keccak(0) + i``
+  keccak(addr ‖ 1)  capabilities bitmask; +1 stake (wei); +2 active (0 or 1)
+  keccak(addr ‖ 2)  position in the list, plus one
+  slot 3            admin: may deactivate executors
+  slot 4            minimum stake to register
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+EXECUTOR_REGISTRY = bytes.fromhex("0000000000000000000000000000000000000a02")
+MODEL_REGISTRY = bytes.fromhex("0000000000000000000000000000000000000a03")
+INFER = bytes.fromhex("0000000000000000000000000000000000000800")
+EMBED = bytes.fromhex("0000000000000000000000000000000000000801")
+LLM = bytes.fromhex("0000000000000000000000000000000000000802")
+ZK_PROVE = bytes.fromhex("0000000000000000000000000000000000000803")
+
+KINDS = ("torch", "onnx", "embed", "llm", "zk")
+KIND_PRECOMPILE = {"torch": INFER, "onnx": INFER, "embed": EMBED, "llm": LLM, "zk": ZK_PROVE}
+MODES = ("attest", "replicate", "prove")
+CAPABILITIES = ("infer", "embed", "llm", "zk")
+PRECOMPILE_CAPABILITY = {INFER: "infer", EMBED: "embed", LLM: "llm", ZK_PROVE: "zk"}
+
+# Code placed at system contract addresses: never run (the node dispatches the address
+# natively), but non-empty so Solidity's extcodesize check before a call passes, and the
+# account is never "empty" under EIP-161.
+SYSTEM_CODE = bytes.fromhex("5f5ffd")  # PUSH0 PUSH0 REVERT
+
+ADMIN_SLOT = 3
+MIN_STAKE_SLOT = 4
+_RECORD_TYPES = (
+    "string", "uint8", "uint32[]", "uint32[]", "bool", "uint8", "uint8", "uint8",
+    "uint64", "uint64", "uint32",
+)  # fmt: skip
+
+
+class Storage(Protocol):
+    """What the registries need of a state: py-evm's state and AccountDB both fit."""
+
+    def get_storage(self, address: bytes, slot: int) -> int: ...
+
+    def set_storage(self, address: bytes, slot: int, value: int) -> None: ...
+
+
+def capability_bits(names: Iterable[str]) -> int:
+    return sum(1 << CAPABILITIES.index(name) for name in set(names))
+
+
+def capability_names(bits: int) -> list[str]:
+    return [name for i, name in enumerate(CAPABILITIES) if bits >> i & 1]
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: bytes
+    name: str
+    kind: str
+    input_shape: tuple[int, ...] | None
+    output_shape: tuple[int, ...] | None
+    decimals: int
+    quorum: int
+    mode: str
+    gas_base: int
+    gas_per_unit: int
+    output_limit: int
+
+    @property
+    def precompile(self) -> bytes:
+        return KIND_PRECOMPILE[self.kind]
+
+    def encode(self) -> bytes:
+        return abi_encode(
+            _RECORD_TYPES,
+            (
+                self.name,
+                KINDS.index(self.kind),
+                list(self.input_shape or ()),
+                list(self.output_shape or ()),
+                self.input_shape is not None,
+                self.decimals,
+                self.quorum,
+                MODES.index(self.mode),
+                self.gas_base,
+                self.gas_per_unit,
+                self.output_limit,
+            ),
+        )
+
+    @classmethod
+    def decode(cls, model_id: bytes, blob: bytes) -> "ModelRecord":
+        (name, kind, shape_in, shape_out, tensor, decimals, quorum, mode, base, per_unit, limit) = (
+            abi_decode(_RECORD_TYPES, blob)
+        )
+        return cls(
+            model_id,
+            name,
+            KINDS[kind],
+            tuple(shape_in) if tensor else None,
+            tuple(shape_out) or None,
+            decimals,
+            quorum,
+            MODES[mode],
+            base,
+            per_unit,
+            limit,
+        )
+
+
+@dataclass(frozen=True)
+class ExecutorRecord:
+    address: bytes
+    capabilities: int
+    stake: int
+    active: bool
+
+    def can(self, capability: str) -> bool:
+        return self.active and bool(self.capabilities >> CAPABILITIES.index(capability) & 1)
+
+
+# storage layout
+
+
+def mapping_slot(key: bytes, slot: int) -> int:
+    """Solidity's ``mapping`` slot of ``key`` in the mapping at ``slot``."""
+    return int.from_bytes(keccak(key.rjust(32, b"\x00") + slot.to_bytes(32, "big")), "big")
+
+
+def array_slot(slot: int, index: int) -> int:
+    """Solidity's slot of element ``index`` of the dynamic array at ``slot``."""
+    return (int.from_bytes(keccak(slot.to_bytes(32, "big")), "big") + index) % 2**256
+
+
+def _read_blob(state: Storage, address: bytes, slot: int) -> bytes:
+    length = state.get_storage(address, slot)
+    words = [state.get_storage(address, slot + 1 + i) for i in range(-(-length // 32))]
+    return b"".join(w.to_bytes(32, "big") for w in words)[:length]
+
+
+def _write_blob(state: Storage, address: bytes, slot: int, blob: bytes) -> None:
+    old_words = -(-state.get_storage(address, slot) // 32)
+    state.set_storage(address, slot, len(blob))
+    padded = blob.ljust(-(-len(blob) // 32) * 32, b"\x00")
+    words = [padded[i : i + 32] for i in range(0, len(padded), 32)]
+    for i in range(max(len(words), old_words)):
+        value = int.from_bytes(words[i], "big") if i < len(words) else 0
+        state.set_storage(address, slot + 1 + i, value)
+
+
+def _list(state: Storage, address: bytes) -> list[int]:
+    return [
+        state.get_storage(address, array_slot(0, i)) for i in range(state.get_storage(address, 0))
+    ]
+
+
+def _list_add(state: Storage, address: bytes, key: bytes) -> None:
+    count = state.get_storage(address, 0)
+    state.set_storage(address, array_slot(0, count), int.from_bytes(key, "big"))
+    state.set_storage(address, mapping_slot(key, 2), count + 1)
+    state.set_storage(address, 0, count + 1)
+
+
+def _list_remove(state: Storage, address: bytes, key: bytes, width: int) -> None:
+    """Swap-and-pop, keeping the position index of the moved entry right."""
+    position = state.get_storage(address, mapping_slot(key, 2)) - 1
+    last = state.get_storage(address, 0) - 1
+    moved = state.get_storage(address, array_slot(0, last))
+    state.set_storage(address, array_slot(0, position), moved)
+    state.set_storage(address, mapping_slot(moved.to_bytes(width, "big"), 2), position + 1)
+    state.set_storage(address, array_slot(0, last), 0)
+    state.set_storage(address, mapping_slot(key, 2), 0)
+    state.set_storage(address, 0, last)
+
+
+# models
+
+
+def get_model(state: Storage, model_id: bytes) -> ModelRecord | None:
+    if not state.get_storage(MODEL_REGISTRY, mapping_slot(model_id, 2)):
+        return None
+    return ModelRecord.decode(
+        model_id, _read_blob(state, MODEL_REGISTRY, mapping_slot(model_id, 1))
+    )
+
+
+def model_ids(state: Storage) -> list[bytes]:
+    return [v.to_bytes(32, "big") for v in _list(state, MODEL_REGISTRY)]
+
+
+def put_model(state: Storage, record: ModelRecord) -> None:
+    if not state.get_storage(MODEL_REGISTRY, mapping_slot(record.id, 2)):
+        _list_add(state, MODEL_REGISTRY, record.id)
+    _write_blob(state, MODEL_REGISTRY, mapping_slot(record.id, 1), record.encode())
+
+
+def remove_model(state: Storage, model_id: bytes) -> None:
+    _write_blob(state, MODEL_REGISTRY, mapping_slot(model_id, 1), b"")
+    _list_remove(state, MODEL_REGISTRY, model_id, 32)
+
+
+# executors
+
+
+def get_executor(state: Storage, address: bytes) -> ExecutorRecord | None:
+    if not state.get_storage(EXECUTOR_REGISTRY, mapping_slot(address, 2)):
+        return None
+    base = mapping_slot(address, 1)
+    return ExecutorRecord(
+        address,
+        state.get_storage(EXECUTOR_REGISTRY, base),
+        state.get_storage(EXECUTOR_REGISTRY, base + 1),
+        bool(state.get_storage(EXECUTOR_REGISTRY, base + 2)),
+    )
+
+
+def executor_addresses(state: Storage) -> list[bytes]:
+    return [v.to_bytes(20, "big") for v in _list(state, EXECUTOR_REGISTRY)]
+
+
+def put_executor(state: Storage, record: ExecutorRecord) -> None:
+    if not state.get_storage(EXECUTOR_REGISTRY, mapping_slot(record.address, 2)):
+        _list_add(state, EXECUTOR_REGISTRY, record.address)
+    base = mapping_slot(record.address, 1)
+    state.set_storage(EXECUTOR_REGISTRY, base, record.capabilities)
+    state.set_storage(EXECUTOR_REGISTRY, base + 1, record.stake)
+    state.set_storage(EXECUTOR_REGISTRY, base + 2, int(record.active))
+
+
+def admin(state: Storage, registry: bytes) -> bytes:
+    return state.get_storage(registry, ADMIN_SLOT).to_bytes(20, "big")
+
+
+class DictStorage:
+    """Storage in plain dicts: how the genesis writes the registries' initial records."""
+
+    def __init__(self) -> None:
+        self.slots: dict[bytes, dict[int, int]] = {}
+
+    def get_storage(self, address: bytes, slot: int) -> int:
+        return self.slots.get(address, {}).get(slot, 0)
+
+    def set_storage(self, address: bytes, slot: int, value: int) -> None:
+        account = self.slots.setdefault(address, {})
+        if value:
+            account[slot] = value
+        else:
+            account.pop(slot, None)
+
+
+def genesis_storage(section: Any) -> dict[bytes, dict[int, int]]:
+    """Storage of both registries for a genesis ``sibyl`` section (see chain.genesis)."""
+    storage = DictStorage()
+    for address in (EXECUTOR_REGISTRY, MODEL_REGISTRY):
+        storage.slots[address] = {}
+        if section.admin:
+            storage.set_storage(address, ADMIN_SLOT, int.from_bytes(section.admin, "big"))
+    storage.set_storage(EXECUTOR_REGISTRY, MIN_STAKE_SLOT, section.min_stake)
+    for executor in section.executors:
+        put_executor(storage, executor)
+    for model in section.models:
+        put_model(storage, model)
+    return storage.slots

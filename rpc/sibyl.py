@@ -1,0 +1,91 @@
+"""The ``sibyl_`` namespace: registered models and executors, this node's sidecars, and
+disagreements found by re-running a sample of attested calls (DESIGN section 9)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from chain import registry
+from chain.node import Node
+from chain.oracle import Disagreement
+from rpc import params as p
+from rpc.encoding import d, q
+from rpc.errors import not_found
+from rpc.params import LATEST, BlockId, Param, method
+
+
+def model_json(record: registry.ModelRecord) -> dict[str, Any]:
+    return {
+        "id": d(record.id),
+        "name": record.name,
+        "kind": record.kind,
+        "precompile": d(record.precompile),
+        "inputShape": list(record.input_shape) if record.input_shape is not None else None,
+        "outputShape": list(record.output_shape)
+        if record.output_shape is not None and record.kind in ("torch", "onnx")
+        else None,
+        "decimals": record.decimals,
+        "quorum": record.quorum,
+        "mode": record.mode,
+        "gasBase": q(record.gas_base),
+        "gasPerUnit": q(record.gas_per_unit),
+        "outputLimit": q(record.output_limit),
+    }
+
+
+class SibylApi:
+    def __init__(
+        self,
+        node: Node,
+        header: Callable[[BlockId], Any],
+        sidecars: Callable[[], list[dict[str, Any]]],
+        disagreements: list[Disagreement],
+    ) -> None:
+        self.node = node
+        self._header = header
+        self._sidecars = sidecars
+        self.disagreements = disagreements
+
+    def _state(self, block: BlockId) -> Any:
+        header = self._header(block)
+        if header is None:
+            raise not_found()
+        return self.node.reader.accounts(header)
+
+    @method(Param(p.block_id, LATEST))
+    def sibyl_models(self, block: BlockId) -> list[dict[str, Any]]:
+        state = self._state(block)
+        return [model_json(registry.get_model(state, i)) for i in registry.model_ids(state)]
+
+    @method(Param(p.block_id, LATEST))
+    def sibyl_executors(self, block: BlockId) -> list[dict[str, Any]]:
+        state = self._state(block)
+        out = []
+        for address in registry.executor_addresses(state):
+            record = registry.get_executor(state, address)
+            out.append(
+                {
+                    "address": d(address),
+                    "capabilities": registry.capability_names(record.capabilities),
+                    "stake": q(record.stake),
+                    "active": record.active,
+                }
+            )
+        return out
+
+    @method()
+    def sibyl_sidecars(self) -> list[dict[str, Any]]:
+        return self._sidecars()
+
+    @method()
+    def sibyl_disagreements(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "transactionHash": d(item.tx_hash),
+                "callIndex": item.call_index,
+                "modelId": d(item.model_id),
+                "attestedOutput": d(item.attested),
+                "localOutput": d(item.local),
+                "signers": [d(s) for s in item.signers],
+            }
+            for item in self.disagreements
+        ]
