@@ -26,6 +26,13 @@ class TxLocation:
     index: int
 
 
+@dataclass(frozen=True)
+class BlockReceipts:
+    receipts: list[ReceiptAPI]
+    senders: list[bytes]
+    signers: codec.Signers  # per transaction, per AI call: the attesting executors
+
+
 class ChainReader:
     def __init__(self, store: Store, config: ChainConfig) -> None:
         self.store = store
@@ -80,19 +87,13 @@ class ChainReader:
     def raw_header(self, block_hash: bytes) -> bytes | None:
         return self.store.get("headers", block_hash)
 
-    def receipts(self, header: BlockHeaderAPI) -> tuple[list[ReceiptAPI], list[bytes]]:
-        receipts, senders, _ = self.receipt_record(header)
-        return receipts, senders
-
-    def receipt_record(
-        self, header: BlockHeaderAPI
-    ) -> tuple[list[ReceiptAPI], list[bytes], codec.Signers]:
+    def receipts(self, header: BlockHeaderAPI) -> BlockReceipts:
         """Receipts, senders and AI-call signers of a block (see :mod:`chain.codec`)."""
         raw = self.store.get("receipts", header.hash)
         if raw is None:
-            return [], [], []
+            return BlockReceipts([], [], [])
         builder = self.vm_class(header).get_block_class().receipt_builder
-        return codec.decode_receipts(raw, builder)
+        return BlockReceipts(*codec.decode_receipts(raw, builder))
 
     def vm_class(self, header: BlockHeaderAPI) -> Any:
         return vm_class_at(self.config, header.timestamp)

@@ -32,7 +32,7 @@ class DebugApi:
 
     @method(Param(p.block_id))
     def debug_getRawReceipts(self, block: BlockId) -> list[str]:
-        _, receipts, _ = self.eth.block_data(self._header(block))
+        receipts = self.eth.block_data(self._header(block)).receipts
         return [d(receipt.encode()) for receipt in receipts]
 
     @method(Param(p.hash32))

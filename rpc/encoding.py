@@ -10,6 +10,8 @@ from typing import Any
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 
+from chain.attested import AttestedTransaction
+
 SUCCESS = b"\x01"
 
 
@@ -184,6 +186,21 @@ def receipt_json(
         "status": "0x1" if receipt.state_root == SUCCESS else "0x0",
         "effectiveGasPrice": q(effective_gas_price(tx, ctx.base_fee)),
     }
+
+
+def spc_calls_json(tx: Any, signers: tuple[tuple[bytes, ...], ...]) -> list[dict[str, Any]]:
+    """The AI calls of an attested transaction, in call order, with who attested each."""
+    results = tx.results if isinstance(tx, AttestedTransaction) else ()
+    return [
+        {
+            "address": d(result.precompile),
+            "inputHash": d(result.input_hash),
+            "status": q(result.status),
+            "output": d(result.output),
+            "signers": [d(s) for s in (signers[i] if i < len(signers) else ())],
+        }
+        for i, result in enumerate(results)
+    ]
 
 
 def block_json(block: BlockAPI, senders: list[bytes], full: bool, size: int) -> dict[str, Any]:

@@ -1,15 +1,26 @@
 """The ``eth_`` namespace: chain reads, state reads, calls, transactions, logs, filters."""
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from eth.abc import BlockHeaderAPI
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
+from chain.codec import Signers
 from chain.node import Node
 from chain.simulate import CallArgs
 from rpc import params as p
-from rpc.encoding import PENDING, TxContext, block_json, d, q, receipt_json, tx_json
+from rpc.encoding import (
+    PENDING,
+    TxContext,
+    block_json,
+    d,
+    q,
+    receipt_json,
+    spc_calls_json,
+    tx_json,
+)
 from rpc.errors import LIMIT_EXCEEDED, RpcError, invalid_params, not_found
 from rpc.filters import FilterManager, block_logs, may_contain
 from rpc.params import LATEST, BlockId, Param, method
@@ -20,13 +31,30 @@ MAX_FEE_HISTORY = 1024
 RECEIPT_CACHE_BLOCKS = 256
 
 
+@dataclass(frozen=True)
+class BlockData:
+    """A decoded block and what its receipts record."""
+
+    header: BlockHeaderAPI
+    block: Any
+    receipts: list[Any]
+    senders: list[bytes]
+    signers: Signers
+
+    def context(self, index: int) -> TxContext:
+        header = self.header
+        return TxContext(
+            header.hash, header.block_number, index, header.base_fee_per_gas, header.timestamp
+        )
+
+
 class EthApi:
     def __init__(self, node: Node, filters: FilterManager) -> None:
         self.node = node
         self.reader = node.reader
         self.filters = filters
         self.limits = node.config.rpc
-        self._receipts: OrderedDict[bytes, tuple[Any, list, list]] = OrderedDict()
+        self._receipts: OrderedDict[bytes, BlockData] = OrderedDict()
 
     # block resolution
 
@@ -53,13 +81,18 @@ class EthApi:
             raise not_found("header for hash not found" if block.hash else "header not found")
         return header
 
-    def block_data(self, header: BlockHeaderAPI) -> tuple[Any, list, list]:
-        """A block with its receipts and senders, decoded once and kept for a while."""
+    def block_data(self, header: BlockHeaderAPI) -> BlockData:
+        """A block with its receipts, senders and attesters, decoded once and kept a while."""
         cached = self._receipts.get(header.hash)
         if cached is None:
-            block = self.reader.block(header.hash)
-            receipts, senders = self.reader.receipts(header)
-            cached = (block, receipts, senders)
+            receipts = self.reader.receipts(header)
+            cached = BlockData(
+                header,
+                self.reader.block(header.hash),
+                receipts.receipts,
+                receipts.senders,
+                receipts.signers,
+            )
             self._receipts[header.hash] = cached
             if len(self._receipts) > RECEIPT_CACHE_BLOCKS:
                 self._receipts.popitem(last=False)
@@ -151,7 +184,7 @@ class EthApi:
             header = self.reader.canonical_header(number)
             if header is None or not header.gas_used:
                 continue
-            block, _, _ = self.block_data(header)
+            block = self.block_data(header).block
             tips.extend(_tip(tx, header.base_fee_per_gas) for tx in block.transactions)
         if not tips:
             return DEFAULT_TIP
@@ -197,7 +230,8 @@ class EthApi:
     def _rewards(self, header: BlockHeaderAPI, percentiles: list[float]) -> list[str]:
         if not header.gas_used:
             return ["0x0"] * len(percentiles)
-        block, receipts, _ = self.block_data(header)
+        data = self.block_data(header)
+        block, receipts = data.block, data.receipts
         used, previous = [], 0
         for tx, receipt in zip(block.transactions, receipts, strict=True):
             used.append((_tip(tx, header.base_fee_per_gas), receipt.gas_used - previous))
@@ -218,27 +252,18 @@ class EthApi:
     def eth_sendRawTransaction(self, raw: bytes) -> str:
         return d(self.node.pool.add(raw))
 
-    def _find_tx(self, tx_hash: bytes) -> tuple[Any, bytes, TxContext, Any] | None:
+    def _find_tx(self, tx_hash: bytes) -> tuple[BlockData, int] | None:
         location = self.reader.tx_location(tx_hash)
         if location is None:
             return None
-        header = self.reader.header(location.block_hash)
-        block, receipts, senders = self.block_data(header)
-        ctx = TxContext(
-            header.hash,
-            header.block_number,
-            location.index,
-            header.base_fee_per_gas,
-            header.timestamp,
-        )
-        return block.transactions[location.index], senders[location.index], ctx, (header, receipts)
+        return self.block_data(self.reader.header(location.block_hash)), location.index
 
     @method(Param(p.hash32))
     def eth_getTransactionByHash(self, tx_hash: bytes) -> dict[str, Any] | None:
         found = self._find_tx(tx_hash)
         if found is not None:
-            tx, sender, ctx, _ = found
-            return tx_json(tx, sender, ctx)
+            data, index = found
+            return tx_json(data.block.transactions[index], data.senders[index], data.context(index))
         pooled = self.node.pool.get(tx_hash)
         if pooled is not None:
             return tx_json(pooled.tx, pooled.sender, PENDING)
@@ -247,46 +272,40 @@ class EthApi:
     @method(Param(p.hash32))
     def eth_getTransactionReceipt(self, tx_hash: bytes) -> dict[str, Any] | None:
         found = self._find_tx(tx_hash)
-        if found is None:
-            return None
-        tx, sender, ctx, (header, receipts) = found
-        return self._receipt(header, receipts, tx, sender, ctx)
+        return None if found is None else self._receipt(*found)
 
-    def _receipt(self, header, receipts, tx, sender, ctx) -> dict[str, Any]:  # noqa: ANN001
-        index = ctx.index
+    def _receipt(self, data: BlockData, index: int) -> dict[str, Any]:
+        receipts = data.receipts
         previous = receipts[index - 1].gas_used if index else 0
         first_log = sum(len(r.logs) for r in receipts[:index])
-        return receipt_json(
-            tx, sender, receipts[index], ctx, receipts[index].gas_used - previous, first_log
+        tx = data.block.transactions[index]
+        out = receipt_json(
+            tx,
+            data.senders[index],
+            receipts[index],
+            data.context(index),
+            receipts[index].gas_used - previous,
+            first_log,
         )
+        out["spcCalls"] = spc_calls_json(tx, data.signers[index])
+        return out
 
     @method(Param(p.block_id))
     def eth_getBlockReceipts(self, block: BlockId) -> list[dict[str, Any]] | None:
         header = self.header(block)
         if header is None:
             return None
-        data, receipts, senders = self.block_data(header)
-        return [
-            self._receipt(
-                header,
-                receipts,
-                tx,
-                senders[i],
-                TxContext(
-                    header.hash, header.block_number, i, header.base_fee_per_gas, header.timestamp
-                ),
-            )
-            for i, tx in enumerate(data.transactions)
-        ]
+        data = self.block_data(header)
+        return [self._receipt(data, i) for i in range(len(data.block.transactions))]
 
     # blocks
 
     def _block(self, header: BlockHeaderAPI | None, full: bool) -> dict[str, Any] | None:
         if header is None:
             return None
-        block, _, senders = self.block_data(header)
+        data = self.block_data(header)
         size = len(self.reader.raw_block(header.hash) or b"")
-        return block_json(block, senders, full, size)
+        return block_json(data.block, data.senders, full, size)
 
     @method(Param(p.block_number), Param(p.boolean, False))
     def eth_getBlockByNumber(self, block: BlockId, full: bool) -> dict[str, Any] | None:
@@ -299,7 +318,7 @@ class EthApi:
     def _tx_count(self, header: BlockHeaderAPI | None) -> str | None:
         if header is None:
             return None
-        return q(len(self.block_data(header)[0].transactions))
+        return q(len(self.block_data(header).block.transactions))
 
     @method(Param(p.block_number))
     def eth_getBlockTransactionCountByNumber(self, block: BlockId) -> str | None:
@@ -312,13 +331,10 @@ class EthApi:
     def _tx_at(self, header: BlockHeaderAPI | None, index: int) -> dict[str, Any] | None:
         if header is None:
             return None
-        block, _, senders = self.block_data(header)
-        if index >= len(block.transactions):
+        data = self.block_data(header)
+        if index >= len(data.block.transactions):
             return None
-        ctx = TxContext(
-            header.hash, header.block_number, index, header.base_fee_per_gas, header.timestamp
-        )
-        return tx_json(block.transactions[index], senders[index], ctx)
+        return tx_json(data.block.transactions[index], data.senders[index], data.context(index))
 
     @method(Param(p.hash32), Param(p.quantity))
     def eth_getTransactionByBlockHashAndIndex(self, block_hash: bytes, index: int) -> Any:
@@ -358,8 +374,8 @@ class EthApi:
     def _header_logs(self, header: BlockHeaderAPI, criteria: p.LogFilter) -> list[dict[str, Any]]:
         if not header.bloom or not may_contain(header, criteria):
             return []
-        block, receipts, _ = self.block_data(header)
-        return list(block_logs(header, block, receipts, criteria))
+        data = self.block_data(header)
+        return list(block_logs(header, data.block, data.receipts, criteria))
 
     def _range(self, criteria: p.LogFilter) -> tuple[int, int]:
         """The block range of a log query; a range past the head is refused, as geth does."""

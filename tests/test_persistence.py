@@ -96,9 +96,9 @@ def check_datadir(datadir: Path) -> int:
             block = reader.block(head.hash)
             replayed = execute_block(config, parent, block, store.state_get, reader.header)
             assert replayed.header == head, "replaying the head block gives another header"
-            receipts, senders = reader.receipts(head)
-            assert [r.encode() for r in receipts] == [r.encode() for r in replayed.receipts]
-            assert senders == replayed.senders
+            stored = reader.receipts(head)
+            assert [r.encode() for r in stored.receipts] == [r.encode() for r in replayed.receipts]
+            assert stored.senders == replayed.senders and stored.signers == replayed.signers
         for number in range(head.block_number + 1):
             header = reader.canonical_header(number)
             assert header is not None and header.block_number == number
