@@ -48,6 +48,8 @@ def build_payload(
     header = next_header(config, parent, attributes)
     execution = BlockExecution(config, parent, header, state, headers, oracle)
     base_fee = header.base_fee_per_gas
+    for scheduled in execution.scheduled:
+        execution.apply(scheduled)  # never refused: the scheduler checked them when scheduled
     queue = PriceNonceQueue(pending, base_fee)
     value = 0
     while (entry := queue.peek()) is not None:

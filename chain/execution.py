@@ -26,11 +26,13 @@ from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth_utils import ValidationError
 
 from chain import codec
-from chain.attested import AttestedTransaction
+from chain.attested import AttestedTransaction, inner_transaction
 from chain.oracle import InvalidAiResult, Oracle
 from chain.storage import BlockWrite, state_view
 from chain.trie_root import ordered_trie_root
 from chain.vm import ChainConfig, vm_class_at
+from scheduler.top_of_block import due_transactions, run_scheduled
+from scheduler.transactions import ScheduledTransaction
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI | None]
 StateLookup = Callable[[bytes], bytes | None]
@@ -163,9 +165,10 @@ class BlockExecution:
         self.receipts: list[ReceiptAPI] = []
         self.senders: list[bytes] = []
         self.signers: codec.Signers = []
-        self.computations: list[Any] = []
         block_class = self.vm_class.get_block_class()
         self.vm.block_preprocessing(block_class(start, transactions=[], uncles=[], withdrawals=[]))
+        # the calls due now, which the block must start with (the overflow waits a block)
+        self.scheduled = due_transactions(self.state, header.block_number, config.chain_id)
 
     def apply(self, tx: SignedTransactionAPI) -> ReceiptAPI:
         """Execute ``tx`` and add it to the block, or raise and leave the state as it was."""
@@ -179,8 +182,14 @@ class BlockExecution:
         oracle = self.state.oracle
         if oracle is not None:
             oracle.begin(tx.hash, tx.results if isinstance(tx, AttestedTransaction) else ())
+        inner = inner_transaction(tx)
         try:
-            computation = self.state.apply_transaction(tx)
+            if isinstance(inner, ScheduledTransaction):
+                outcome = run_scheduled(self.vm, inner, self.gas.gas_used)
+                receipt, computation = outcome.receipt, outcome.computation
+            else:
+                computation = self.state.apply_transaction(tx)
+                receipt = self.vm.make_receipt(self.gas, tx, computation, self.state)
             recorded = oracle.finish() if oracle is not None else ()
         except ValidationError as exc:
             self.state.revert(snapshot)
@@ -189,7 +198,6 @@ class BlockExecution:
             raise InvalidTransaction(str(exc)) from None
         if recorded and not isinstance(tx, AttestedTransaction):
             tx = AttestedTransaction(tx, recorded)
-        receipt = self.vm.make_receipt(self.gas, tx, computation, self.state)
         self.gas.gas_used = receipt.gas_used
         self.bloom |= receipt.bloom
         if self.fork != "shanghai":
@@ -198,7 +206,6 @@ class BlockExecution:
         self.receipts.append(receipt)
         self.senders.append(tx.sender)
         self.signers.append(tuple(oracle.signers) if oracle is not None else ())
-        self.computations.append(computation)
         return receipt
 
     def finish(self, withdrawals: Sequence[Any] = ()) -> ExecutedBlock:
@@ -295,6 +302,7 @@ def execute_block(
             )
 
     execution = BlockExecution(config, parent, header, state, headers, oracle)
+    _check_scheduled(header.block_number, execution.scheduled, block.transactions)
     for index, tx in enumerate(block.transactions):
         try:
             execution.apply(tx)
@@ -305,6 +313,27 @@ def execute_block(
     executed = execution.finish(block.withdrawals)
     _compare_headers(header, executed.header)
     return executed
+
+
+def _check_scheduled(number: int, due: list[ScheduledTransaction], transactions: Any) -> None:
+    """A block starts with exactly the scheduled calls due at it, in order, and holds no
+    other scheduled transaction."""
+    leading = [inner_transaction(tx) for tx in transactions[: len(due)]]
+    if [tx.encode() for tx in leading] != [tx.encode() for tx in due]:
+        expected = [tx.call_id for tx in due]
+        found = [
+            tx.call_id if isinstance(tx, ScheduledTransaction) else None
+            for tx in map(inner_transaction, transactions[: len(due) + 1])
+        ]
+        raise InvalidBlock(
+            f"block {number}: must start with the scheduled calls due {expected} "
+            f"(with their current fields); its transactions are calls {found}"
+        )
+    for index, tx in enumerate(transactions[len(due) :], start=len(due)):
+        if isinstance(inner_transaction(tx), ScheduledTransaction):
+            raise InvalidBlock(
+                f"block {number}: transaction {index} is a scheduled call that is not due here"
+            )
 
 
 _CHECKED_FIELDS = (

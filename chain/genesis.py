@@ -17,10 +17,12 @@ from eth.db.account import AccountDB
 
 from chain import codec, registry
 from chain.errors import SibylError
+from chain.slots import DictStorage
 from chain.storage import BlockWrite, state_view
 from chain.vm import ChainConfig, vm_class_at
+from scheduler.state import GAS_CAP_SLOT, SCHEDULER
 
-SYSTEM_ADDRESSES = {registry.EXECUTOR_REGISTRY, registry.MODEL_REGISTRY}
+SYSTEM_ADDRESSES = (SCHEDULER, registry.EXECUTOR_REGISTRY, registry.MODEL_REGISTRY)
 DEFAULT_GAS_LIMIT = 30_000_000
 INITIAL_BASE_FEE = 1_000_000_000
 
@@ -276,6 +278,10 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
         for address in alloc:
             if address in SYSTEM_ADDRESSES:
                 raise GenesisError(f"alloc[0x{address.hex()}]: reserved for a system contract")
+        gas_limit = _quantity(data.get("gasLimit", DEFAULT_GAS_LIMIT), "gasLimit", bits=64)
+        sibyl = _sibyl(data.get("sibyl", {}))
+        if sibyl.scheduler_gas_per_block > gas_limit:
+            raise GenesisError("sibyl.scheduler.maxGasPerBlock: must not exceed gasLimit")
         difficulty = _quantity(data.get("difficulty", 0), "difficulty")
         if difficulty != 0:
             raise GenesisError("difficulty: must be 0 (post-merge chains only)")
@@ -285,13 +291,13 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
         return Genesis(
             config=config,
             timestamp=_quantity(data.get("timestamp", 0), "timestamp", bits=64),
-            gas_limit=_quantity(data.get("gasLimit", DEFAULT_GAS_LIMIT), "gasLimit", bits=64),
+            gas_limit=gas_limit,
             base_fee=_quantity(data.get("baseFeePerGas", INITIAL_BASE_FEE), "baseFeePerGas"),
             extra_data=extra,
             coinbase=_hex_bytes(data.get("coinbase", "0x" + "00" * 20), "coinbase", length=20),
             mix_hash=_hex_bytes(data.get("mixHash", "0x" + "00" * 32), "mixHash", length=32),
             alloc=alloc,
-            sibyl=_sibyl(data.get("sibyl", {})),
+            sibyl=sibyl,
             raw=raw,
         )
     except GenesisError as exc:
@@ -310,7 +316,11 @@ def genesis_block(genesis: Genesis) -> tuple[Any, BlockWrite]:
     """Block 0 and the store write that holds it and the allocated state."""
     db, overlay = state_view(lambda key: None)
     accounts = AccountDB(db)
-    for address, slots in registry.genesis_storage(genesis.sibyl).items():
+    system = DictStorage()
+    registry.genesis_storage(genesis.sibyl, system)
+    system.set_storage(SCHEDULER, GAS_CAP_SLOT, genesis.sibyl.scheduler_gas_per_block)
+    for address in SYSTEM_ADDRESSES:
+        slots = system.slots.get(address, {})
         accounts.set_code(address, registry.SYSTEM_CODE)
         accounts.set_nonce(address, 1)
         for slot, word in slots.items():

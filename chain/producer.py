@@ -4,11 +4,13 @@ It makes the same Engine API calls a consensus client makes (forkchoiceUpdated w
 attributes, getPayload, newPayload, forkchoiceUpdated to the new head), so the dev chain
 exercises the production path. With ``block_time == 0`` a block is made as soon as the
 pool holds pending transactions (those that arrived while the previous block was being
-built share the next one); with ``block_time > 0`` a block is made every period, empty
-or not.
+built share the next one), and, while scheduled calls are active, at least once a second
+so that the block numbers they wait for come; with ``block_time > 0`` a block is made
+every period, empty or not.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -17,8 +19,11 @@ from eth_utils import keccak
 
 from chain.execution import PayloadAttributes
 from chain.node import Node
+from scheduler import state as calls
 
 log = logging.getLogger("sibyl.producer")
+
+SCHEDULE_TICK = 1.0  # seconds between blocks while scheduled calls wait for their block
 
 
 class DevProducer:
@@ -35,18 +40,24 @@ class DevProducer:
                 next_slot += self.block_time
                 await asyncio.sleep(max(0.0, next_slot - time.monotonic()))
             else:
-                await self.wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    timeout = SCHEDULE_TICK if self._schedules_active() else None
+                    await asyncio.wait_for(self.wake.wait(), timeout)
                 self.wake.clear()
             try:
                 await self.produce()
             except Exception:
                 log.exception("block production failed")
 
+    def _schedules_active(self) -> bool:
+        reader = self.node.reader
+        return calls.active_count(reader.accounts(reader.head)) > 0
+
     async def produce(self) -> bytes | None:
         """Make one block on the current head; None when there is nothing to include."""
         node, engine = self.node, self.node.engine
         pending, _ = node.pool.split()
-        if self.block_time == 0 and not pending:
+        if self.block_time == 0 and not pending and not self._schedules_active():
             return None
         head = node.reader.head
         timestamp = max(int(time.time()), head.timestamp + 1)

@@ -22,11 +22,12 @@ EXECUTOR_REGISTRY (0x…0a02)
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
-from eth_utils import keccak
+
+from chain.slots import DictStorage, Storage, array_slot, mapping_slot, read_blob, write_blob
 
 EXECUTOR_REGISTRY = bytes.fromhex("0000000000000000000000000000000000000a02")
 MODEL_REGISTRY = bytes.fromhex("0000000000000000000000000000000000000a03")
@@ -52,14 +53,6 @@ _RECORD_TYPES = (
     "string", "uint8", "uint32[]", "uint32[]", "bool", "uint8", "uint8", "uint8",
     "uint64", "uint64", "uint32",
 )  # fmt: skip
-
-
-class Storage(Protocol):
-    """What the registries need of a state: py-evm's state and AccountDB both fit."""
-
-    def get_storage(self, address: bytes, slot: int) -> int: ...
-
-    def set_storage(self, address: bytes, slot: int, value: int) -> None: ...
 
 
 def capability_bits(names: Iterable[str]) -> int:
@@ -137,33 +130,7 @@ class ExecutorRecord:
         return self.active and bool(self.capabilities >> CAPABILITIES.index(capability) & 1)
 
 
-# storage layout
-
-
-def mapping_slot(key: bytes, slot: int) -> int:
-    """Solidity's ``mapping`` slot of ``key`` in the mapping at ``slot``."""
-    return int.from_bytes(keccak(key.rjust(32, b"\x00") + slot.to_bytes(32, "big")), "big")
-
-
-def array_slot(slot: int, index: int) -> int:
-    """Solidity's slot of element ``index`` of the dynamic array at ``slot``."""
-    return (int.from_bytes(keccak(slot.to_bytes(32, "big")), "big") + index) % 2**256
-
-
-def _read_blob(state: Storage, address: bytes, slot: int) -> bytes:
-    length = state.get_storage(address, slot)
-    words = [state.get_storage(address, slot + 1 + i) for i in range(-(-length // 32))]
-    return b"".join(w.to_bytes(32, "big") for w in words)[:length]
-
-
-def _write_blob(state: Storage, address: bytes, slot: int, blob: bytes) -> None:
-    old_words = -(-state.get_storage(address, slot) // 32)
-    state.set_storage(address, slot, len(blob))
-    padded = blob.ljust(-(-len(blob) // 32) * 32, b"\x00")
-    words = [padded[i : i + 32] for i in range(0, len(padded), 32)]
-    for i in range(max(len(words), old_words)):
-        value = int.from_bytes(words[i], "big") if i < len(words) else 0
-        state.set_storage(address, slot + 1 + i, value)
+# lists of ids, shared by both registries
 
 
 def _list(state: Storage, address: bytes) -> list[int]:
@@ -197,9 +164,7 @@ def _list_remove(state: Storage, address: bytes, key: bytes, width: int) -> None
 def get_model(state: Storage, model_id: bytes) -> ModelRecord | None:
     if not state.get_storage(MODEL_REGISTRY, mapping_slot(model_id, 2)):
         return None
-    return ModelRecord.decode(
-        model_id, _read_blob(state, MODEL_REGISTRY, mapping_slot(model_id, 1))
-    )
+    return ModelRecord.decode(model_id, read_blob(state, MODEL_REGISTRY, mapping_slot(model_id, 1)))
 
 
 def model_ids(state: Storage) -> list[bytes]:
@@ -209,11 +174,11 @@ def model_ids(state: Storage) -> list[bytes]:
 def put_model(state: Storage, record: ModelRecord) -> None:
     if not state.get_storage(MODEL_REGISTRY, mapping_slot(record.id, 2)):
         _list_add(state, MODEL_REGISTRY, record.id)
-    _write_blob(state, MODEL_REGISTRY, mapping_slot(record.id, 1), record.encode())
+    write_blob(state, MODEL_REGISTRY, mapping_slot(record.id, 1), record.encode())
 
 
 def remove_model(state: Storage, model_id: bytes) -> None:
-    _write_blob(state, MODEL_REGISTRY, mapping_slot(model_id, 1), b"")
+    write_blob(state, MODEL_REGISTRY, mapping_slot(model_id, 1), b"")
     _list_remove(state, MODEL_REGISTRY, model_id, 32)
 
 
@@ -249,26 +214,8 @@ def admin(state: Storage, registry: bytes) -> bytes:
     return state.get_storage(registry, ADMIN_SLOT).to_bytes(20, "big")
 
 
-class DictStorage:
-    """Storage in plain dicts: how the genesis writes the registries' initial records."""
-
-    def __init__(self) -> None:
-        self.slots: dict[bytes, dict[int, int]] = {}
-
-    def get_storage(self, address: bytes, slot: int) -> int:
-        return self.slots.get(address, {}).get(slot, 0)
-
-    def set_storage(self, address: bytes, slot: int, value: int) -> None:
-        account = self.slots.setdefault(address, {})
-        if value:
-            account[slot] = value
-        else:
-            account.pop(slot, None)
-
-
-def genesis_storage(section: Any) -> dict[bytes, dict[int, int]]:
-    """Storage of both registries for a genesis ``sibyl`` section (see chain.genesis)."""
-    storage = DictStorage()
+def genesis_storage(section: Any, storage: DictStorage) -> None:
+    """Write both registries' records for a genesis ``sibyl`` section (chain.genesis)."""
     for address in (EXECUTOR_REGISTRY, MODEL_REGISTRY):
         storage.slots[address] = {}
         if section.admin:
@@ -278,4 +225,3 @@ def genesis_storage(section: Any) -> dict[bytes, dict[int, int]]:
         put_executor(storage, executor)
     for model in section.models:
         put_model(storage, model)
-    return storage.slots

@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 
 from eth.abc import VirtualMachineAPI
+from eth.rlp.receipts import Receipt
 from eth.vm.forks.cancun import CancunVM
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.shanghai import ShanghaiVM
@@ -19,6 +20,7 @@ from rlp.sedes import CountableList
 
 from chain.attested import ATTESTED_TX_TYPE, AttestedTransaction
 from chain.precompiles.mapping import PRECOMPILES
+from scheduler.transactions import SCHEDULED_TX_TYPE, ScheduledTransaction
 
 FORKS: tuple[tuple[str, type[VirtualMachineAPI]], ...] = (
     ("prague", PragueVM),
@@ -59,11 +61,30 @@ class CachedSender:
             return self._sender
 
 
+class SibylState:
+    """Mixed into each fork's state class.
+
+    ``oracle`` is where the AI precompiles get their outputs (chain.oracle); each
+    execution sets its own, and a state without one refuses AI calls. Scheduled
+    transactions skip the checks of signed ones (signature, nonce, balance): every field
+    of theirs follows from the scheduler's state, whose deposits pay their gas.
+    """
+
+    oracle: Any = None
+
+    def validate_transaction(self, transaction: Any) -> None:
+        if not isinstance(transaction, ScheduledTransaction):
+            super().validate_transaction(transaction)  # type: ignore[misc]
+
+
 class SibylTransactionBuilder:
     """Decodes Sibyl's own envelopes (attested 0x13) before py-evm's standard types."""
 
-    envelopes: dict[int, Any] = {ATTESTED_TX_TYPE: AttestedTransaction.decode}
-    envelope_classes: tuple[type, ...] = (AttestedTransaction,)
+    envelopes: dict[int, Any] = {
+        ATTESTED_TX_TYPE: AttestedTransaction.decode,
+        SCHEDULED_TX_TYPE: ScheduledTransaction.decode,
+    }
+    envelope_classes: tuple[type, ...] = (AttestedTransaction, ScheduledTransaction)
 
     @classmethod
     def decode(cls, encoded: bytes) -> Any:
@@ -107,20 +128,35 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
         (field, CountableList(tx_builder) if field == "transactions" else sedes)
         for field, sedes in base.block_class._meta.fields
     ]
+    receipts = base.block_class.receipt_builder
+    typed_receipt = type(
+        f"Sibyl{name}TypedReceipt",
+        (receipts.typed_receipt_class,),
+        {"codecs": {**receipts.typed_receipt_class.codecs, SCHEDULED_TX_TYPE: Receipt}},
+    )
+    receipt_builder = type(
+        f"Sibyl{name}ReceiptBuilder", (receipts,), {"typed_receipt_class": typed_receipt}
+    )
     block_class = type(
         f"Sibyl{name}Block",
         (base.block_class,),
-        {"transaction_builder": tx_builder, "fields": fields, "__module__": __name__},
+        {
+            "transaction_builder": tx_builder,
+            "receipt_builder": receipt_builder,
+            "fields": fields,
+            "__module__": __name__,
+        },
     )
     state = base.get_state_class()
     computation = state.computation_class.configure(
         __name__=f"Sibyl{name}Computation",
         _precompiles={**state.computation_class.get_precompiles(), **PRECOMPILES},
     )
-    # ``oracle`` is where the AI precompiles get their outputs (chain.oracle); each
-    # execution sets its own, and a state without one refuses AI calls.
-    state_class = state.configure(__name__=f"Sibyl{name}State", computation_class=computation)
-    state_class.oracle = None
+    state_class = type(
+        f"Sibyl{name}State",
+        (SibylState, state),
+        {"computation_class": computation, "__module__": __name__},
+    )
     return base.configure(
         __name__=f"Sibyl{name}VM", block_class=block_class, _state_class=state_class
     )

@@ -4,10 +4,13 @@ from chain import registry
 from chain.precompiles import ai
 from chain.precompiles.executor_registry import ExecutorRegistry
 from chain.precompiles.model_registry import ModelRegistry
+from scheduler.contract import Scheduler
+from scheduler.state import SCHEDULER
 
 PRECOMPILES = {
     registry.INFER: ai.infer,
     registry.EMBED: ai.embed,
     registry.EXECUTOR_REGISTRY: ExecutorRegistry(),
     registry.MODEL_REGISTRY: ModelRegistry(),
+    SCHEDULER: Scheduler(),
 }

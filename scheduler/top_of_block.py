@@ -1,0 +1,153 @@
+"""Running the calls due at a block, at its top, before any user transaction.
+
+:func:`due_transactions` reads the due index of the block (nothing else), moves what
+does not fit the per-block gas cap to the next block, in call-id order, and returns the
+scheduled transactions the block must start with. The builder applies them; an
+importing node derives the same list and requires the block to begin with exactly it.
+
+:func:`run_scheduled` executes one of them: a call whose ``maxFeePerGas`` is below the
+block's base fee is skipped, as is one whose predicate (a 100k-gas staticcall to
+``shouldExecute(callId, index)``) returns false or reverts; otherwise the scheduler
+calls its owner with its data. Either way the schedule advances, the gas used is paid
+from the deposit at the base fee, and the receipt carries the scheduler's event. A
+callee that reverts fails its own scheduled transaction only.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth.vm.message import Message
+from eth_abi import encode as abi_encode
+from eth_utils import function_signature_to_4byte_selector
+
+from chain.precompiles.native import event_topic
+from scheduler import state as calls
+from scheduler.contract import refund
+from scheduler.transactions import ScheduledReceipt, ScheduledTransaction
+
+EXECUTED = event_topic("CallExecuted(uint256,uint64,bool,uint256)")
+SKIPPED = event_topic("CallSkipped(uint256,uint64,uint8)")
+COMPLETED = event_topic("CallCompleted(uint256,uint256)")
+SKIP_FEE, SKIP_PREDICATE = 1, 2
+SHOULD_EXECUTE = function_signature_to_4byte_selector("shouldExecute(uint256,uint64)")
+SUCCESS, FAILURE = b"\x01", b""
+
+
+def due_transactions(state: Any, number: int, chain_id: int) -> list[ScheduledTransaction]:
+    """The scheduled transactions block ``number`` starts with; defers the overflow."""
+    ids = sorted(set(calls.due_ids(state, number)))
+    calls.clear_due(state, number)
+    cap, used = calls.gas_cap(state), 0
+    nonce = state.get_nonce(calls.SCHEDULER)
+    due: list[ScheduledTransaction] = []
+    deferring = False  # once one call overflows, those after it wait too: order is kept
+    for call_id in ids:
+        call = calls.get_call(state, call_id)
+        if call is None or call.status != calls.ACTIVE or call.next_block != number:
+            continue  # cancelled, or already moved
+        if deferring or used + call.reserved_gas > cap:
+            deferring = True
+            call.next_block = number + 1
+            calls.put_call(state, call)
+            calls.add_due(state, number + 1, call.id)
+            continue
+        used += call.reserved_gas
+        due.append(
+            ScheduledTransaction(
+                chain_id,
+                nonce + len(due),
+                call.id,
+                call.executed,
+                call.owner,
+                call.gas_limit,
+                call.max_fee_per_gas,
+                call.data,
+            )
+        )
+    return due
+
+
+@dataclass
+class ScheduledOutcome:
+    receipt: ScheduledReceipt
+    computation: Any  # the callee's, or None when skipped
+
+
+def run_scheduled(vm: Any, tx: ScheduledTransaction, cumulative_gas: int) -> ScheduledOutcome:
+    state = vm.state
+    base_fee = state.execution_context.base_fee_per_gas
+    call = calls.get_call(state, tx.call_id)
+    assert call is not None and call.executed == tx.index, "scheduled call out of step"
+    logs: list[tuple[bytes, list[int], bytes]] = []
+    gas_used, status, computation = 0, SUCCESS, None
+    if base_fee > call.max_fee_per_gas:
+        skip = SKIP_FEE
+    else:
+        skip = 0
+        if any(call.predicate):
+            gas_used, allowed = _predicate(state, call, base_fee)
+            state.delta_balance(calls.SCHEDULER, -gas_used * base_fee)
+            skip = 0 if allowed else SKIP_PREDICATE
+    if skip:
+        state.increment_nonce(calls.SCHEDULER)  # every scheduled transaction uses one
+        logs.append(_log(SKIPPED, call.id, ["uint64", "uint8"], [call.executed, skip]))
+    else:
+        computation = state.apply_transaction(tx)
+        own = vm.make_receipt(_NoGasYet(), tx, computation, state)
+        gas_used += own.gas_used
+        status = own.state_root
+        logs.extend(computation.get_log_entries())
+        logs.append(
+            _log(
+                EXECUTED,
+                call.id,
+                ["uint64", "bool", "uint256"],
+                [call.executed, status == SUCCESS, gas_used],
+            )
+        )
+    call.deposit -= gas_used * base_fee
+    call.executed += 1
+    if call.executed >= call.num_calls:
+        call.status = calls.DONE
+        calls.count_active(state, -1)
+        logs.append(_log(COMPLETED, call.id, ["uint256"], [refund(state, call)]))
+    else:
+        call.next_block = state.block_number + call.frequency
+        calls.add_due(state, call.next_block, call.id)
+    calls.put_call(state, call)
+    receipt = tx.make_receipt(status, cumulative_gas + gas_used, logs)
+    return ScheduledOutcome(receipt, computation)
+
+
+@dataclass
+class _NoGasYet:
+    """The header py-evm reads a receipt's cumulative gas from, at zero: we add it up."""
+
+    gas_used: int = 0
+
+
+def _predicate(state: Any, call: calls.ScheduledCall, base_fee: int) -> tuple[int, bool]:
+    """Gas used by ``shouldExecute(callId, index)`` and whether it returned true."""
+    data = SHOULD_EXECUTE + abi_encode(["uint256", "uint64"], [call.id, call.executed])
+    message = Message(
+        gas=calls.PREDICATE_GAS,
+        to=call.predicate,
+        sender=calls.SCHEDULER,
+        value=0,
+        data=data,
+        code=state.get_code(call.predicate),
+        is_static=True,
+    )
+    context = state.get_transaction_context_class()(gas_price=base_fee, origin=calls.SCHEDULER)
+    snapshot = state.snapshot()
+    computation = state.computation_class.apply_message(state, message, context)
+    state.revert(snapshot)
+    output = computation.output
+    allowed = (
+        computation.is_success and len(output) >= 32 and int.from_bytes(output[:32], "big") == 1
+    )
+    return calls.PREDICATE_GAS - computation.get_gas_remaining(), allowed
+
+
+def _log(topic: int, call_id: int, types: list[str], values: list) -> tuple:
+    return (calls.SCHEDULER, [topic, call_id], abi_encode(types, values))
