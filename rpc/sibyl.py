@@ -5,12 +5,15 @@ from collections.abc import Callable
 from typing import Any
 
 from chain import registry
+from chain.attested import inner_transaction
 from chain.node import Node
 from chain.oracle import Disagreement
 from rpc import params as p
 from rpc.encoding import d, q
 from rpc.errors import not_found
 from rpc.params import LATEST, BlockId, Param, method
+from scheduler import state as calls
+from scheduler.transactions import ScheduledTransaction
 
 
 def model_json(record: registry.ModelRecord) -> dict[str, Any]:
@@ -29,6 +32,24 @@ def model_json(record: registry.ModelRecord) -> dict[str, Any]:
         "gasBase": q(record.gas_base),
         "gasPerUnit": q(record.gas_per_unit),
         "outputLimit": q(record.output_limit),
+    }
+
+
+def scheduled_call_json(call: calls.ScheduledCall) -> dict[str, Any]:
+    return {
+        "callId": q(call.id),
+        "owner": d(call.owner),
+        "data": d(call.data),
+        "startBlock": q(call.start_block),
+        "frequency": q(call.frequency),
+        "numCalls": q(call.num_calls),
+        "executed": q(call.executed),
+        "gasLimit": q(call.gas_limit),
+        "maxFeePerGas": q(call.max_fee_per_gas),
+        "predicate": d(call.predicate) if any(call.predicate) else None,
+        "deposit": q(call.deposit),
+        "nextBlock": q(call.next_block) if call.status == calls.ACTIVE else None,
+        "status": calls.STATUS_NAMES[call.status],
     }
 
 
@@ -75,6 +96,33 @@ class SibylApi:
     @method()
     def sibyl_sidecars(self) -> list[dict[str, Any]]:
         return self._sidecars()
+
+    @method(Param(p.quantity))
+    def sibyl_getScheduledCall(self, call_id: int) -> dict[str, Any] | None:
+        call = calls.get_call(self.node.reader.accounts(self.node.reader.head), call_id)
+        return None if call is None else scheduled_call_json(call)
+
+    @method(Param(p.quantity))
+    def sibyl_scheduledCalls(self, number: int) -> list[dict[str, Any]]:
+        """The scheduled calls of a block: those it ran (up to the head, from its
+        scheduled transactions), or those due at it so far (beyond the head)."""
+        reader = self.node.reader
+        if number > reader.head.block_number:
+            state = reader.accounts(reader.head)
+            due = (calls.get_call(state, i) for i in sorted(set(calls.due_ids(state, number))))
+            return [
+                {"callId": q(c.id), "index": q(c.executed), "transactionHash": None}
+                for c in due
+                if c is not None and c.status == calls.ACTIVE and c.next_block == number
+            ]
+        header = reader.canonical_header(number)
+        block = reader.block(header.hash)
+        ran = [inner_transaction(tx) for tx in block.transactions]
+        return [
+            {"callId": q(tx.call_id), "index": q(tx.index), "transactionHash": d(tx.hash)}
+            for tx in ran
+            if isinstance(tx, ScheduledTransaction)
+        ]
 
     @method()
     def sibyl_disagreements(self) -> list[dict[str, Any]]:
