@@ -8,19 +8,23 @@ needs no signature and, unless it names a gas price, pays nothing for gas; its b
 must still cover ``value``.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth._utils.state import code_is_delegation_designation
 from eth.abc import BlockHeaderAPI, ComputationAPI
 from eth.consensus.context import ConsensusContext
 from eth.exceptions import Revert
 from eth.vm.chain_context import ChainContext
+from eth.vm.message import Message
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
 from eth_utils import ValidationError, to_checksum_address
 
 from chain.execution import VMChainDB
-from chain.oracle import CallOracle, SidecarPool
+from chain.oracle import NO_TX, CallOracle, SidecarPool
 from chain.storage import state_view
 from chain.vm import ChainConfig, vm_class_at
 
@@ -87,7 +91,12 @@ def revert_reason(data: bytes) -> str | None:
 
 
 class Simulator:
-    """Runs calls on the state after a given block."""
+    """Runs calls on the state after a given block.
+
+    The VM of the last block asked about is kept, and every call runs inside a snapshot
+    that is reverted afterwards: repeated calls on the head (the common case) find the
+    accounts, storage and trie nodes they read already decoded.
+    """
 
     def __init__(
         self, config: ChainConfig, state_get: Any, headers: Any, sidecars: SidecarPool | None
@@ -96,14 +105,20 @@ class Simulator:
         self.state_get = state_get
         self.headers = headers
         self.sidecars = sidecars
+        self._warm: tuple[bytes, Any] | None = None
 
-    def _state(self, parent: BlockHeaderAPI, gas_limit: int) -> Any:
+    def _vm(self, parent: BlockHeaderAPI, fresh: bool = False) -> Any:
+        """A VM for the block after ``parent``, with base fee 0 and a generous gas limit;
+        the kept one unless ``fresh`` (py-evm's record of what was read only restarts with
+        a new state)."""
+        if not fresh and self._warm is not None and self._warm[0] == parent.hash:
+            return self._warm[1]
         timestamp = parent.timestamp + 1
         vm_class = vm_class_at(self.config, timestamp)
         header = vm_class.create_header_from_parent(
             parent,
             timestamp=timestamp,
-            gas_limit=max(parent.gas_limit, gas_limit),
+            gas_limit=max(parent.gas_limit, CALL_GAS_CAP),
             coinbase=parent.coinbase,
             difficulty=0,
         )
@@ -115,6 +130,9 @@ class Simulator:
             chain_context=ChainContext(self.config.chain_id),
             consensus_context=ConsensusContext(db),
         )
+        vm.state.oracle = CallOracle(self.config.chain_id, self.sidecars)
+        if not fresh:
+            self._warm = (parent.hash, vm)
         return vm
 
     def _transaction(self, vm: Any, args: CallArgs, gas: int) -> Any:
@@ -137,49 +155,103 @@ class Simulator:
             )
         return SpoofTransaction(unsigned, from_=args.sender)
 
-    def run(self, parent: BlockHeaderAPI, args: CallArgs, gas: int | None = None) -> Any:
-        """Execute once; returns ``(computation, state)``."""
+    def _message_call(self, state: Any, args: CallArgs, gas: int) -> ComputationAPI:
+        """eth_call's fast path: the message alone, as the transaction executor would send
+        it (same gas, same warm accounts, same delegation), without buying gas, bumping
+        the nonce or settling fees, none of which a call's result depends on."""
+        intrinsic = _intrinsic_gas(args)
+        if gas < intrinsic:
+            raise CallError(f"intrinsic gas too low: gas {gas}, minimum needed {intrinsic}")
+        code, code_address = state.get_code(args.to), args.to
+        if code_is_delegation_designation(code):  # EIP-7702: run the delegate's code
+            code_address = code[3:]
+            state.mark_address_warm(code_address)
+            code = state.get_code(code_address)
+        state.mark_address_warm(args.sender)
+        state.mark_address_warm(args.to)
+        for address, slots in args.access_list:
+            state.mark_address_warm(address)
+            for slot in slots:
+                state.mark_storage_warm(address, slot)
+        message = Message(
+            gas=gas - intrinsic,
+            to=args.to,
+            sender=args.sender,
+            value=args.value,
+            data=args.data,
+            code=code,
+            code_address=code_address,
+            is_delegation=code_address != args.to,
+        )
+        context = state.get_transaction_context_class()(
+            gas_price=args.gas_price or 0, origin=args.sender
+        )
+        return state.computation_class.apply_message(state, message, context)
+
+    @contextmanager
+    def execution(
+        self,
+        parent: BlockHeaderAPI,
+        args: CallArgs,
+        gas: int | None = None,
+        fresh: bool = False,
+        exact: bool = True,
+    ) -> Iterator[tuple[ComputationAPI, Any]]:
+        """Execute once and yield ``(computation, state)``; the state is reverted after.
+
+        ``exact`` runs the whole transaction (gas bought, refunds settled), which gas
+        estimation needs; otherwise calls take the message-only fast path."""
         gas = gas if gas is not None else (args.gas or min(parent.gas_limit, CALL_GAS_CAP))
-        vm = self._state(parent, gas)
-        tx = self._transaction(vm, args, gas)
+        vm = self._vm(parent, fresh)
         state = vm.state
-        balance = state.get_balance(args.sender)
-        if args.value > balance:  # geth's words, which ethers and viem recognise
-            raise CallError(
-                f"insufficient funds for gas * price + value: address "
-                f"{to_checksum_address(args.sender)} have {balance} want {args.value}"
-            )
-        state.oracle = CallOracle(self.config.chain_id, self.sidecars)
+        state.lock_changes()  # a fresh access list, as at the start of a transaction
+        snapshot = state.snapshot()
         try:
-            if args.gas_price:  # what GASPRICE shows; the sender is still not charged
-                with state.override_transaction_context(gas_price=args.gas_price):
-                    computation = state.apply_transaction(tx)
+            balance = state.get_balance(args.sender)
+            if args.value > balance:  # geth's words, which ethers and viem recognise
+                raise CallError(
+                    f"insufficient funds for gas * price + value: address "
+                    f"{to_checksum_address(args.sender)} have {balance} want {args.value}"
+                )
+            state.oracle.begin(NO_TX)
+            if not exact and args.to:
+                computation = self._message_call(state, args, gas)
             else:
-                computation = state.apply_transaction(tx)
-        except ValidationError as exc:
-            raise CallError(str(exc)) from None
-        return computation, state
+                tx = self._transaction(vm, args, gas)
+                try:
+                    if args.gas_price:  # what GASPRICE shows; the sender is not charged
+                        with state.override_transaction_context(gas_price=args.gas_price):
+                            computation = state.apply_transaction(tx)
+                    else:
+                        computation = state.apply_transaction(tx)
+                except ValidationError as exc:
+                    raise CallError(str(exc)) from None
+            yield computation, state
+        finally:
+            state.revert(snapshot)
+            state.clear_transient_storage()
 
     def call(self, parent: BlockHeaderAPI, args: CallArgs) -> bytes:
-        computation, _ = self.run(parent, args)
-        _raise_for(computation)
-        return computation.output
+        with self.execution(parent, args, exact=False) as (computation, _):
+            _raise_for(computation)
+            return computation.output
 
     def estimate_gas(self, parent: BlockHeaderAPI, args: CallArgs) -> int:
         """The least gas limit with which the call succeeds (geth's binary search)."""
         cap = args.gas or min(parent.gas_limit, CALL_GAS_CAP)
         if not args.data and args.to and not args.access_list:
-            code = self._state(parent, cap).state.get_code(args.to)
+            code = self._vm(parent).state.get_code(args.to)
             if not code and self._succeeds(parent, args, TX_GAS):
                 return TX_GAS  # a plain transfer, as geth answers without searching
-        computation, _ = self.run(parent, args, cap)
-        if computation.is_error:
-            if isinstance(computation.error, Revert):
-                raise ExecutionReverted(computation.output)
-            raise OutOfGasError(f"gas required exceeds allowance ({cap})")
-        used = cap - computation.get_gas_remaining()
+        with self.execution(parent, args, cap) as (computation, _):
+            if computation.is_error:
+                if isinstance(computation.error, Revert):
+                    raise ExecutionReverted(computation.output)
+                raise OutOfGasError(f"gas required exceeds allowance ({cap})")
+            used = cap - computation.get_gas_remaining()
+            refund = computation.get_gas_refund()
         low, high = used - 1, cap
-        optimistic = (used + computation.get_gas_refund() + 2300) * 64 // 63
+        optimistic = (used + refund + 2300) * 64 // 63
         if optimistic < high and self._succeeds(parent, args, optimistic):
             high = optimistic
         while high - low > 1 and (high - low) * 1000 > high * 15:
@@ -192,27 +264,39 @@ class Simulator:
 
     def _succeeds(self, parent: BlockHeaderAPI, args: CallArgs, gas: int) -> bool:
         try:
-            computation, _ = self.run(parent, args, gas)
+            with self.execution(parent, args, gas) as (computation, _):
+                return not computation.is_error
         except CallError:
             return False
-        return not computation.is_error
 
     def access_list(
         self, parent: BlockHeaderAPI, args: CallArgs
     ) -> tuple[list[tuple[bytes, list[int]]], ComputationAPI]:
         """The accounts and slots the call touches (without sender, recipient, precompiles)."""
-        computation, state = self.run(parent, args)
-        skip = {args.sender, args.to, state.coinbase} | set(
-            state.computation_class.get_precompiles()
-        )
-        # py-evm records every account the state read; the call touched those it warmed.
-        touched = state._account_db._get_access_list()
-        entries = [
-            (address, sorted(tracker.slots_queried))
-            for address, tracker in sorted(touched.items())
-            if tracker.slots_queried or (address not in skip and state.is_address_warm(address))
-        ]
+        with self.execution(parent, args, fresh=True) as (computation, state):
+            skip = {args.sender, args.to, state.coinbase} | set(
+                state.computation_class.get_precompiles()
+            )
+            # py-evm records every account the state read; the call touched those it warmed.
+            touched = state._account_db._get_access_list()
+            entries = [
+                (address, sorted(tracker.slots_queried))
+                for address, tracker in sorted(touched.items())
+                if tracker.slots_queried or (address not in skip and state.is_address_warm(address))
+            ]
         return entries, computation
+
+
+def _intrinsic_gas(args: CallArgs) -> int:
+    zeros = args.data.count(0)
+    slots = sum(len(s) for _, s in args.access_list)
+    return (
+        TX_GAS
+        + 4 * zeros
+        + 16 * (len(args.data) - zeros)
+        + 2400 * len(args.access_list)
+        + (1900 * slots)
+    )
 
 
 def _raise_for(computation: ComputationAPI) -> None:

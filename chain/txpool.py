@@ -134,8 +134,7 @@ class TxPool:
         if tx.s > SECPK1_N // 2:  # EIP-2: the VM refuses the high-s twin of a signature
             raise TxPoolError("invalid sender")
         try:
-            tx.check_signature_validity()
-            sender = tx.sender
+            sender = tx.sender  # one recovery, high-s refused (chain.vm.recover_sender)
         except (ValidationError, ValueError, BadSignature):
             raise TxPoolError("invalid sender") from None
         if tx.type_id == SET_CODE_TX_TYPE and not tx.authorization_list:

@@ -16,11 +16,13 @@ from eth.rlp.receipts import Receipt
 from eth.vm.forks.cancun import CancunVM
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.shanghai import ShanghaiVM
+from eth_utils import ValidationError, keccak
 from rlp.sedes import CountableList
 
 from chain.attested import ATTESTED_TX_TYPE, AttestedTransaction
 from chain.precompiles.mapping import PRECOMPILES
 from scheduler.transactions import SCHEDULED_TX_TYPE, ScheduledTransaction
+from sidecars.attestation import InvalidAttestation, recover_signer
 
 FORKS: tuple[tuple[str, type[VirtualMachineAPI]], ...] = (
     ("prague", PragueVM),
@@ -46,19 +48,41 @@ class ChainConfig:
         return "shanghai"
 
 
-class CachedSender:
-    """Recovers a transaction's sender once.
+def recover_sender(tx: Any) -> bytes:
+    """The sender of a signed transaction: one libsecp256k1 recovery, refusing the
+    malleable high-s form (EIP-2). Raises ``ValidationError`` for a bad signature."""
+    y_parity = tx.y_parity
+    if y_parity not in (0, 1):
+        raise ValidationError(f"invalid signature y parity {y_parity}")
+    signature = tx.r.to_bytes(32, "big") + tx.s.to_bytes(32, "big") + bytes([y_parity])
+    try:
+        return recover_signer(keccak(tx.get_message_for_signing()), signature)
+    except (InvalidAttestation, OverflowError) as exc:
+        raise ValidationError(f"invalid signature: {exc}") from None
 
-    py-evm recovers the sender every time ``.sender`` is read, several times per
-    transaction; the pool has already recovered it when the builder executes it.
+
+class CachedSender:
+    """Recovers a transaction's sender once, and hashes it once.
+
+    py-evm recovers the sender every time ``.sender`` is read (several times per
+    transaction, through pure-Python wrappers around the curve library) and re-encodes the
+    transaction for every ``.hash``; the pool has done both when the builder executes it.
     """
 
     def get_sender(self) -> bytes:
         try:
             return self._sender  # type: ignore[has-type]
         except AttributeError:
-            self._sender = super().get_sender()  # type: ignore[misc]
+            self._sender = recover_sender(self)
             return self._sender
+
+    @property
+    def hash(self) -> bytes:
+        try:
+            return self._hash  # type: ignore[has-type]
+        except AttributeError:
+            self._hash = super().hash  # type: ignore[misc]
+            return self._hash
 
 
 class SibylState:
