@@ -72,7 +72,7 @@ class AttestedTransaction:
         self.results = results
 
     def __getattr__(self, name: str) -> Any:
-        if name == "inner" or name.startswith("__"):  # not yet initialised, or a protocol
+        if name in ("inner", "_encoded") or name.startswith("__"):  # unset, or a protocol
             raise AttributeError(name)
         return getattr(self.inner, name)
 
@@ -83,8 +83,14 @@ class AttestedTransaction:
         return self
 
     def encode(self) -> bytes:
-        payload = [self.inner.encode(), [r.to_rlp() for r in self.results]]
-        return bytes([ATTESTED_TX_TYPE]) + rlp.encode(payload)
+        """``0x13 ‖ rlp([inner, results])``, made once: outputs can be large and the
+        encoding is read for the transaction root, the block body and the hash."""
+        try:
+            return self._encoded
+        except AttributeError:
+            payload = [self.inner.encode(), [r.to_rlp() for r in self.results]]
+            self._encoded = bytes([ATTESTED_TX_TYPE]) + rlp.encode(payload)
+            return self._encoded
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AttestedTransaction) and other.encode() == self.encode()

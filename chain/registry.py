@@ -7,8 +7,9 @@ verifying a block. The storage layout follows Solidity's conventions so a reader
 
 MODEL_REGISTRY (0x…0a03)
   slot 0            number of models; model ids at ``keccak(0) + i``
-  keccak(id ‖ 1)    the model record, ABI-encoded, stored as a byte string (length, then
-                    32-byte chunks in the following slots)
+  keccak(id ‖ 1)    the model record, RLP-encoded ``[name, kind, inputShape, outputShape,
+                    isTensor, decimals, quorum, mode, gasBase, gasPerUnit, outputLimit]``,
+                    stored as a byte string (length, then 32-byte chunks after it)
   keccak(id ‖ 2)    position of the id in the list, plus one (0: not registered)
   slot 3            admin: the only account that may register or remove models
 
@@ -24,8 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
+import rlp
 
 from chain.slots import DictStorage, Storage, array_slot, mapping_slot, read_blob, write_blob
 
@@ -49,10 +49,16 @@ SYSTEM_CODE = bytes.fromhex("5f5ffd")  # PUSH0 PUSH0 REVERT
 
 ADMIN_SLOT = 3
 MIN_STAKE_SLOT = 4
-_RECORD_TYPES = (
-    "string", "uint8", "uint32[]", "uint32[]", "bool", "uint8", "uint8", "uint8",
-    "uint64", "uint64", "uint32",
-)  # fmt: skip
+_RECORD_SEDES = rlp.sedes.List(
+    [
+        rlp.sedes.text,
+        rlp.sedes.big_endian_int,
+        rlp.sedes.CountableList(rlp.sedes.big_endian_int),
+        rlp.sedes.CountableList(rlp.sedes.big_endian_int),
+        rlp.sedes.boolean,
+    ]
+    + [rlp.sedes.big_endian_int] * 6
+)
 
 
 def capability_bits(names: Iterable[str]) -> int:
@@ -82,9 +88,10 @@ class ModelRecord:
         return KIND_PRECOMPILE[self.kind]
 
     def encode(self) -> bytes:
-        return abi_encode(
-            _RECORD_TYPES,
-            (
+        """The stored form: compact RLP, so that reading a record (which every AI call
+        does) takes a few storage slots."""
+        return rlp.encode(
+            [
                 self.name,
                 KINDS.index(self.kind),
                 list(self.input_shape or ()),
@@ -96,13 +103,14 @@ class ModelRecord:
                 self.gas_base,
                 self.gas_per_unit,
                 self.output_limit,
-            ),
+            ],
+            sedes=_RECORD_SEDES,
         )
 
     @classmethod
     def decode(cls, model_id: bytes, blob: bytes) -> "ModelRecord":
         (name, kind, shape_in, shape_out, tensor, decimals, quorum, mode, base, per_unit, limit) = (
-            abi_decode(_RECORD_TYPES, blob)
+            rlp.decode(blob, sedes=_RECORD_SEDES)
         )
         return cls(
             model_id,

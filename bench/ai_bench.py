@@ -1,0 +1,217 @@
+"""Execute once, verify many: the cost of building a block of AI calls versus importing it.
+
+A block of 50 EMBED calls (each a transaction to the precompile, distinct texts) is built
+by a producer whose embedding model runs on a real sidecar process, then imported by a
+follower with no sidecar, which checks the attestations instead of running the model.
+Prints JSON lines: the producer's build time, the follower's import time and their ratio
+(target: import ≤ 5% of build), and attestation checks per second (digest, signature
+recovery, registry lookup), beside a block of 50 plain transfers built and imported the
+same way as the baseline of what execution alone costs.
+
+    python bench/ai_bench.py [--calls 50]
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from eth_abi import encode
+from eth_account import Account
+from eth_utils import keccak
+
+from chain import registry
+from chain.attested import AttestedTransaction
+from chain.engine import Engine
+from chain.execution import PayloadAttributes
+from chain.genesis import genesis_block, load_genesis
+from chain.keys import dev_accounts
+from chain.reader import ChainReader
+from chain.storage import Store
+from chain.txpool import PoolConfig, TxPool
+from genesis import DEV_GENESIS
+from sidecars.attestation import attestation_digest, recover_signer, sync_context
+from sidecars.config import dev_sidecar_specs
+from sidecars.manager import SidecarManager
+
+CHAIN_ID = 19183
+TEXTS = [
+    "the price of ether rose sharply",
+    "a quiet block with few transactions",
+    "validators attest the model output",
+    "execute once and verify many times",
+    "an oracle refreshed by the scheduler",
+]
+
+
+class Side:
+    """One node's chain: a store in a temporary dir and an engine over it."""
+
+    def __init__(self, genesis, pool=None) -> None:  # noqa: ANN001
+        self.dir = Path(tempfile.mkdtemp(prefix="sibyl-ai-bench-"))
+        self.store = Store(self.dir)
+        _, write = genesis_block(genesis)
+        self.store.initialise(write, genesis.raw)
+        self.reader = ChainReader(self.store, genesis.config)
+        self.engine = Engine(genesis.config, self.store, self.reader, pool)
+        self.txpool = TxPool(
+            CHAIN_ID, PoolConfig(), lambda: self.reader.head, self.reader.accounts, genesis.config
+        )
+
+    def build(self, raws: list[bytes]) -> tuple[object, float]:
+        for raw in raws:
+            self.txpool.add(raw)
+        head = self.reader.head
+        attributes = PayloadAttributes(
+            timestamp=head.timestamp + 1,
+            prev_randao=keccak(head.hash),
+            fee_recipient=b"\x00" * 20,
+            parent_beacon_block_root=b"\x00" * 32,
+        )
+        pending, _ = self.txpool.split()
+        started = time.perf_counter()  # the whole production, commit included, as an import
+        _, payload_id = self.engine.forkchoice_updated(head.hash, None, None, attributes, pending)
+        block = self.engine.get_payload(payload_id).executed.block
+        self.engine.import_block(block)
+        elapsed = time.perf_counter() - started
+        self.txpool.on_new_head()
+        return block, elapsed
+
+    def import_(self, block) -> float:  # noqa: ANN001
+        started = time.perf_counter()
+        self.engine.import_block(block)
+        return time.perf_counter() - started
+
+
+def embed_transactions(model_id: bytes, count: int, nonces: dict) -> list[bytes]:
+    keys = dev_accounts(10)
+    raws = []
+    for i in range(count):
+        key = keys[i % len(keys)]
+        account = Account.from_key(key.to_bytes())
+        text = f"{TEXTS[i % len(TEXTS)]} #{i}"
+        tx = {
+            "to": "0x0000000000000000000000000000000000000801",
+            "data": encode(["bytes32", "string", "uint8"], [model_id, text, 6]),
+            "gas": 300_000,
+            "maxFeePerGas": 10**11,
+            "maxPriorityFeePerGas": 10**9,
+            "nonce": nonces.get(account.address, 0),
+            "chainId": CHAIN_ID,
+            "value": 0,
+        }
+        nonces[account.address] = tx["nonce"] + 1
+        raws.append(bytes(account.sign_transaction(tx).raw_transaction))
+    return raws
+
+
+def transfer_transactions(count: int, nonces: dict) -> list[bytes]:
+    keys = dev_accounts(10)
+    raws = []
+    for i in range(count):
+        account = Account.from_key(keys[i % len(keys)].to_bytes())
+        tx = {
+            "to": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+            "value": 1,
+            "gas": 21000,
+            "maxFeePerGas": 10**11,
+            "maxPriorityFeePerGas": 10**9,
+            "nonce": nonces.get(account.address, 0),
+            "chainId": CHAIN_ID,
+        }
+        nonces[account.address] = tx["nonce"] + 1
+        raws.append(bytes(account.sign_transaction(tx).raw_transaction))
+    return raws
+
+
+def attestation_checks_per_second(block, state, rounds: int = 20) -> float:  # noqa: ANN001
+    """Verify every attestation of ``block`` as a follower does, ``rounds`` times."""
+    calls = []
+    for tx in block.transactions:
+        if isinstance(tx, AttestedTransaction):
+            for index, result in enumerate(tx.results):
+                model_id = tx.inner.data[:32]
+                calls.append((tx.hash, index, model_id, result))
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for tx_hash, index, model_id, result in calls:
+            digest = attestation_digest(
+                CHAIN_ID,
+                result.precompile,
+                model_id,
+                result.input_hash,
+                keccak(result.output),
+                sync_context(tx_hash, index),
+            )
+            for signature in result.signatures:
+                signer = recover_signer(digest, signature)
+                assert registry.get_executor(state, signer).can("embed")
+    return len(calls) * rounds / (time.perf_counter() - started)
+
+
+def line(**fields) -> None:  # noqa: ANN003
+    print(json.dumps({"bench": "ai_verify", **fields}), flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=50)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    genesis = load_genesis(DEV_GENESIS)
+    specs = [s for s in dev_sidecar_specs() if s.runtime == "embed"]
+    if not specs:
+        print("the embed extra is not installed: pip install '.[embed]'", file=sys.stderr)
+        return 1
+    manager = SidecarManager(specs, "process", owner="sibyl-ai-bench")
+    manager.start()
+    try:
+        model_id = specs[0].model_id
+        producer, follower = Side(genesis, manager.pool), Side(genesis)
+        nonces: dict = {}
+
+        plain, plain_build = producer.build(transfer_transactions(args.calls, nonces))
+        plain_import = follower.import_(plain)
+        block, build = producer.build(embed_transactions(model_id, args.calls, nonces))
+        attested = sum(isinstance(tx, AttestedTransaction) for tx in block.transactions)
+        assert attested == args.calls, f"only {attested} of {args.calls} calls were attested"
+        imported = follower.import_(block)
+        assert follower.reader.head.hash == producer.reader.head.hash
+
+        state = follower.reader.accounts(follower.reader.head)
+        checks = attestation_checks_per_second(block, state)
+        line(
+            metric="producer_build_ms",
+            value=round(build * 1000, 1),
+            baseline="transfers_build_ms",
+            baseline_value=round(plain_build * 1000, 1),
+            calls=args.calls,
+        )
+        line(
+            metric="follower_import_ms",
+            value=round(imported * 1000, 1),
+            baseline="transfers_import_ms",
+            baseline_value=round(plain_import * 1000, 1),
+            calls=args.calls,
+        )
+        line(
+            metric="import_to_build_ratio",
+            value=round(imported / build, 4),
+            target=0.05,
+            meets_target=imported / build <= 0.05,
+            calls=args.calls,
+        )
+        line(metric="attestation_checks_per_s", value=round(checks, 1), calls=args.calls)
+    finally:
+        manager.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
