@@ -48,6 +48,12 @@ class AiCallFailed(Exception):
     """The call did not produce an output; the precompile reverts with this reason."""
 
 
+# The revert reason of a call whose recorded result is FAILED, on the builder and on every
+# verifier alike: the contract may store or log it, so it cannot be the sidecar's error,
+# which verifiers never see (the builder logs that).
+RECORDED_FAILURE = "the sidecar call failed"
+
+
 class ModelUnavailable(SibylError):
     """No sidecar of this node serves the model (eth_call on a node without it)."""
 
@@ -133,7 +139,7 @@ class BuildOracle(Oracle):
         context = self._context()
         input_hash = keccak(call.input)
         try:
-            output, signatures = self._run(call, context)
+            output, signatures = self._run(call, context, state)
             _check_output(call, output)
         except AiCallFailed as exc:
             log.info(
@@ -143,31 +149,45 @@ class BuildOracle(Oracle):
                 exc,
             )
             self.results.append(SpcResult(call.precompile, input_hash, FAILED, b"", ()))
-            raise
-        self.results.append(SpcResult(call.precompile, input_hash, OK, output, signatures))
+            self.signers.append(())
+            raise AiCallFailed(RECORDED_FAILURE) from None
+        self.results.append(
+            SpcResult(call.precompile, input_hash, OK, output, tuple(signatures.values()))
+        )
+        self.signers.append(tuple(signatures))
         return output
 
-    def _run(self, call: AiCall, context: bytes) -> tuple[bytes, tuple[bytes, ...]]:
-        """The output and a quorum of signatures by distinct executors, or AiCallFailed."""
+    def _run(self, call: AiCall, context: bytes, state: Any) -> tuple[bytes, dict[bytes, bytes]]:
+        """The output and a quorum of signatures (executor → signature) by distinct
+        executors registered with the capability, or AiCallFailed: a signature every
+        verifier would refuse must not go into the block."""
         if self.pool is None or not self.pool.serves(call.model.id):
             raise AiCallFailed(f"no sidecar serves model 0x{call.model.id.hex()}")
         quorum = call.model.quorum
-        result = self.pool.execute(
-            call.precompile, call.model.id, call.input, context, self.chain_id
-        )
-        if result.status != "ok":
-            raise AiCallFailed(result.error or "sidecar call failed")
-        signatures = {result.executor: result.signature}
-        for extra in getattr(self.pool, "execute_others", lambda *a: [])(
-            call.precompile, call.model.id, call.input, context, self.chain_id, set(signatures)
-        ):
-            if len(signatures) >= quorum:
-                break
-            if extra.status == "ok" and extra.output == result.output:
-                signatures.setdefault(extra.executor, extra.signature)
+        args = (call.precompile, call.model.id, call.input, context, self.chain_id)
+        results = [self.pool.execute(*args)] if quorum == 1 else self.pool.execute_each(*args)
+        capability = registry.PRECOMPILE_CAPABILITY[call.precompile]
+        agreeing: dict[bytes, dict[bytes, bytes]] = {}  # output → executor → signature
+        errors = []
+        for result in results:
+            if result.status != "ok":
+                errors.append(result.error or "sidecar call failed")
+                continue
+            executor = registry.get_executor(state, result.executor)
+            if executor is None or not executor.can(capability):
+                errors.append(
+                    f"sidecar executor 0x{result.executor.hex()} is not a registered executor "
+                    f"active with the {capability} capability"
+                )
+                log.warning("ai result dropped tx=0x%s reason=%s", self.tx_hash.hex(), errors[-1])
+                continue
+            agreeing.setdefault(result.output, {}).setdefault(result.executor, result.signature)
+        if not agreeing:
+            raise AiCallFailed("; ".join(errors) or "no sidecar answered")
+        output, signatures = max(agreeing.items(), key=lambda item: len(item[1]))
         if len(signatures) < quorum:
             raise AiCallFailed(f"model needs {quorum} executors to agree, {len(signatures)} did")
-        return result.output, tuple(list(signatures.values())[:quorum])
+        return output, dict(list(signatures.items())[:quorum])
 
 
 class CallOracle(Oracle):
@@ -280,7 +300,7 @@ class VerifyOracle(Oracle):
             raise InvalidAiResult(f"{where}: result is for another input")
         if result.status == FAILED:
             self.signers.append(())
-            raise AiCallFailed("the builder's sidecar call failed")
+            raise AiCallFailed(RECORDED_FAILURE)
         if len(result.output) > call.model.output_limit:
             raise InvalidAiResult(f"{where}: output exceeds the model's limit")
         digest = attestation_digest(

@@ -16,7 +16,7 @@ from eth.abc import ComputationAPI
 
 from chain import registry
 from chain.oracle import AiCall, AiCallFailed
-from chain.precompiles.native import revert
+from chain.precompiles.native import returns_revert_data, revert
 from sidecars.abi import AbiError, decode_embed_input, decode_infer_input
 
 # Charged when a call is refused before its model is known (malformed input, no model).
@@ -71,6 +71,7 @@ def _check_embed(request: Any, model: registry.ModelRecord) -> None:
         raise AiCallFailed("text is empty")
 
 
+@returns_revert_data
 def infer(computation: ComputationAPI) -> ComputationAPI:
     return _run(
         computation,
@@ -82,6 +83,7 @@ def infer(computation: ComputationAPI) -> ComputationAPI:
     )
 
 
+@returns_revert_data
 def embed(computation: ComputationAPI) -> ComputationAPI:
     return _run(
         computation,

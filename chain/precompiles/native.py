@@ -7,6 +7,7 @@ that write refuse to run in a static context, as ``SSTORE`` does; a call that br
 rule reverts with ``Error(string)``, so the caller sees the reason.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,27 @@ class NativeRevert(Exception):
 def revert(reason: str) -> Revert:
     """A Revert carrying ``Error(reason)`` as its return data, as Solidity's require."""
     return Revert(ERROR_SELECTOR + abi_encode(["string"], [reason]))
+
+
+def returns_revert_data(
+    precompile: Callable[[ComputationAPI], ComputationAPI],
+) -> Callable[[ComputationAPI], ComputationAPI]:
+    """Make a :func:`revert` raised by ``precompile`` the caller's return data.
+
+    py-evm keeps a reverted computation's output but, unlike the REVERT opcode, a Python
+    precompile that raises Revert sets none, so without this the caller would see empty
+    return data instead of the reason.
+    """
+
+    @functools.wraps(precompile)
+    def run(computation: ComputationAPI) -> ComputationAPI:
+        try:
+            return precompile(computation)
+        except Revert as exc:
+            computation.output = exc.args[0] if exc.args else b""
+            raise
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,9 @@ class NativeContract:
         raise NotImplementedError
 
     def __call__(self, computation: ComputationAPI) -> ComputationAPI:
+        return returns_revert_data(self._dispatch)(computation)
+
+    def _dispatch(self, computation: ComputationAPI) -> ComputationAPI:
         data = computation.msg.data_as_bytes
         function = self.by_selector.get(data[:4])
         if function is None:
