@@ -1,4 +1,5 @@
-"""The root of an ordered Merkle-Patricia trie (transactions, receipts, withdrawals).
+"""Merkle-Patricia tries built in one pass: the root of an ordered trie (transactions,
+receipts, withdrawals), and the nodes of any trie loaded in bulk.
 
 A block's transaction, receipt and withdrawal roots are tries keyed by ``rlp(index)``.
 py-evm builds them by inserting into a ``HexaryTrie`` one item at a time, which costs
@@ -26,13 +27,21 @@ def _compact(nibbles: bytes, is_leaf: bool) -> bytes:
     return packed + bytes(nibbles[i] << 4 | nibbles[i + 1] for i in range(0, len(nibbles), 2))
 
 
-def _reference(node: Node) -> Node:
-    """A child as its parent holds it: inline when its encoding is short, else its hash."""
+def _reference(node: Node, nodes: dict[bytes, bytes] | None) -> Node:
+    """A child as its parent holds it: inline when its encoding is short, else its hash
+    (and, when collecting, the encoding goes into ``nodes`` under that hash)."""
     encoded = rlp.encode(node)
-    return node if len(encoded) < 32 else keccak(encoded)
+    if len(encoded) < 32:
+        return node
+    digest = keccak(encoded)
+    if nodes is not None:
+        nodes[digest] = encoded
+    return digest
 
 
-def _patricialize(items: list[tuple[bytes, bytes]], level: int) -> Node:
+def _patricialize(
+    items: list[tuple[bytes, bytes]], level: int, nodes: dict[bytes, bytes] | None = None
+) -> Node:
     """The node for ``items`` (sorted nibble keys sharing their first ``level`` nibbles)."""
     if not items:
         return b""
@@ -44,7 +53,7 @@ def _patricialize(items: list[tuple[bytes, bytes]], level: int) -> Node:
     while shared < len(first) and shared < len(last) and first[shared] == last[shared]:
         shared += 1
     if shared > level:
-        child = _reference(_patricialize(items, shared))
+        child = _reference(_patricialize(items, shared, nodes), nodes)
         return [_compact(first[level:shared], False), child]
     branches: list[list[tuple[bytes, bytes]]] = [[] for _ in range(16)]
     value = b""
@@ -53,11 +62,27 @@ def _patricialize(items: list[tuple[bytes, bytes]], level: int) -> Node:
             value = item
         else:
             branches[key[level]].append((key, item))
-    return [_reference(_patricialize(branch, level + 1)) for branch in branches] + [value]
+    return [_reference(_patricialize(branch, level + 1, nodes), nodes) for branch in branches] + [
+        value
+    ]
 
 
 def _nibbles(key: bytes) -> bytes:
     return bytes(n for byte in key for n in (byte >> 4, byte & 0x0F))
+
+
+def trie_nodes(items: dict[bytes, bytes]) -> tuple[bytes, dict[bytes, bytes]]:
+    """Root and nodes (hash → encoding) of the trie mapping each key to its value, built
+    in one pass: what a bulk load (a large genesis, a benchmark's state) needs instead of
+    one ``HexaryTrie`` insertion per key."""
+    if not items:
+        return BLANK_ROOT_HASH, {}
+    nodes: dict[bytes, bytes] = {}
+    root = _patricialize(sorted((_nibbles(k), v) for k, v in items.items()), 0, nodes)
+    encoded = rlp.encode(root)
+    digest = keccak(encoded)
+    nodes[digest] = encoded
+    return digest, nodes
 
 
 def ordered_trie_root(values: Sequence[bytes]) -> bytes:

@@ -104,7 +104,7 @@ class Scheduler(NativeContract):
                 f"deposit {computation.msg.value} is below numCalls × gasLimit × maxFeePerGas "
                 f"= {required}"
             )
-        calls.put_call(state, call, with_data=True)
+        calls.put_call(state, call, new=True)
         calls.add_due(state, start_block, call.id)
         calls.count_active(state, +1)
         computation.consume_gas(WRITE_GAS * (len(data) // 32), reason="scheduled call data")

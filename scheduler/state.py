@@ -1,34 +1,45 @@
 """The scheduler's records in state: scheduled calls and the index of calls due by block.
 
-Everything lives in the storage of the SCHEDULER account (0x…0a01), laid out as Solidity
-would (see :mod:`chain.slots`), so the state root commits to every schedule and every
-node derives the same due set:
+Everything lives in the storage of the SCHEDULER account (0x…0a01), so the state root
+commits to every schedule and every node derives the same due set. Keys follow
+Solidity's conventions (see :mod:`chain.slots`):
 
-  slot 0               the last call id handed out (ids start at 1)
-  slot 1               per-block gas cap for scheduled calls (from the genesis)
-  slot 5               number of active calls (a dev producer keeps blocks coming while
-                       there are any)
-  keccak(id ‖ 2) + k   the call record, one field per slot (``FIELDS`` order)
-  keccak(id ‖ 3)       the call data, as a byte string
-  keccak(block ‖ 4)    the ids due at ``block``: a dynamic array
+  slot 0                    the last call id handed out (ids start at 1)
+  slot 1                    per-block gas cap for scheduled calls (from the genesis)
+  slot 5                    number of active calls (a dev producer keeps blocks coming
+                            while there are any)
+  keccak(id ‖ 2)            what a call is, fixed when scheduled: RLP ``[owner,
+                            startBlock, frequency, numCalls, gasLimit, maxFeePerGas,
+                            predicate, data]`` stored as a byte string
+  keccak(id ‖ 3)            its progress: ``executed << 72 | nextBlock << 8 | status``
+  keccak(id ‖ 3) + 1        its remaining deposit, in wei
+  keccak(block ‖ 4)         the ids due at ``block``: a dynamic array
 
-Finding the calls due at a block reads one array: the work of a block is proportional to
-the calls due in it, never to the calls registered.
+A block reads one due array and, per due call, a handful of slots; it writes two slots
+per call. The work of a block follows the calls due in it, not the calls registered.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+import rlp
 
 from chain.slots import Storage, array_slot, mapping_slot, read_blob, write_blob
 
 SCHEDULER = bytes.fromhex("0000000000000000000000000000000000000a01")
 LAST_ID_SLOT = 0
 GAS_CAP_SLOT = 1
-RECORD_MAP, DATA_MAP, DUE_MAP = 2, 3, 4
+CONFIG_MAP, PROGRESS_MAP, DUE_MAP = 2, 3, 4
 ACTIVE_COUNT_SLOT = 5
 
 ACTIVE, DONE, CANCELLED = 1, 2, 3
 STATUS_NAMES = {ACTIVE: "active", DONE: "done", CANCELLED: "cancelled"}
 PREDICATE_GAS = 100_000
+
+_CONFIG = rlp.sedes.List(
+    [rlp.sedes.Binary.fixed_length(20)]
+    + [rlp.sedes.big_endian_int] * 5
+    + [rlp.sedes.Binary.fixed_length(20), rlp.sedes.binary]
+)
 
 
 @dataclass
@@ -53,34 +64,53 @@ class ScheduledCall:
         return self.gas_limit + (PREDICATE_GAS if any(self.predicate) else 0)
 
 
-_ADDRESS_FIELDS = {"owner", "predicate"}
-FIELDS = [f.name for f in fields(ScheduledCall) if f.name not in ("id", "data")]
-
-
 def _key(call_id: int) -> bytes:
     return call_id.to_bytes(32, "big")
 
 
 def get_call(state: Storage, call_id: int) -> ScheduledCall | None:
-    base = mapping_slot(_key(call_id), RECORD_MAP)
-    values = {name: state.get_storage(SCHEDULER, base + k) for k, name in enumerate(FIELDS)}
-    if values["status"] == 0:
+    progress_slot = mapping_slot(_key(call_id), PROGRESS_MAP)
+    progress = state.get_storage(SCHEDULER, progress_slot)
+    if progress == 0:
         return None
-    for name in _ADDRESS_FIELDS:
-        values[name] = values[name].to_bytes(20, "big")
-    data = read_blob(state, SCHEDULER, mapping_slot(_key(call_id), DATA_MAP))
-    return ScheduledCall(id=call_id, data=data, **values)
+    blob = read_blob(state, SCHEDULER, mapping_slot(_key(call_id), CONFIG_MAP))
+    owner, start, frequency, num_calls, gas_limit, max_fee, predicate, data = rlp.decode(
+        blob, sedes=_CONFIG
+    )
+    return ScheduledCall(
+        id=call_id,
+        owner=owner,
+        start_block=start,
+        frequency=frequency,
+        num_calls=num_calls,
+        executed=progress >> 72,
+        gas_limit=gas_limit,
+        max_fee_per_gas=max_fee,
+        predicate=predicate,
+        deposit=state.get_storage(SCHEDULER, progress_slot + 1),
+        next_block=(progress >> 8) & (2**64 - 1),
+        status=progress & 0xFF,
+        data=data,
+    )
 
 
-def put_call(state: Storage, call: ScheduledCall, *, with_data: bool = False) -> None:
-    base = mapping_slot(_key(call.id), RECORD_MAP)
-    for k, name in enumerate(FIELDS):
-        value = getattr(call, name)
-        state.set_storage(
-            SCHEDULER, base + k, int.from_bytes(value, "big") if name in _ADDRESS_FIELDS else value
+def put_call(state: Storage, call: ScheduledCall, *, new: bool = False) -> None:
+    """Write a call's progress and deposit; with ``new``, what it is as well."""
+    if new:
+        config = [
+            call.owner, call.start_block, call.frequency, call.num_calls, call.gas_limit,
+            call.max_fee_per_gas, call.predicate, call.data,
+        ]  # fmt: skip
+        write_blob(
+            state,
+            SCHEDULER,
+            mapping_slot(_key(call.id), CONFIG_MAP),
+            rlp.encode(config, sedes=_CONFIG),
         )
-    if with_data:
-        write_blob(state, SCHEDULER, mapping_slot(_key(call.id), DATA_MAP), call.data)
+    progress_slot = mapping_slot(_key(call.id), PROGRESS_MAP)
+    progress = call.executed << 72 | call.next_block << 8 | call.status
+    state.set_storage(SCHEDULER, progress_slot, progress)
+    state.set_storage(SCHEDULER, progress_slot + 1, call.deposit)
 
 
 def next_id(state: Storage) -> int:
@@ -121,7 +151,6 @@ def add_due(state: Storage, block: int, call_id: int) -> None:
 
 
 def clear_due(state: Storage, block: int) -> None:
-    slot = _due_slot(block)
-    for i in range(state.get_storage(SCHEDULER, slot)):
-        state.set_storage(SCHEDULER, array_slot(slot, i), 0)
-    state.set_storage(SCHEDULER, slot, 0)
+    """Empty a block's due array once it ran. Only its length is reset: the ids behind it
+    are never read again (one write a block instead of one per call)."""
+    state.set_storage(SCHEDULER, _due_slot(block), 0)

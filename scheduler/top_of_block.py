@@ -7,7 +7,8 @@ importing node derives the same list and requires the block to begin with exactl
 
 :func:`run_scheduled` executes one of them: a call whose ``maxFeePerGas`` is below the
 block's base fee is skipped, as is one whose predicate (a 100k-gas staticcall to
-``shouldExecute(callId, index)``) returns false or reverts; otherwise the scheduler
+``shouldExecute(callId, index)``) returns false or reverts, and one an earlier transaction
+of the block cancelled; otherwise the scheduler
 calls its owner with its data. Either way the schedule advances, the gas used is paid
 from the deposit at the base fee, and the receipt carries the scheduler's event. A
 callee that reverts fails its own scheduled transaction only.
@@ -28,7 +29,7 @@ from scheduler.transactions import ScheduledReceipt, ScheduledTransaction
 EXECUTED = event_topic("CallExecuted(uint256,uint64,bool,uint256)")
 SKIPPED = event_topic("CallSkipped(uint256,uint64,uint8)")
 COMPLETED = event_topic("CallCompleted(uint256,uint256)")
-SKIP_FEE, SKIP_PREDICATE = 1, 2
+SKIP_FEE, SKIP_PREDICATE, SKIP_CANCELLED = 1, 2, 3
 SHOULD_EXECUTE = function_signature_to_4byte_selector("shouldExecute(uint256,uint64)")
 SUCCESS, FAILURE = b"\x01", b""
 
@@ -77,8 +78,12 @@ def run_scheduled(vm: Any, tx: ScheduledTransaction, cumulative_gas: int) -> Sch
     state = vm.state
     base_fee = state.execution_context.base_fee_per_gas
     call = calls.get_call(state, tx.call_id)
-    assert call is not None and call.executed == tx.index, "scheduled call out of step"
     logs: list[tuple[bytes, list[int], bytes]] = []
+    if call is None or call.status != calls.ACTIVE or call.executed != tx.index:
+        # cancelled by a transaction earlier in this block: nothing runs, nothing advances
+        state.increment_nonce(calls.SCHEDULER)
+        logs.append(_log(SKIPPED, tx.call_id, ["uint64", "uint8"], [tx.index, SKIP_CANCELLED]))
+        return ScheduledOutcome(tx.make_receipt(SUCCESS, cumulative_gas, logs), None)
     gas_used, status, computation = 0, SUCCESS, None
     if base_fee > call.max_fee_per_gas:
         skip = SKIP_FEE

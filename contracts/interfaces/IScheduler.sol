@@ -16,7 +16,8 @@ interface IScheduler {
         uint256 indexed callId, address indexed owner, uint64 startBlock, uint64 frequency, uint64 numCalls
     );
     event CallExecuted(uint256 indexed callId, uint64 index, bool success, uint256 gasUsed);
-    /// reason: 1 the base fee was above maxFeePerGas, 2 the predicate said no (or reverted)
+    /// reason: 1 the base fee was above maxFeePerGas, 2 the predicate said no (or reverted),
+    /// 3 cancelled by an earlier transaction of the same block
     event CallSkipped(uint256 indexed callId, uint64 index, uint8 reason);
     event CallCancelled(uint256 indexed callId, uint256 refund);
     event CallCompleted(uint256 indexed callId, uint256 refund);
