@@ -31,7 +31,7 @@ from chain.oracle import InvalidAiResult, Oracle
 from chain.storage import BlockWrite, state_view
 from chain.trie_root import ordered_trie_root
 from chain.vm import ChainConfig, vm_class_at
-from scheduler.top_of_block import due_transactions, run_scheduled
+from scheduler.top_of_block import due_calls, run_scheduled, scheduled_transactions
 from scheduler.transactions import ScheduledTransaction
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI | None]
@@ -168,7 +168,9 @@ class BlockExecution:
         block_class = self.vm_class.get_block_class()
         self.vm.block_preprocessing(block_class(start, transactions=[], uncles=[], withdrawals=[]))
         # the calls due now, which the block must start with (the overflow waits a block)
-        self.scheduled = due_transactions(self.state, header.block_number, config.chain_id)
+        due = due_calls(self.state, header.block_number)
+        self.due = {call.id: call for call in due}
+        self.scheduled = scheduled_transactions(self.state, due, config.chain_id)
 
     def apply(self, tx: SignedTransactionAPI) -> ReceiptAPI:
         """Execute ``tx`` and add it to the block, or raise and leave the state as it was."""
@@ -185,7 +187,10 @@ class BlockExecution:
         inner = inner_transaction(tx)
         try:
             if isinstance(inner, ScheduledTransaction):
-                outcome = run_scheduled(self.vm, inner, self.gas.gas_used)
+                call = self.due.get(inner.call_id)
+                if call is None:
+                    raise InvalidTransaction(f"scheduled call {inner.call_id} is not due")
+                outcome = run_scheduled(self.vm, inner, call, self.gas.gas_used)
                 receipt, computation = outcome.receipt, outcome.computation
             else:
                 computation = self.state.apply_transaction(tx)

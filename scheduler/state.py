@@ -19,7 +19,7 @@ A block reads one due array and, per due call, a handful of slots; it writes two
 per call. The work of a block follows the calls due in it, not the calls registered.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import rlp
 
@@ -66,6 +66,20 @@ class ScheduledCall:
 
 def _key(call_id: int) -> bytes:
     return call_id.to_bytes(32, "big")
+
+
+def refresh(state: Storage, call: ScheduledCall) -> ScheduledCall:
+    """``call`` with its progress and deposit as they are now (what it is never changes,
+    so a block reads that once per due call)."""
+    progress_slot = mapping_slot(_key(call.id), PROGRESS_MAP)
+    progress = state.get_storage(SCHEDULER, progress_slot)
+    return replace(
+        call,
+        executed=progress >> 72,
+        next_block=(progress >> 8) & (2**64 - 1),
+        status=progress & 0xFF,
+        deposit=state.get_storage(SCHEDULER, progress_slot + 1),
+    )
 
 
 def get_call(state: Storage, call_id: int) -> ScheduledCall | None:

@@ -1,8 +1,8 @@
 """Running the calls due at a block, at its top, before any user transaction.
 
-:func:`due_transactions` reads the due index of the block (nothing else), moves what
+:func:`due_calls` reads the due index of the block (and the calls in it), moves what
 does not fit the per-block gas cap to the next block, in call-id order, and returns the
-scheduled transactions the block must start with. The builder applies them; an
+calls whose scheduled transactions the block must start with. The builder applies them; an
 importing node derives the same list and requires the block to begin with exactly it.
 
 :func:`run_scheduled` executes one of them: a call whose ``maxFeePerGas`` is below the
@@ -34,13 +34,12 @@ SHOULD_EXECUTE = function_signature_to_4byte_selector("shouldExecute(uint256,uin
 SUCCESS, FAILURE = b"\x01", b""
 
 
-def due_transactions(state: Any, number: int, chain_id: int) -> list[ScheduledTransaction]:
-    """The scheduled transactions block ``number`` starts with; defers the overflow."""
+def due_calls(state: Any, number: int) -> list[calls.ScheduledCall]:
+    """The calls block ``number`` runs at its top, in call-id order; defers the overflow."""
     ids = sorted(set(calls.due_ids(state, number)))
     calls.clear_due(state, number)
     cap, used = calls.gas_cap(state), 0
-    nonce = state.get_nonce(calls.SCHEDULER)
-    due: list[ScheduledTransaction] = []
+    due: list[calls.ScheduledCall] = []
     deferring = False  # once one call overflows, those after it wait too: order is kept
     for call_id in ids:
         call = calls.get_call(state, call_id)
@@ -53,19 +52,28 @@ def due_transactions(state: Any, number: int, chain_id: int) -> list[ScheduledTr
             calls.add_due(state, number + 1, call.id)
             continue
         used += call.reserved_gas
-        due.append(
-            ScheduledTransaction(
-                chain_id,
-                nonce + len(due),
-                call.id,
-                call.executed,
-                call.owner,
-                call.gas_limit,
-                call.max_fee_per_gas,
-                call.data,
-            )
-        )
+        due.append(call)
     return due
+
+
+def scheduled_transactions(
+    state: Any, due: list[calls.ScheduledCall], chain_id: int
+) -> list[ScheduledTransaction]:
+    """The transactions of the due calls: each uses the scheduler's next nonce."""
+    nonce = state.get_nonce(calls.SCHEDULER)
+    return [
+        ScheduledTransaction(
+            chain_id,
+            nonce + i,
+            call.id,
+            call.executed,
+            call.owner,
+            call.gas_limit,
+            call.max_fee_per_gas,
+            call.data,
+        )
+        for i, call in enumerate(due)
+    ]
 
 
 @dataclass
@@ -74,12 +82,15 @@ class ScheduledOutcome:
     computation: Any  # the callee's, or None when skipped
 
 
-def run_scheduled(vm: Any, tx: ScheduledTransaction, cumulative_gas: int) -> ScheduledOutcome:
+def run_scheduled(
+    vm: Any, tx: ScheduledTransaction, due: calls.ScheduledCall, cumulative_gas: int
+) -> ScheduledOutcome:
+    """Execute ``tx``, the transaction of ``due`` (as read at the top of the block)."""
     state = vm.state
     base_fee = state.execution_context.base_fee_per_gas
-    call = calls.get_call(state, tx.call_id)
+    call = calls.refresh(state, due)
     logs: list[tuple[bytes, list[int], bytes]] = []
-    if call is None or call.status != calls.ACTIVE or call.executed != tx.index:
+    if call.status != calls.ACTIVE or call.executed != tx.index:
         # cancelled by a transaction earlier in this block: nothing runs, nothing advances
         state.increment_nonce(calls.SCHEDULER)
         logs.append(_log(SKIPPED, tx.call_id, ["uint64", "uint8"], [tx.index, SKIP_CANCELLED]))
