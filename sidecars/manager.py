@@ -35,6 +35,7 @@ from pathlib import Path
 from chain.errors import SibylError
 from sidecars.client import SidecarPool
 from sidecars.config import SidecarSpec
+from sidecars.serve import PARENT_PID_ENV
 
 log = logging.getLogger("sidecars.manager")
 
@@ -276,6 +277,7 @@ class SidecarManager:
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "OMP_NUM_THREADS": "1",
+            PARENT_PID_ENV: str(os.getpid()),
         }
         with open(log_path, "ab") as output:
             return subprocess.Popen(

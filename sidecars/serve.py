@@ -8,6 +8,7 @@ traceback. The process then serves until SIGTERM or SIGINT, and stops gracefully
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -27,6 +28,10 @@ class ServeError(Exception):
     """The sidecar cannot start; the message says why."""
 
 
+# Set by the node's sidecar manager for the processes it starts.
+PARENT_PID_ENV = "SIBYL_PARENT_PID"
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the sidecar described by the CLI flags; returns the process exit code."""
     try:
@@ -35,9 +40,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     # Wake up now and then: a signal the kernel hands to one of grpc's threads only runs
-    # its Python handler once the main thread is back in the interpreter.
+    # its Python handler once the main thread is back in the interpreter. A sidecar the
+    # node started as a process also ends when the node does, even on SIGKILL.
+    parent = os.environ.get(PARENT_PID_ENV)
     while not stop.wait(0.2):
-        pass
+        if parent is not None and os.getppid() != int(parent):
+            log.info("event=parent_gone parent_pid=%s", parent)
+            break
     log.info("event=stopping port=%d", port)
     server.stop(STOP_GRACE_SECONDS).wait()
     log.info("event=stopped port=%d", port)

@@ -1,8 +1,13 @@
 """The manager runs sidecars as local processes, watches them and restarts crashed ones."""
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import eth_abi
 import pytest
@@ -150,3 +155,35 @@ def test_docker_mode_without_an_engine_is_a_clear_error(manager_factory, monkeyp
     manager = manager_factory([dev_spec("onnx")], mode="docker")
     with pytest.raises(SidecarStartError, match="--sidecars docker: no Docker engine answers"):
         manager.start()
+
+
+OWNER_SCRIPT = """
+import sys, time
+from pathlib import Path
+from sidecars.config import dev_sidecar_specs
+from sidecars.manager import SidecarManager
+specs = [s for s in dev_sidecar_specs() if s.runtime == "onnx"]
+manager = SidecarManager(specs, mode="process", owner="orphan-test", log_dir=Path(sys.argv[1]))
+manager.start()
+print(manager._sidecars[0].process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_process_sidecars_end_when_their_node_is_killed(tmp_path):
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    sidecar_pid = int(owner.stdout.readline())
+    os.kill(owner.pid, signal.SIGKILL)  # no chance to stop its sidecars
+    owner.wait(10)
+
+    def gone() -> bool:
+        try:
+            os.kill(sidecar_pid, 0)
+        except ProcessLookupError:
+            return True
+        state = Path(f"/proc/{sidecar_pid}/stat").read_text().split()[2]
+        return state == "Z"  # exited, waiting to be reaped by init
+
+    assert wait_until(gone, 20), "the sidecar outlived the node that started it"
