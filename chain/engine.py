@@ -28,6 +28,7 @@ from chain.builder import BuiltPayload, build_payload
 from chain.execution import ExecutedBlock, InvalidBlock, PayloadAttributes, execute_block
 from chain.oracle import BuildOracle, SidecarPool, SpotChecker, VerifyOracle
 from chain.reader import ChainReader
+from chain.replicas import LocalModels
 from chain.storage import BlockWrite, CanonicalChange, Store
 from chain.txpool import PooledTx
 from chain.vm import ChainConfig
@@ -71,12 +72,14 @@ class Engine:
         reader: ChainReader,
         sidecars: SidecarPool | None = None,
         spot_checker: SpotChecker | None = None,
+        replicas: LocalModels | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.reader = reader
         self.sidecars = sidecars
         self.spot_checker = spot_checker
+        self.replicas = replicas
         self.blocks: dict[bytes, ExecutedBlock] = {}
         self.payloads: dict[bytes, BuiltPayload] = {}
         self.invalid: dict[bytes, str] = {}
@@ -131,7 +134,7 @@ class Engine:
                 block,
                 self._state_lookup(parent.hash),
                 self.header,
-                VerifyOracle(self.config.chain_id, self.spot_checker),
+                VerifyOracle(self.config.chain_id, self.spot_checker, self.replicas),
             )
         except InvalidBlock as exc:
             return self._reject(block_hash, parent.hash, str(exc))
@@ -171,7 +174,7 @@ class Engine:
             pending or {},
             self._state_lookup(head_hash),
             self.header,
-            BuildOracle(self.config.chain_id, self.sidecars),
+            BuildOracle(self.config.chain_id, self.sidecars, self.replicas),
         )
         payload_id = os.urandom(8)
         self.payloads[payload_id] = built

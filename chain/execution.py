@@ -27,7 +27,7 @@ from eth_utils import ValidationError
 
 from chain import codec
 from chain.attested import AttestedTransaction, inner_transaction
-from chain.oracle import InvalidAiResult, Oracle
+from chain.oracle import InvalidAiResult, Oracle, ReplicaNotHere
 from chain.storage import BlockWrite, state_view
 from chain.trie_root import ordered_trie_root
 from chain.vm import ChainConfig, vm_class_at
@@ -196,10 +196,8 @@ class BlockExecution:
                 computation = self.state.apply_transaction(tx)
                 receipt = self.vm.make_receipt(self.gas, tx, computation, self.state)
             recorded = oracle.finish() if oracle is not None else ()
-        except ValidationError as exc:
+        except (ValidationError, InvalidAiResult, ReplicaNotHere) as exc:
             self.state.revert(snapshot)
-            raise InvalidTransaction(str(exc)) from None
-        except InvalidAiResult as exc:
             raise InvalidTransaction(str(exc)) from None
         if recorded and not isinstance(tx, AttestedTransaction):
             tx = AttestedTransaction(tx, recorded)

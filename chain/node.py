@@ -21,10 +21,11 @@ from chain.engine import Commit, Engine
 from chain.genesis import Genesis, genesis_block, load_genesis, parse_genesis
 from chain.oracle import SidecarPool, SpotChecker
 from chain.reader import ChainReader
+from chain.replicas import LocalModels
 from chain.simulate import Simulator
 from chain.storage import Store, StoreError
 from chain.txpool import PoolConfig, TxPool
-from genesis import DEV_GENESIS
+from genesis import DEV_GENESIS, DEV_MODELS
 from sidecars.config import SidecarSpec
 
 log = logging.getLogger("sibyl.node")
@@ -57,6 +58,7 @@ class NodeConfig:
     pool: PoolConfig = field(default_factory=PoolConfig)
     fee_recipient: bytes = b"\x00" * 20
     sidecar_image: str = "sibyl-sidecar:dev"
+    model_dirs: tuple[str, ...] = ()  # where replicate-mode model artifacts are found
     spot_check_rate: float = 0.0
     sidecar_specs: list[SidecarSpec] = field(default_factory=list)
     temporary: bool = False
@@ -114,7 +116,10 @@ class Node:
         self.store, self.genesis = open_datadir(config)
         self.chain_config = self.genesis.config
         self.reader = ChainReader(self.store, self.chain_config)
-        self.engine = Engine(self.chain_config, self.store, self.reader, sidecars, spot_checker)
+        replicas = LocalModels([DEV_MODELS, *(Path(d) for d in config.model_dirs)])
+        self.engine = Engine(
+            self.chain_config, self.store, self.reader, sidecars, spot_checker, replicas
+        )
         self.pool = TxPool(
             self.chain_config.chain_id,
             config.pool,
@@ -123,7 +128,7 @@ class Node:
             self.chain_config,
         )
         self.simulator = Simulator(
-            self.chain_config, self.store.state_get, self.reader.header, sidecars
+            self.chain_config, self.store.state_get, self.reader.header, sidecars, replicas
         )
         self.head_listeners: list[Callable[[Commit], None]] = []
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")

@@ -32,6 +32,7 @@ from chain import registry
 from chain.attested import FAILED, OK, SpcResult
 from chain.errors import SibylError
 from chain.registry import ModelRecord
+from chain.replicas import LocalModels, ReplicaFailed, ReplicaUnavailable
 from sidecars.attestation import (
     InvalidAttestation,
     attestation_digest,
@@ -66,6 +67,10 @@ class InvalidAiResult(Exception):
     """A recorded AI result that does not verify: the block is invalid."""
 
 
+class ReplicaNotHere(Exception):
+    """The builder cannot run a replicate-mode model: the transaction cannot be included."""
+
+
 class SidecarPool(Protocol):
     """What the oracles need of :class:`sidecars.client.SidecarPool`."""
 
@@ -88,10 +93,15 @@ class AiCall:
 
 
 class Oracle:
-    """The per-transaction session every oracle keeps: the transaction and its call count."""
+    """The per-transaction session every oracle keeps: the transaction and its call count.
 
-    def __init__(self, chain_id: int) -> None:
+    Calls to ``replicate``-mode models are run here, in-process, by every kind of oracle
+    alike; they are not sidecar-backed, so they take no call index and leave no result.
+    """
+
+    def __init__(self, chain_id: int, replicas: LocalModels | None = None) -> None:
         self.chain_id = chain_id
+        self.replicas = replicas
         self.tx_hash = NO_TX
         self.index = 0
         self.signers: list[tuple[bytes, ...]] = []  # per call of the transaction
@@ -105,7 +115,30 @@ class Oracle:
         return ()
 
     def call(self, call: AiCall, state: Any) -> bytes:
+        if call.model.mode == "replicate":
+            return self._replicate(call)
+        if call.model.mode != "attest":
+            raise AiCallFailed(f"verification mode {call.model.mode} is not supported yet")
+        return self.attested_call(call, state)
+
+    def attested_call(self, call: AiCall, state: Any) -> bytes:
         raise NotImplementedError
+
+    def _replicate(self, call: AiCall) -> bytes:
+        if self.replicas is None:
+            raise self.replica_unavailable(call, "this node runs no replicate-mode models")
+        try:
+            output = self.replicas.run(call.precompile, call.model.id, call.input)
+        except ReplicaUnavailable as exc:
+            raise self.replica_unavailable(call, str(exc)) from None
+        except ReplicaFailed as exc:
+            raise AiCallFailed(str(exc)) from None
+        _check_output(call, output)
+        return output
+
+    def replica_unavailable(self, call: AiCall, reason: str) -> Exception:
+        """What a replicate-mode model this node cannot run means for this oracle."""
+        return ModelUnavailable(call.model.id)
 
     def _context(self) -> bytes:
         context = sync_context(self.tx_hash, self.index)
@@ -123,8 +156,10 @@ def _check_output(call: AiCall, output: bytes) -> None:
 class BuildOracle(Oracle):
     """Runs calls on sidecars and records their signed results for the block."""
 
-    def __init__(self, chain_id: int, pool: SidecarPool | None) -> None:
-        super().__init__(chain_id)
+    def __init__(
+        self, chain_id: int, pool: SidecarPool | None, replicas: LocalModels | None = None
+    ) -> None:
+        super().__init__(chain_id, replicas)
         self.pool = pool
         self.results: list[SpcResult] = []
 
@@ -135,7 +170,12 @@ class BuildOracle(Oracle):
     def finish(self) -> tuple[SpcResult, ...]:
         return tuple(self.results)
 
-    def call(self, call: AiCall, state: Any) -> bytes:
+    def replica_unavailable(self, call: AiCall, reason: str) -> Exception:
+        # Every validator runs the model and would disagree with a failed call: the
+        # transaction stays out of the block instead.
+        return ReplicaNotHere(reason)
+
+    def attested_call(self, call: AiCall, state: Any) -> bytes:
         context = self._context()
         input_hash = keccak(call.input)
         try:
@@ -193,11 +233,13 @@ class BuildOracle(Oracle):
 class CallOracle(Oracle):
     """eth_call: run on a sidecar, record nothing, report models nobody serves."""
 
-    def __init__(self, chain_id: int, pool: SidecarPool | None) -> None:
-        super().__init__(chain_id)
+    def __init__(
+        self, chain_id: int, pool: SidecarPool | None, replicas: LocalModels | None = None
+    ) -> None:
+        super().__init__(chain_id, replicas)
         self.pool = pool
 
-    def call(self, call: AiCall, state: Any) -> bytes:
+    def attested_call(self, call: AiCall, state: Any) -> bytes:
         context = self._context()
         if self.pool is None or not self.pool.serves(call.model.id):
             raise ModelUnavailable(call.model.id)
@@ -266,14 +308,22 @@ class SpotChecker:
 class VerifyOracle(Oracle):
     """Consumes recorded results, checking each against the call and the registries."""
 
-    def __init__(self, chain_id: int, spot_checker: SpotChecker | None = None) -> None:
-        super().__init__(chain_id)
+    def __init__(
+        self,
+        chain_id: int,
+        spot_checker: SpotChecker | None = None,
+        replicas: LocalModels | None = None,
+    ) -> None:
+        super().__init__(chain_id, replicas)
         self.results: tuple[SpcResult, ...] = ()
         self.spot_checker = spot_checker
 
     def begin(self, tx_hash: bytes, results: tuple[SpcResult, ...] = ()) -> None:
         super().begin(tx_hash)
         self.results = results
+
+    def replica_unavailable(self, call: AiCall, reason: str) -> Exception:
+        return InvalidAiResult(f"cannot validate a replicate-mode call: {reason}")
 
     def finish(self) -> tuple[SpcResult, ...]:
         if self.index != len(self.results):
@@ -283,7 +333,7 @@ class VerifyOracle(Oracle):
             )
         return self.results
 
-    def call(self, call: AiCall, state: Any) -> bytes:
+    def attested_call(self, call: AiCall, state: Any) -> bytes:
         index = self.index
         where = f"AI call {index} of transaction 0x{self.tx_hash.hex()}"
         if index >= len(self.results):

@@ -25,6 +25,7 @@ from eth_utils import ValidationError, to_checksum_address
 
 from chain.execution import VMChainDB
 from chain.oracle import NO_TX, CallOracle, SidecarPool
+from chain.replicas import LocalModels
 from chain.storage import state_view
 from chain.vm import ChainConfig, vm_class_at
 
@@ -99,12 +100,18 @@ class Simulator:
     """
 
     def __init__(
-        self, config: ChainConfig, state_get: Any, headers: Any, sidecars: SidecarPool | None
+        self,
+        config: ChainConfig,
+        state_get: Any,
+        headers: Any,
+        sidecars: SidecarPool | None,
+        replicas: LocalModels | None = None,
     ) -> None:
         self.config = config
         self.state_get = state_get
         self.headers = headers
         self.sidecars = sidecars
+        self.replicas = replicas
         self._warm: tuple[bytes, Any] | None = None
 
     def _vm(self, parent: BlockHeaderAPI, fresh: bool = False) -> Any:
@@ -130,7 +137,7 @@ class Simulator:
             chain_context=ChainContext(self.config.chain_id),
             consensus_context=ConsensusContext(db),
         )
-        vm.state.oracle = CallOracle(self.config.chain_id, self.sidecars)
+        vm.state.oracle = CallOracle(self.config.chain_id, self.sidecars, self.replicas)
         if not fresh:
             self._warm = (parent.hash, vm)
         return vm

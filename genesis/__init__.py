@@ -5,3 +5,4 @@ from pathlib import Path
 
 DIR = Path(__file__).resolve().parent
 DEV_GENESIS = DIR / "dev.json"
+DEV_MODELS = DIR / "models"

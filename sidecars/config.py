@@ -31,7 +31,7 @@ import genesis
 from chain.errors import SibylError
 from sidecars.runtimes import RUNTIMES
 
-DEV_MODELS = genesis.DIR / "models"
+DEV_MODELS = genesis.DEV_MODELS
 DEV_EXECUTOR_KEY = genesis.DIR / "dev-executor.key"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 LOCAL_KEYS = {"name", "runtime", "model", "model_id", "executor_key", "gpu", "port"}
