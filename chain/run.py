@@ -25,6 +25,7 @@ from rpc.debug import DebugApi
 from rpc.engine import EngineApi, EngineServer, load_jwt_secret
 from rpc.eth import EthApi
 from rpc.filters import FilterManager
+from rpc.metrics import MetricsServer, render
 from rpc.net import NetApi
 from rpc.server import RpcServer, collect_methods
 from rpc.sibyl import SibylApi
@@ -100,7 +101,7 @@ async def serve(config: NodeConfig) -> None:
         if manager is not None:
             manager.stop()
         raise
-    servers: list[RpcServer] = []
+    servers: list[RpcServer | MetricsServer] = []
     tasks: list[asyncio.Task] = []
     try:
         filters = FilterManager()
@@ -126,6 +127,17 @@ async def serve(config: NodeConfig) -> None:
             engine = EngineServer(collect_methods(EngineApi(node)), config.rpc, jwt_secret(config))
             await engine.start(config.rpc.http_addr, config.rpc.engine_port)
             servers.append(engine)
+        if config.metrics_port:
+            metrics = MetricsServer(
+                lambda: render(
+                    node,
+                    manager.pool.counters if manager else dict,
+                    manager.status if manager else list,
+                    len(disagreements),
+                )
+            )
+            await metrics.start(config.rpc.http_addr, config.metrics_port)
+            servers.append(metrics)
         log.info(
             "rpc listening http=%s:%d engine_port=%d",
             config.rpc.http_addr,
