@@ -26,6 +26,8 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python bench/node_bench.py
 	$(BIN)/python bench/sidecar_dispatch.py
+	$(BIN)/python bench/ai_bench.py
+	$(BIN)/python bench/scheduler_bench.py
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules .pytest_cache .ruff_cache
