@@ -278,7 +278,7 @@ class Simulator:
 
     def access_list(
         self, parent: BlockHeaderAPI, args: CallArgs
-    ) -> tuple[list[tuple[bytes, list[int]]], ComputationAPI]:
+    ) -> tuple[list[tuple[bytes, list[int]]], str | None]:
         """The accounts and slots the call touches (without sender, recipient, precompiles)."""
         with self.execution(parent, args, fresh=True) as (computation, state):
             skip = {args.sender, args.to, state.coinbase} | set(
@@ -291,7 +291,9 @@ class Simulator:
                 for address, tracker in sorted(touched.items())
                 if tracker.slots_queried or (address not in skip and state.is_address_warm(address))
             ]
-        return entries, computation
+            failed = computation.is_error
+            error = (str(computation.error) or "execution reverted") if failed else None
+        return entries, error
 
 
 def _intrinsic_gas(args: CallArgs) -> int:
