@@ -81,8 +81,11 @@ class Store:
             )
         except lmdb.Error as exc:
             raise StoreError(f"cannot open data dir {path}: {exc}") from None
-        with self.env.begin(write=not readonly) as txn:
-            self.tables = {name: self.env.open_db(name.encode(), txn=txn) for name in TABLES}
+        if readonly:  # handles opened in a read transaction die with it: let lmdb commit
+            self.tables = {name: self.env.open_db(name.encode(), create=False) for name in TABLES}
+        else:
+            with self.env.begin(write=True) as txn:
+                self.tables = {name: self.env.open_db(name.encode(), txn=txn) for name in TABLES}
 
     def close(self) -> None:
         self.env.close()
