@@ -190,8 +190,7 @@ class BlockExecution:
                 call = self.due.get(inner.call_id)
                 if call is None:
                     raise InvalidTransaction(f"scheduled call {inner.call_id} is not due")
-                outcome = run_scheduled(self.vm, inner, call, self.gas.gas_used)
-                receipt, computation = outcome.receipt, outcome.computation
+                receipt = run_scheduled(self.vm, inner, call, self.gas.gas_used)
             else:
                 computation = self.state.apply_transaction(tx)
                 receipt = self.vm.make_receipt(self.gas, tx, computation, self.state)

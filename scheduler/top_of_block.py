@@ -11,7 +11,8 @@ block's base fee is skipped, as is one whose predicate (a 100k-gas staticcall to
 of the block cancelled; otherwise the scheduler
 calls its owner with its data. Either way the schedule advances, the gas used is paid
 from the deposit at the base fee, and the receipt carries the scheduler's event. A
-callee that reverts fails its own scheduled transaction only.
+callee that reverts fails its own scheduled transaction only; one that cancels its own
+schedule ends it there, and gets back what the execution did not use.
 """
 
 from dataclasses import dataclass
@@ -76,15 +77,9 @@ def scheduled_transactions(
     ]
 
 
-@dataclass
-class ScheduledOutcome:
-    receipt: ScheduledReceipt
-    computation: Any  # the callee's, or None when skipped
-
-
 def run_scheduled(
     vm: Any, tx: ScheduledTransaction, due: calls.ScheduledCall, cumulative_gas: int
-) -> ScheduledOutcome:
+) -> ScheduledReceipt:
     """Execute ``tx``, the transaction of ``due`` (as read at the top of the block)."""
     state = vm.state
     base_fee = state.execution_context.base_fee_per_gas
@@ -94,8 +89,8 @@ def run_scheduled(
         # cancelled by a transaction earlier in this block: nothing runs, nothing advances
         state.increment_nonce(calls.SCHEDULER)
         logs.append(_log(SKIPPED, tx.call_id, ["uint64", "uint8"], [tx.index, SKIP_CANCELLED]))
-        return ScheduledOutcome(tx.make_receipt(SUCCESS, cumulative_gas, logs), None)
-    gas_used, status, computation = 0, SUCCESS, None
+        return tx.make_receipt(SUCCESS, cumulative_gas, logs)
+    gas_used, status = 0, SUCCESS
     if base_fee > call.max_fee_per_gas:
         skip = SKIP_FEE
     else:
@@ -103,13 +98,21 @@ def run_scheduled(
         if any(call.predicate):
             gas_used, allowed = _predicate(state, call, base_fee)
             state.delta_balance(calls.SCHEDULER, -gas_used * base_fee)
+            call.deposit -= gas_used * base_fee
             skip = 0 if allowed else SKIP_PREDICATE
     if skip:
         state.increment_nonce(calls.SCHEDULER)  # every scheduled transaction uses one
         logs.append(_log(SKIPPED, call.id, ["uint64", "uint8"], [call.executed, skip]))
     else:
+        # The callee's gas is set aside first: a callee that cancels its own schedule is
+        # refunded only what this execution cannot take, and what it did not take after.
+        reserved = call.gas_limit * base_fee
+        call.deposit -= reserved
+        calls.put_call(state, call)
         computation = state.apply_transaction(tx)
         own = vm.make_receipt(_NoGasYet(), tx, computation, state)
+        call = calls.refresh(state, call)  # as the callee left it
+        call.deposit += reserved - own.gas_used * base_fee
         gas_used += own.gas_used
         status = own.state_root
         logs.extend(computation.get_log_entries())
@@ -121,9 +124,10 @@ def run_scheduled(
                 [call.executed, status == SUCCESS, gas_used],
             )
         )
-    call.deposit -= gas_used * base_fee
     call.executed += 1
-    if call.executed >= call.num_calls:
+    if call.status == calls.CANCELLED:
+        refund(state, call)  # its callee cancelled it, and got the rest of the deposit then
+    elif call.executed >= call.num_calls:
         call.status = calls.DONE
         calls.count_active(state, -1)
         logs.append(_log(COMPLETED, call.id, ["uint256"], [refund(state, call)]))
@@ -131,8 +135,7 @@ def run_scheduled(
         call.next_block = state.block_number + call.frequency
         calls.add_due(state, call.next_block, call.id)
     calls.put_call(state, call)
-    receipt = tx.make_receipt(status, cumulative_gas + gas_used, logs)
-    return ScheduledOutcome(receipt, computation)
+    return tx.make_receipt(status, cumulative_gas + gas_used, logs)
 
 
 @dataclass
