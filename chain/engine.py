@@ -19,11 +19,12 @@ the RPC thread except through the store and the commits handed out by ``take_com
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from eth.abc import BlockAPI, BlockHeaderAPI
 
 from chain import codec
+from chain.attested import inner_transaction
 from chain.builder import BuiltPayload, build_payload
 from chain.execution import ExecutedBlock, InvalidBlock, PayloadAttributes, execute_block
 from chain.oracle import BuildOracle, SidecarPool, SpotChecker, VerifyOracle
@@ -32,6 +33,7 @@ from chain.replicas import LocalModels
 from chain.storage import BlockWrite, CanonicalChange, Store
 from chain.txpool import PooledTx
 from chain.vm import ChainConfig
+from scheduler.transactions import ScheduledTransaction
 
 log = logging.getLogger("sibyl.engine")
 
@@ -56,14 +58,6 @@ class PayloadStatus:
     validation_error: str | None = None
 
 
-@dataclass
-class Commit:
-    """One block that became canonical, and the blocks it displaced."""
-
-    block: ExecutedBlock
-    removed: list[bytes] = field(default_factory=list)
-
-
 class Engine:
     def __init__(
         self,
@@ -85,7 +79,8 @@ class Engine:
         self.invalid: dict[bytes, str] = {}
         self.safe_hash: bytes | None = None
         self.finalized_hash: bytes | None = None
-        self._commits: list[Commit] = []
+        self._commits: list[ExecutedBlock] = []
+        self._dropped: list[bytes] = []  # user transactions of blocks a reorg removed
 
     # lookups across the in-memory blocks and the store
 
@@ -217,14 +212,16 @@ class Engine:
         new_branch.reverse()
 
         removed: list[tuple[int, list[bytes]]] = []
-        removed_hashes: list[bytes] = []
         for number in range(fork_point.block_number + 1, self.reader.head.block_number + 1):
             old_hash = self.store.canonical_hash(number)
             assert old_hash is not None
             old = self.reader.block(old_hash)
             assert old is not None
             removed.append((number, [tx.hash for tx in old.transactions]))
-            removed_hashes.append(old_hash)
+            users = (inner_transaction(tx) for tx in old.transactions)
+            self._dropped.extend(
+                tx.encode() for tx in users if not isinstance(tx, ScheduledTransaction)
+            )
 
         if not new_branch:  # the head moved back to one of its ancestors
             self.store.commit(CanonicalChange(removed=removed, head=fork_point.hash))
@@ -239,7 +236,7 @@ class Engine:
             )
             if isinstance(item, ExecutedBlock):
                 self.blocks.pop(item.hash, None)
-                self._commits.append(Commit(item, removed_hashes if index == 0 else []))
+                self._commits.append(item)
             log.info(
                 "block committed number=%d hash=0x%s txs=%d",
                 write.number,
@@ -269,7 +266,10 @@ class Engine:
             if executed.header.block_number <= number:
                 del self.blocks[block_hash]
 
-    def take_commits(self) -> list[Commit]:
-        """Blocks made canonical since the last call, for the pool, filters and subscribers."""
+    def take_commits(self) -> tuple[list[ExecutedBlock], list[bytes]]:
+        """Blocks made canonical since the last call (for the pool, filters and
+        subscribers), and the raw transactions of blocks that left the chain (for the
+        pool to take back, as geth does after a reorg)."""
         commits, self._commits = self._commits, []
-        return commits
+        dropped, self._dropped = self._dropped, []
+        return commits, dropped

@@ -8,6 +8,7 @@ about new heads and logs.
 """
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -22,14 +23,15 @@ from eth.abc import BlockHeaderAPI
 
 from chain.call_workers import CallWorkers, WorkerSetup, unpack
 from chain.call_workers import run as run_call
-from chain.engine import Commit, Engine
+from chain.engine import Engine
+from chain.execution import ExecutedBlock
 from chain.genesis import Genesis, genesis_block, load_genesis, parse_genesis
 from chain.oracle import SidecarPool, SpotChecker
 from chain.reader import ChainReader
 from chain.replicas import LocalModels
 from chain.simulate import CallArgs, Simulator
 from chain.storage import Store, StoreError
-from chain.txpool import PoolConfig, TxPool
+from chain.txpool import PoolConfig, TxPool, TxPoolError
 from genesis import DEV_GENESIS, DEV_MODELS
 from sidecars.config import SidecarSpec
 
@@ -149,7 +151,7 @@ class Node:
             if config.call_workers
             else None
         )
-        self.head_listeners: list[Callable[[Commit], None]] = []
+        self.head_listeners: list[Callable[[ExecutedBlock], None]] = []
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
         self._lock = asyncio.Lock()
         head = self.reader.head
@@ -179,17 +181,20 @@ class Node:
             try:
                 return await loop.run_in_executor(self.executor, fn, *args)
             finally:
-                self._publish(self.engine.take_commits())
+                self._publish(*self.engine.take_commits())
 
-    def _publish(self, commits: list[Commit]) -> None:
-        if not commits:
+    def _publish(self, commits: list[ExecutedBlock], dropped: list[bytes]) -> None:
+        if not commits and not dropped:
             return
         self.reader.refresh_head()
         self.pool.on_new_head()
-        for commit in commits:
+        for raw in dropped:  # what a reorg took out of the chain waits in the pool again
+            with contextlib.suppress(TxPoolError):
+                self.pool.add(raw)
+        for executed in commits:
             for listener in self.head_listeners:
                 try:
-                    listener(commit)
+                    listener(executed)
                 except Exception:
                     log.exception("head listener failed")
 

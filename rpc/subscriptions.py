@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from chain.engine import Commit
+from chain.execution import ExecutedBlock
 from chain.txpool import PooledTx
 from rpc import params as p
 from rpc.encoding import PENDING, d, header_json, tx_json
@@ -46,8 +46,7 @@ class Subscriptions:
         self.connections = {c for c in self.connections if not c.ws.closed}
         return list(self.connections)
 
-    def on_commit(self, commit: Commit) -> None:
-        executed = commit.block
+    def on_commit(self, executed: ExecutedBlock) -> None:
         header = executed.header
         head = None
         logs = None

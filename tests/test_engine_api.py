@@ -9,6 +9,7 @@ import jwt
 import pytest
 from eth_account import Account
 from nodes import CHAIN_ID, DEV_KEYS, REPO
+from web3.exceptions import TransactionNotFound
 
 SECRET = bytes(range(32))
 
@@ -114,3 +115,65 @@ def test_engine_api_requires_a_fresh_jwt(engine_node):
 def test_unknown_payload_id_is_reported(engine_node):
     reply = engine(engine_node, "engine_getPayloadV4", ["0x0000000000000001"])
     assert reply["error"]["code"] == -38001
+
+
+def test_forkchoice_moves_the_head_between_branches(engine_node):
+    w3 = engine_node.w3()
+    genesis = w3.eth.get_block(0)
+    sender = Account.from_key(DEV_KEYS[1])
+    tx = sender.sign_transaction(
+        {
+            "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "value": 7,
+            "gas": 21000,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 10**9,
+            "nonce": 0,
+            "chainId": CHAIN_ID,
+        }
+    )
+    tx_hash = w3.eth.send_raw_transaction(tx.raw_transaction)
+    root = genesis["hash"].to_0x_hex()
+
+    def select(head: str) -> None:
+        state = {"headBlockHash": head, "safeBlockHash": head, "finalizedBlockHash": root}
+        reply = engine(engine_node, "engine_forkchoiceUpdatedV3", [state, None])["result"]
+        assert reply["payloadStatus"]["status"] == "VALID"
+
+    # branch A holds the transaction
+    a1 = build_block(engine_node, root, genesis["timestamp"] + 12)["executionPayload"]
+    assert a1["transactions"] == [tx.raw_transaction.to_0x_hex()]
+    assert (
+        engine(engine_node, "engine_newPayloadV4", [a1, [], "0x" + "00" * 32, []])["result"][
+            "status"
+        ]
+        == "VALID"
+    )
+    select(a1["blockHash"])
+    assert w3.eth.get_transaction_receipt(tx_hash).blockHash.to_0x_hex() == a1["blockHash"]
+
+    # the head moves back to genesis: the transaction is no longer mined, and waits in
+    # the pool again (as geth takes back what a reorg drops)
+    select(root)
+    assert w3.eth.block_number == 0
+    assert w3.eth.get_transaction(tx_hash)["blockNumber"] is None
+    with pytest.raises(TransactionNotFound):
+        w3.eth.get_transaction_receipt(tx_hash)
+
+    # branch B, another block on genesis, includes it again
+    b1 = build_block(engine_node, root, genesis["timestamp"] + 13)["executionPayload"]
+    assert b1["blockHash"] != a1["blockHash"]
+    assert b1["transactions"] == [tx.raw_transaction.to_0x_hex()]
+    assert (
+        engine(engine_node, "engine_newPayloadV4", [b1, [], "0x" + "00" * 32, []])["result"][
+            "status"
+        ]
+        == "VALID"
+    )
+    select(b1["blockHash"])
+    assert w3.eth.get_transaction_receipt(tx_hash).blockHash.to_0x_hex() == b1["blockHash"]
+
+    # and back to branch A
+    select(a1["blockHash"])
+    assert w3.eth.get_block("latest")["hash"].to_0x_hex() == a1["blockHash"]
+    assert w3.eth.get_transaction_receipt(tx_hash).blockNumber == 1
