@@ -414,19 +414,11 @@ def check(condition: bool, message: str) -> None:
         raise RuntimeError(message)
 
 
-async def measure(
-    settings: Settings, workload: Workload, profile: Path | None, call_workers: int
-) -> dict[str, Any]:
+async def measure(settings: Settings, workload: Workload, profile: Path | None) -> dict[str, Any]:
     results: dict[str, Any] = {kind: {"node": [], "pyevm": []} for kind in ("eth", "erc20")}
-    results["call_workers"] = call_workers
     chain = pyevm_baseline.build_chain(GENESIS)
     workdir = Path(tempfile.mkdtemp(prefix="sibyl-bench-"))
-    config = workdir / "node.toml"
-    config.write_text(f"call_workers = {call_workers}\n")
-    node = NodeProcess(
-        workdir / "data",
-        ["--dev", "--block-time", "0", "--sidecars", "none", "--config", str(config)],
-    )
+    node = NodeProcess(workdir / "data", ["--dev", "--block-time", "0", "--sidecars", "none"])
     try:
         node.start()
         assert node.proc is not None
@@ -597,7 +589,6 @@ def report(settings: Settings, results: dict[str, Any]) -> list[dict[str, Any]]:
         mined_line("erc20_transfers", "erc20", settings, results),
         rpc_line("eth_call_balanceOf", settings, results["eth_call"], echo, CALL_TARGET, {
             "pyevm_call_per_s": round(results["pyevm_call"]["per_s"], 1),
-            "node_call_workers": results["call_workers"],
             "node_eth_chainId_req_per_s": chain_id,
             "raw_asyncio_echo_req_per_s": raw_echo,
         }),
@@ -619,10 +610,6 @@ def main() -> int:
         "--profile", type=Path, metavar="DIR",
         help="record the node with py-spy during each phase (collapsed stacks in DIR)",
     )  # fmt: skip
-    parser.add_argument(
-        "--call-workers", type=int, default=2,
-        help="the node's call_workers setting: processes answering eth_call (0: in-process)",
-    )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
@@ -640,7 +627,7 @@ def main() -> int:
     log.info("workload signed in %.1fs: %d rounds of %d transfers, %d clients",
              time.perf_counter() - begin, len(workload.rounds),
              sum(map(len, workload.rounds[0].per_client)), settings.clients)  # fmt: skip
-    results = uvloop.run(measure(settings, workload, args.profile, args.call_workers))
+    results = uvloop.run(measure(settings, workload, args.profile))
     for line in report(settings, results):
         print(json.dumps(line), flush=True)
     log.info("done in %.1fs", time.perf_counter() - begin)

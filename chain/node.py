@@ -14,22 +14,17 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth.abc import BlockHeaderAPI
-
-from chain.call_workers import CallWorkers, WorkerSetup, unpack
-from chain.call_workers import run as run_call
 from chain.engine import Engine
 from chain.execution import ExecutedBlock
 from chain.genesis import Genesis, genesis_block, load_genesis, parse_genesis
 from chain.oracle import SidecarPool, SpotChecker
 from chain.reader import ChainReader
 from chain.replicas import LocalModels
-from chain.simulate import CallArgs, Simulator
+from chain.simulate import Simulator
 from chain.storage import Store, StoreError
 from chain.txpool import PoolConfig, TxPool, TxPoolError
 from genesis import DEV_GENESIS, DEV_MODELS
@@ -66,7 +61,6 @@ class NodeConfig:
     fee_recipient: bytes = b"\x00" * 20
     sidecar_image: str = "sibyl-sidecar:dev"
     model_dirs: tuple[str, ...] = ()  # where replicate-mode model artifacts are found
-    call_workers: int = 0  # processes answering eth_call/estimateGas (0: on the event loop)
     spot_check_rate: float = 0.0
     sidecar_specs: list[SidecarSpec] = field(default_factory=list)
     temporary: bool = False
@@ -138,19 +132,6 @@ class Node:
         self.simulator = Simulator(
             self.chain_config, self.store.state_get, self.reader.header, sidecars, replicas
         )
-        self.call_workers = (
-            CallWorkers(
-                WorkerSetup(
-                    config.datadir,
-                    self.chain_config,
-                    tuple(sidecars.endpoints()) if sidecars is not None else (),
-                    tuple(replicas.directories),
-                ),
-                config.call_workers,
-            )
-            if config.call_workers
-            else None
-        )
         self.head_listeners: list[Callable[[ExecutedBlock], None]] = []
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
         self._lock = asyncio.Lock()
@@ -162,17 +143,6 @@ class Node:
             head.hash.hex(),
             config.datadir,
         )
-
-    async def simulate(self, kind: str, header: BlockHeaderAPI, args: CallArgs) -> Any:
-        """eth_call ("call"), eth_estimateGas ("estimate") or eth_createAccessList
-        ("access_list") on the state after ``header``: on a call worker when there are
-        any, else here."""
-        if self.call_workers is not None:
-            try:
-                return unpack(await self.call_workers.run(kind, header, args))
-            except BrokenProcessPool:
-                pass  # the workers restart; this call runs here
-        return unpack(run_call(self.simulator, kind, header, args))
 
     async def chain_call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn`` on the chain thread, then publish the blocks it made canonical."""
@@ -199,8 +169,6 @@ class Node:
                     log.exception("head listener failed")
 
     def close(self) -> None:
-        if self.call_workers is not None:
-            self.call_workers.close()
         self.executor.shutdown(wait=True)
         self.store.close()
         if self.config.temporary:

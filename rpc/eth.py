@@ -152,24 +152,24 @@ class EthApi:
     # calls
 
     @method(Param(p.call_object), Param(p.block_id, LATEST))
-    async def eth_call(self, args: CallArgs, block: BlockId) -> str:
-        return d(await self.node.simulate("call", self.state_header(block), args))
+    def eth_call(self, args: CallArgs, block: BlockId) -> str:
+        return d(self.node.simulator.call(self.state_header(block), args))
 
     @method(Param(p.call_object), Param(p.block_id, LATEST))
-    async def eth_estimateGas(self, args: CallArgs, block: BlockId) -> str:
-        return q(await self.node.simulate("estimate", self.state_header(block), args))
+    def eth_estimateGas(self, args: CallArgs, block: BlockId) -> str:
+        return q(self.node.simulator.estimate_gas(self.state_header(block), args))
 
     @method(Param(p.call_object), Param(p.block_id, LATEST))
-    async def eth_createAccessList(self, args: CallArgs, block: BlockId) -> dict[str, Any]:
+    def eth_createAccessList(self, args: CallArgs, block: BlockId) -> dict[str, Any]:
         header = self.state_header(block)
-        entries, error = await self.node.simulate("access_list", header, args)
+        entries, error = self.node.simulator.access_list(header, args)
         args.access_list = entries
         result: dict[str, Any] = {
             "accessList": [
                 {"address": d(a), "storageKeys": [d(s.to_bytes(32, "big")) for s in slots]}
                 for a, slots in entries
             ],
-            "gasUsed": q(await self.node.simulate("estimate", header, args)),
+            "gasUsed": q(self.node.simulator.estimate_gas(header, args)),
         }
         if error is not None:
             result["error"] = error

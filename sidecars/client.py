@@ -211,11 +211,6 @@ class SidecarPool:
         for name in self.names():
             self.remove(name)
 
-    def endpoints(self) -> list[tuple[str, str]]:
-        """(name, host:port) of every sidecar, for another process to connect to them."""
-        with self._lock:
-            return [(s.name, s.endpoint) for s in self._sidecars.values()]
-
     def names(self) -> list[str]:
         with self._lock:
             return list(self._sidecars)
