@@ -60,8 +60,9 @@ class ScheduledCall:
 
     @property
     def reserved_gas(self) -> int:
-        """The block gas one execution may take: the call, and the predicate's staticcall."""
-        return self.gas_limit + (PREDICATE_GAS if any(self.predicate) else 0)
+        """The block gas one execution may take: ``gasLimit`` covers the predicate's
+        staticcall and the call together, so the deposit covers both."""
+        return self.gas_limit
 
 
 def _key(call_id: int) -> bytes:

@@ -96,7 +96,7 @@ def run_scheduled(
     else:
         skip = 0
         if any(call.predicate):
-            gas_used, allowed = _predicate(state, call, base_fee)
+            gas_used, allowed = _predicate(state, call, tx, base_fee)
             state.delta_balance(calls.SCHEDULER, -gas_used * base_fee)
             call.deposit -= gas_used * base_fee
             skip = 0 if allowed else SKIP_PREDICATE
@@ -106,11 +106,13 @@ def run_scheduled(
     else:
         # The callee's gas is set aside first: a callee that cancels its own schedule is
         # refunded only what this execution cannot take, and what it did not take after.
-        reserved = call.gas_limit * base_fee
+        # What the predicate used comes out of gasLimit.
+        callee_tx = tx.with_gas(tx.gas - gas_used)
+        reserved = callee_tx.gas * base_fee
         call.deposit -= reserved
         calls.put_call(state, call)
-        computation = state.apply_transaction(tx)
-        own = vm.make_receipt(_NoGasYet(), tx, computation, state)
+        computation = state.apply_transaction(callee_tx)
+        own = vm.make_receipt(_NoGasYet(), callee_tx, computation, state)
         call = calls.refresh(state, call)  # as the callee left it
         call.deposit += reserved - own.gas_used * base_fee
         gas_used += own.gas_used
@@ -145,11 +147,15 @@ class _NoGasYet:
     gas_used: int = 0
 
 
-def _predicate(state: Any, call: calls.ScheduledCall, base_fee: int) -> tuple[int, bool]:
-    """Gas used by ``shouldExecute(callId, index)`` and whether it returned true."""
+def _predicate(
+    state: Any, call: calls.ScheduledCall, tx: ScheduledTransaction, base_fee: int
+) -> tuple[int, bool]:
+    """Gas used by ``shouldExecute(callId, index)`` and whether it returned true. It may
+    use up to 100k gas of ``gasLimit``, leaving the call at least its intrinsic gas."""
     data = SHOULD_EXECUTE + abi_encode(["uint256", "uint64"], [call.id, call.executed])
+    allowance = max(0, min(calls.PREDICATE_GAS, tx.gas - tx.intrinsic_gas))
     message = Message(
-        gas=calls.PREDICATE_GAS,
+        gas=allowance,
         to=call.predicate,
         sender=calls.SCHEDULER,
         value=0,
@@ -165,7 +171,7 @@ def _predicate(state: Any, call: calls.ScheduledCall, base_fee: int) -> tuple[in
     allowed = (
         computation.is_success and len(output) >= 32 and int.from_bytes(output[:32], "big") == 1
     )
-    return calls.PREDICATE_GAS - computation.get_gas_remaining(), allowed
+    return allowance - computation.get_gas_remaining(), allowed
 
 
 def _log(topic: int, call_id: int, types: list[str], values: list) -> tuple:

@@ -96,6 +96,13 @@ class ScheduledTransaction:
         chain_id, nonce, call_id, index, gas, max_fee = numbers
         return cls(chain_id, nonce, call_id, index, items[4], gas, max_fee, items[7])
 
+    def with_gas(self, gas: int) -> "ScheduledTransaction":
+        """The same transaction with less gas: what the call gets after its predicate."""
+        return ScheduledTransaction(
+            self.chain_id, self.nonce, self.call_id, self.index, self.to, gas,
+            self.max_fee_per_gas, self.data,
+        )  # fmt: skip
+
     @property
     def hash(self) -> bytes:
         return keccak(self.encode())

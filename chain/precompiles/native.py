@@ -104,6 +104,11 @@ class NativeContract:
         return returns_revert_data(self._dispatch)(computation)
 
     def _dispatch(self, computation: ComputationAPI) -> ComputationAPI:
+        if computation.msg.storage_address != self.address:
+            # Through DELEGATECALL or CALLCODE a native contract would see a value it never
+            # received and a sender that did not call it: a deposit out of thin air.
+            computation.consume_gas(READ_GAS, reason=f"{self.name}: not called directly")
+            raise revert(f"{self.name}: must be called directly, not by DELEGATECALL or CALLCODE")
         data = computation.msg.data_as_bytes
         function = self.by_selector.get(data[:4])
         if function is None:

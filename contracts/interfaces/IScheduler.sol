@@ -9,8 +9,10 @@ pragma solidity ^0.8.24;
 /// execution pays its gas at the block's base fee, and what is unused is refunded to the
 /// owner when the schedule ends or is cancelled. An execution is skipped (and counted) when
 /// the base fee exceeds maxFeePerGas, or when `predicate` is set and
-/// `IPredicate(predicate).shouldExecute(callId, index)` (a 100k-gas staticcall) returns
-/// false or reverts. Calls over the per-block gas cap wait for the next block, in order.
+/// `IPredicate(predicate).shouldExecute(callId, index)` (a staticcall of up to 100k gas,
+/// taken out of gasLimit) returns false or reverts. Calls over the per-block gas cap wait
+/// for the next block, in order. The scheduler must be called directly (not through
+/// DELEGATECALL or CALLCODE).
 interface IScheduler {
     event CallScheduled(
         uint256 indexed callId, address indexed owner, uint64 startBlock, uint64 frequency, uint64 numCalls
