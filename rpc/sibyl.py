@@ -102,11 +102,15 @@ class SibylApi:
         call = calls.get_call(self.node.reader.accounts(self.node.reader.head), call_id)
         return None if call is None else scheduled_call_json(call)
 
-    @method(Param(p.quantity))
-    def sibyl_scheduledCalls(self, number: int) -> list[dict[str, Any]]:
+    @method(Param(p.block_number))
+    def sibyl_scheduledCalls(self, block: BlockId) -> list[dict[str, Any]]:
         """The scheduled calls of a block: those it ran (up to the head, from its
         scheduled transactions), or those due at it so far (beyond the head)."""
         reader = self.node.reader
+        number = block.number
+        if number is None:
+            header = self._header(block)
+            number = reader.head.block_number if header is None else header.block_number
         if number > reader.head.block_number:
             state = reader.accounts(reader.head)
             due = (calls.get_call(state, i) for i in sorted(set(calls.due_ids(state, number))))

@@ -13,14 +13,10 @@ every variant has its own hash, so one follower is fed variant after variant.
 import json
 import os
 import re
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-import rlp
 from ai_chain import (
     DEV_EXECUTOR,
     DEV_EXECUTOR_KEY,
@@ -43,7 +39,8 @@ from ai_chain import (
 )
 from eth_keys import keys
 from eth_utils import keccak
-from nodes import CHAIN_ID, DEV_KEYS, NodeProcess, free_port, rpc
+from fake_peer import FakePeer
+from nodes import CHAIN_ID, DEV_KEYS, NodeProcess, rpc
 
 from chain import codec
 from chain.attested import AttestedTransaction, SpcResult
@@ -171,66 +168,10 @@ def genuine(producer) -> Genuine:
     return Genuine(*numbers)
 
 
-class FakePeer:
-    """A JSON-RPC peer that forwards to the producer, but claims its chain ends at
-    ``height`` and, when given one, serves a forged block there."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
-        self.serving: tuple[int, Any] = (0, None)  # (height, forged block), replaced whole
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if isinstance(request, list):
-                    reply = [peer.answer(item) for item in request]
-                else:
-                    reply = peer.answer(request)
-                body = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def serve(self, height: int, forged: Any = None) -> None:
-        """Claim the chain ends at ``height``, with ``forged`` (a block) there if given."""
-        self.serving = (height, forged)
-
-    def answer(self, request: dict) -> dict:
-        height, forged = self.serving
-        method, params = request.get("method"), request.get("params") or []
-        reply = {"jsonrpc": "2.0", "id": request.get("id")}
-        if method == "eth_blockNumber":
-            return reply | {"result": hex(height)}
-        if method in ("debug_getRawBlock", "eth_getBlockByNumber") and params[0].startswith("0x"):
-            number = int(params[0], 16)
-            if number > height:
-                return reply | {"error": {"code": -32000, "message": "header not found"}}
-            if number == height and forged is not None:
-                if method == "debug_getRawBlock":
-                    return reply | {"result": hexstr(rlp.encode(forged))}
-                block = rpc(self.upstream, method, params)["result"]
-                return reply | {"result": block | {"hash": hexstr(forged.header.hash)}}
-        return rpc(self.upstream, request["method"], params) | {"id": request.get("id")}
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def peer(producer, genuine):
     fake = FakePeer(producer.url)
+    fake.serve(0)  # the follower waits at genesis until a test serves it more
     yield fake
     fake.close()
 

@@ -23,9 +23,7 @@ import json
 import re
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +50,9 @@ from ai_chain import (
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
+from fake_peer import FakePeer
 from hexbytes import HexBytes
-from nodes import CHAIN_ID, DEV_KEYS, REPO, NodeProcess, free_port, rpc
+from nodes import CHAIN_ID, DEV_KEYS, REPO, NodeProcess, rpc
 from web3 import Web3
 
 from chain import codec
@@ -918,59 +917,6 @@ def test_predicate_that_asks_a_model_is_attested_and_verified_by_a_follower(
 
 
 # blocks crafted to omit, add or reorder scheduled transactions
-
-
-class FakePeer:
-    """A JSON-RPC peer that forwards to the producer, but claims its chain ends at
-    ``height`` and, when given one, serves a forged block there."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
-        self.serving: tuple[int | None, Any] = (None, None)  # (height, forged block)
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                body = json.dumps(peer.answer(request)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def serve(self, height: int | None, forged: Any = None) -> None:
-        """Claim the chain ends at ``height`` (None: the producer's head), with ``forged``
-        there if given."""
-        self.serving = (height, forged)
-
-    def answer(self, request: dict) -> dict:
-        height, forged = self.serving
-        method, params = request.get("method"), request.get("params") or []
-        reply = {"jsonrpc": "2.0", "id": request.get("id")}
-        if height is not None and method == "eth_blockNumber":
-            return reply | {"result": hex(height)}
-        if height is not None and method in ("debug_getRawBlock", "eth_getBlockByNumber"):
-            number = int(params[0], 16)
-            if number > height:
-                return reply | {"error": {"code": -32000, "message": "header not found"}}
-            if number == height and forged is not None:
-                if method == "debug_getRawBlock":
-                    return reply | {"result": hexstr(rlp.encode(forged))}
-                block = rpc(self.upstream, method, params)["result"]
-                return reply | {"result": block | {"hash": hexstr(forged.header.hash)}}
-        return rpc(self.upstream, method, params) | {"id": request.get("id")}
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def genuine_block(url: str, number: int):
