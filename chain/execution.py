@@ -192,8 +192,8 @@ class BlockExecution:
                     raise InvalidTransaction(f"scheduled call {inner.call_id} is not due")
                 receipt = run_scheduled(self.vm, inner, call, self.gas.gas_used)
             else:
-                computation = self.state.apply_transaction(tx)
-                receipt = self.vm.make_receipt(self.gas, tx, computation, self.state)
+                computation = self.state.apply_transaction(inner)
+                receipt = self.vm.make_receipt(self.gas, inner, computation, self.state)
             recorded = oracle.finish() if oracle is not None else ()
         except (ValidationError, InvalidAiResult, ReplicaNotHere) as exc:
             self.state.revert(snapshot)
