@@ -19,9 +19,16 @@ EXECUTOR_REGISTRY (0x…0a02)
   keccak(addr ‖ 2)  position in the list, plus one
   slot 3            admin: may deactivate executors
   slot 4            minimum stake to register
+
+Every AI call reads its model's record and its executors' records, so a block of calls
+reads the same few records again and again. A state may carry ``registry_records``
+(Sibyl's VM states do, see chain.vm): records already read, kept until the first write
+to either registry, after which that state reads storage every time. Dropping the
+records for good at a write, rather than updating them, keeps them right through
+reverted frames without following py-evm's snapshots.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +145,24 @@ class ExecutorRecord:
         return self.active and bool(self.capabilities >> CAPABILITIES.index(capability) & 1)
 
 
+# records read once per state, until a registry is written
+
+
+def _read_through(state: Storage, key: bytes, read: Callable[[], Any]) -> Any:
+    """``key`` is a model id (32 bytes) or an executor address (20): one dict holds both."""
+    records = getattr(state, "registry_records", None)
+    if records is None:
+        return read()
+    if key not in records:
+        records[key] = read()
+    return records[key]
+
+
+def _written(state: Storage) -> None:
+    if getattr(state, "registry_records", None) is not None:
+        state.registry_records = None  # type: ignore[attr-defined]
+
+
 # lists of ids, shared by both registries
 
 
@@ -148,6 +173,7 @@ def _list(state: Storage, address: bytes) -> list[int]:
 
 
 def _list_add(state: Storage, address: bytes, key: bytes) -> None:
+    _written(state)
     count = state.get_storage(address, 0)
     state.set_storage(address, array_slot(0, count), int.from_bytes(key, "big"))
     state.set_storage(address, mapping_slot(key, 2), count + 1)
@@ -156,6 +182,7 @@ def _list_add(state: Storage, address: bytes, key: bytes) -> None:
 
 def _list_remove(state: Storage, address: bytes, key: bytes, width: int) -> None:
     """Swap-and-pop, keeping the position index of the moved entry right."""
+    _written(state)
     position = state.get_storage(address, mapping_slot(key, 2)) - 1
     last = state.get_storage(address, 0) - 1
     moved = state.get_storage(address, array_slot(0, last))
@@ -170,6 +197,10 @@ def _list_remove(state: Storage, address: bytes, key: bytes, width: int) -> None
 
 
 def get_model(state: Storage, model_id: bytes) -> ModelRecord | None:
+    return _read_through(state, model_id, lambda: _read_model(state, model_id))
+
+
+def _read_model(state: Storage, model_id: bytes) -> ModelRecord | None:
     if not state.get_storage(MODEL_REGISTRY, mapping_slot(model_id, 2)):
         return None
     return ModelRecord.decode(model_id, read_blob(state, MODEL_REGISTRY, mapping_slot(model_id, 1)))
@@ -180,12 +211,14 @@ def model_ids(state: Storage) -> list[bytes]:
 
 
 def put_model(state: Storage, record: ModelRecord) -> None:
+    _written(state)
     if not state.get_storage(MODEL_REGISTRY, mapping_slot(record.id, 2)):
         _list_add(state, MODEL_REGISTRY, record.id)
     write_blob(state, MODEL_REGISTRY, mapping_slot(record.id, 1), record.encode())
 
 
 def remove_model(state: Storage, model_id: bytes) -> None:
+    _written(state)
     write_blob(state, MODEL_REGISTRY, mapping_slot(model_id, 1), b"")
     _list_remove(state, MODEL_REGISTRY, model_id, 32)
 
@@ -194,6 +227,10 @@ def remove_model(state: Storage, model_id: bytes) -> None:
 
 
 def get_executor(state: Storage, address: bytes) -> ExecutorRecord | None:
+    return _read_through(state, address, lambda: _read_executor(state, address))
+
+
+def _read_executor(state: Storage, address: bytes) -> ExecutorRecord | None:
     if not state.get_storage(EXECUTOR_REGISTRY, mapping_slot(address, 2)):
         return None
     base = mapping_slot(address, 1)
@@ -210,6 +247,7 @@ def executor_addresses(state: Storage) -> list[bytes]:
 
 
 def put_executor(state: Storage, record: ExecutorRecord) -> None:
+    _written(state)
     if not state.get_storage(EXECUTOR_REGISTRY, mapping_slot(record.address, 2)):
         _list_add(state, EXECUTOR_REGISTRY, record.address)
     base = mapping_slot(record.address, 1)

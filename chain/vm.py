@@ -92,9 +92,14 @@ class SibylState:
     execution sets its own, and a state without one refuses AI calls. Scheduled
     transactions skip the checks of signed ones (signature, nonce, balance): every field
     of theirs follows from the scheduler's state, whose deposits pay their gas.
+    ``registry_records`` holds the registry records read so far (chain.registry).
     """
 
     oracle: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.registry_records: dict[bytes, Any] | None = {}
 
     def validate_transaction(self, transaction: Any) -> None:
         if not isinstance(transaction, ScheduledTransaction):

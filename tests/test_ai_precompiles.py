@@ -585,6 +585,30 @@ def test_only_the_registry_admin_registers_models(producer, follower, w3, wallet
     )
 
 
+def test_a_model_registered_mid_block_is_known_to_the_next_transaction_of_the_block(
+    producer, follower, w3, wallets
+):
+    admin, caller = wallets[0], wallets[2]
+    models = w3.eth.contract(address=w3.to_checksum_address(MODEL_REGISTRY), abi=MODEL_ABI)
+    model_id = keccak(b"sibyl tests: a model registered between two calls of one block")
+    register = calldata(models, "registerModel", *model_record(model_id, "late-mlp", kind=1))
+    call = infer_input(model_id, INPUTS[0])
+    raws = [caller.sign(INFER, call, 200_000), admin.sign(MODEL_REGISTRY, register)]
+    raws.append(caller.sign(INFER, call, 200_000))
+
+    before, registered, after = receipts_of(w3, send_together(producer.url, raws))
+    assert before.blockNumber == registered.blockNumber == after.blockNumber
+    assert registered.status == 1
+    # refused as unknown before, charged by the new model's schedule after (no sidecar
+    # serves it, so the call itself fails)
+    assert before.status == after.status == 0
+    intrinsic = 21_000 + calldata_gas(call)
+    floor = 21_000 + 10 * calldata_gas(call) // 4  # EIP-7623
+    assert before.gasUsed == max(intrinsic + 3_000, floor)
+    assert after.gasUsed == intrinsic + 40_000 + 300 * len(INPUTS[0])
+    assert_follower_agrees(producer, follower)
+
+
 # block files
 
 
