@@ -117,7 +117,9 @@ class AttestedTransaction:
                 f"attested transaction: needs 1 to {MAX_RESULTS} results"
             )
         results = tuple(SpcResult.from_rlp(item, i) for i, item in enumerate(items))
-        return cls(decode_inner(inner_bytes), results)
+        transaction = cls(decode_inner(inner_bytes), results)
+        transaction._encoded = bytes(encoded)  # strict RLP: the one encoding of these fields
+        return transaction
 
 
 def inner_transaction(tx: Any) -> Any:
