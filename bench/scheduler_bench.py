@@ -59,8 +59,8 @@ def registered_state(store: Store, root: bytes, size: int, due_at: int) -> tuple
             next_block=due_at if due else 10**9 + call_id,
             status=calls.ACTIVE,
         )
+        calls.make_due(storage, call, call.next_block)
         calls.put_call(storage, call, new=True)
-        calls.add_due(storage, call.next_block, call_id)
     storage.set_storage(calls.SCHEDULER, calls.LAST_ID_SLOT, size)
     storage.set_storage(calls.SCHEDULER, calls.ACTIVE_COUNT_SLOT, size)
     storage.set_storage(calls.SCHEDULER, calls.GAS_CAP_SLOT, 5_000_000)

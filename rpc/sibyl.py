@@ -113,11 +113,10 @@ class SibylApi:
             number = reader.head.block_number if header is None else header.block_number
         if number > reader.head.block_number:
             state = reader.accounts(reader.head)
-            due = (calls.get_call(state, i) for i in sorted(set(calls.due_ids(state, number))))
             return [
                 {"callId": q(c.id), "index": q(c.executed), "transactionHash": None}
-                for c in due
-                if c is not None and c.status == calls.ACTIVE and c.next_block == number
+                for c in calls.due_calls_at(state, number)
+                if c.status == calls.ACTIVE
             ]
         header = reader.canonical_header(number)
         block = reader.block(header.hash)

@@ -27,7 +27,6 @@ from scheduler.transactions import intrinsic_gas
 SCHEDULED = event_topic("CallScheduled(uint256,address,uint64,uint64,uint64)")
 CANCELLED = event_topic("CallCancelled(uint256,uint256)")
 MAX_DATA = 16 * 1024
-MAX_UINT64 = 2**64 - 1
 CALL_RECORD = (
     "address", "bytes", "uint64", "uint64", "uint64", "uint64", "uint64", "uint256",
     "address", "uint256", "uint64", "uint8",
@@ -76,8 +75,8 @@ class Scheduler(NativeContract):
             raise NativeRevert(f"startBlock must be after the current block {number}")
         if frequency == 0 or num_calls == 0:
             raise NativeRevert("frequency and numCalls must be at least 1")
-        if start_block + frequency * (num_calls - 1) > MAX_UINT64:
-            raise NativeRevert("the last call would be beyond block 2**64")
+        if start_block + frequency * (num_calls - 1) > calls.MAX_BLOCK:
+            raise NativeRevert("the last call would be beyond block 2**48")
         if gas_limit < intrinsic_gas(data):
             raise NativeRevert(f"gasLimit below the call's intrinsic gas {intrinsic_gas(data)}")
         call = calls.ScheduledCall(
@@ -104,8 +103,10 @@ class Scheduler(NativeContract):
                 f"deposit {computation.msg.value} is below numCalls × gasLimit × maxFeePerGas "
                 f"= {required}"
             )
+        if computation.msg.value > calls.MAX_DEPOSIT:
+            raise NativeRevert("deposit above 2**96 - 1 wei")
+        calls.make_due(state, call, start_block)
         calls.put_call(state, call, new=True)
-        calls.add_due(state, start_block, call.id)
         calls.count_active(state, +1)
         computation.consume_gas(WRITE_GAS * (len(data) // 32), reason="scheduled call data")
         computation.add_log_entry(

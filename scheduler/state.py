@@ -4,26 +4,32 @@ Everything lives in the storage of the SCHEDULER account (0x…0a01), so the sta
 commits to every schedule and every node derives the same due set. Keys follow
 Solidity's conventions (see :mod:`chain.slots`):
 
-  slot 0                    the last call id handed out (ids start at 1)
-  slot 1                    per-block gas cap for scheduled calls (from the genesis)
-  slot 5                    number of active calls (a dev producer keeps blocks coming
-                            while there are any)
-  keccak(id ‖ 2)            what a call is, fixed when scheduled: RLP ``[owner,
-                            startBlock, frequency, numCalls, gasLimit, maxFeePerGas,
-                            predicate, data]`` stored as a byte string
-  keccak(id ‖ 3)            its progress: ``executed << 72 | nextBlock << 8 | status``
-  keccak(id ‖ 3) + 1        its remaining deposit, in wei
-  keccak(block ‖ 4)         the ids due at ``block``: a dynamic array
+  slot 0            the last call id handed out (ids start at 1)
+  slot 1            per-block gas cap for scheduled calls (from the genesis)
+  slot 5            number of active calls (a dev producer keeps blocks coming while
+                    there are any)
+  keccak(id ‖ 2)    what a call is, fixed when scheduled: RLP ``[owner, startBlock,
+                    frequency, numCalls, gasLimit, maxFeePerGas, predicate, data]``
+                    stored as a byte string
+  keccak(id ‖ 3)    where it is, packed in one word as Solidity packs a struct (low bits
+                    first): status (8 bits), nextBlock (48), executed (48), nextDue (48),
+                    deposit left in wei (96)
+  keccak(block ‖ 4) the first call due at ``block``; each call's ``nextDue`` names the
+                    next one due at the same block, 0 ends the list
 
-A block reads one due array and, per due call, a handful of slots; it writes two slots
-per call. The work of a block follows the calls due in it, not the calls registered.
+A block reads its list head and, per due call, its two records; it writes one word per
+call, its own list head (cleared, so a block that ran leaves nothing behind) and the
+heads of the blocks its calls are due at next. Its work follows the calls due in it,
+never the calls registered, and the words it writes are as few as a call's progress
+allows, because each one rewrites a path through the scheduler's storage trie, which is
+deeper the more calls are registered.
 """
 
 from dataclasses import dataclass, replace
 
 import rlp
 
-from chain.slots import Storage, array_slot, mapping_slot, read_blob, write_blob
+from chain.slots import Storage, mapping_slot, read_blob, write_blob
 
 SCHEDULER = bytes.fromhex("0000000000000000000000000000000000000a01")
 LAST_ID_SLOT = 0
@@ -34,6 +40,10 @@ ACTIVE_COUNT_SLOT = 5
 ACTIVE, DONE, CANCELLED = 1, 2, 3
 STATUS_NAMES = {ACTIVE: "active", DONE: "done", CANCELLED: "cancelled"}
 PREDICATE_GAS = 100_000
+# the packed progress word, low bits first; its widths bound what a schedule may ask for
+_PROGRESS = (("status", 8), ("next_block", 48), ("executed", 48), ("next_due", 48), ("deposit", 96))
+MAX_BLOCK = 2**48 - 1
+MAX_DEPOSIT = 2**96 - 1
 
 _CONFIG = rlp.sedes.List(
     [rlp.sedes.Binary.fixed_length(20)]
@@ -57,6 +67,7 @@ class ScheduledCall:
     next_block: int
     status: int
     data: bytes = b""
+    next_due: int = 0  # the call after this one in its due block's list
 
     @property
     def reserved_gas(self) -> int:
@@ -69,23 +80,33 @@ def _key(call_id: int) -> bytes:
     return call_id.to_bytes(32, "big")
 
 
+def _progress_slot(call_id: int) -> int:
+    return mapping_slot(_key(call_id), PROGRESS_MAP)
+
+
+def _unpack(word: int) -> dict[str, int]:
+    fields = {}
+    for name, bits in _PROGRESS:
+        fields[name] = word & (2**bits - 1)
+        word >>= bits
+    return fields
+
+
+def _pack(call: ScheduledCall) -> int:
+    word = 0
+    for name, bits in reversed(_PROGRESS):
+        word = word << bits | getattr(call, name)
+    return word
+
+
 def refresh(state: Storage, call: ScheduledCall) -> ScheduledCall:
     """``call`` with its progress and deposit as they are now (what it is never changes,
     so a block reads that once per due call)."""
-    progress_slot = mapping_slot(_key(call.id), PROGRESS_MAP)
-    progress = state.get_storage(SCHEDULER, progress_slot)
-    return replace(
-        call,
-        executed=progress >> 72,
-        next_block=(progress >> 8) & (2**64 - 1),
-        status=progress & 0xFF,
-        deposit=state.get_storage(SCHEDULER, progress_slot + 1),
-    )
+    return replace(call, **_unpack(state.get_storage(SCHEDULER, _progress_slot(call.id))))
 
 
 def get_call(state: Storage, call_id: int) -> ScheduledCall | None:
-    progress_slot = mapping_slot(_key(call_id), PROGRESS_MAP)
-    progress = state.get_storage(SCHEDULER, progress_slot)
+    progress = state.get_storage(SCHEDULER, _progress_slot(call_id))
     if progress == 0:
         return None
     blob = read_blob(state, SCHEDULER, mapping_slot(_key(call_id), CONFIG_MAP))
@@ -98,19 +119,16 @@ def get_call(state: Storage, call_id: int) -> ScheduledCall | None:
         start_block=start,
         frequency=frequency,
         num_calls=num_calls,
-        executed=progress >> 72,
         gas_limit=gas_limit,
         max_fee_per_gas=max_fee,
         predicate=predicate,
-        deposit=state.get_storage(SCHEDULER, progress_slot + 1),
-        next_block=(progress >> 8) & (2**64 - 1),
-        status=progress & 0xFF,
         data=data,
+        **_unpack(progress),
     )
 
 
 def put_call(state: Storage, call: ScheduledCall, *, new: bool = False) -> None:
-    """Write a call's progress and deposit; with ``new``, what it is as well."""
+    """Write a call's progress; with ``new``, what it is as well."""
     if new:
         config = [
             call.owner, call.start_block, call.frequency, call.num_calls, call.gas_limit,
@@ -122,10 +140,7 @@ def put_call(state: Storage, call: ScheduledCall, *, new: bool = False) -> None:
             mapping_slot(_key(call.id), CONFIG_MAP),
             rlp.encode(config, sedes=_CONFIG),
         )
-    progress_slot = mapping_slot(_key(call.id), PROGRESS_MAP)
-    progress = call.executed << 72 | call.next_block << 8 | call.status
-    state.set_storage(SCHEDULER, progress_slot, progress)
-    state.set_storage(SCHEDULER, progress_slot + 1, call.deposit)
+    state.set_storage(SCHEDULER, _progress_slot(call.id), _pack(call))
 
 
 def next_id(state: Storage) -> int:
@@ -150,22 +165,27 @@ def _due_slot(block: int) -> int:
     return mapping_slot(block.to_bytes(32, "big"), DUE_MAP)
 
 
-def due_ids(state: Storage, block: int) -> list[int]:
-    slot = _due_slot(block)
-    return [
-        state.get_storage(SCHEDULER, array_slot(slot, i))
-        for i in range(state.get_storage(SCHEDULER, slot))
-    ]
+def due_calls_at(state: Storage, block: int) -> list[ScheduledCall]:
+    """The calls in ``block``'s due list, in call-id order. A call cancelled while due is
+    still in it (with its status saying so): the list is only ever walked, never spliced."""
+    due = []
+    call_id = state.get_storage(SCHEDULER, _due_slot(block))
+    while call_id:
+        call = get_call(state, call_id)
+        due.append(call)
+        call_id = call.next_due
+    return sorted(due, key=lambda call: call.id)
 
 
-def add_due(state: Storage, block: int, call_id: int) -> None:
+def make_due(state: Storage, call: ScheduledCall, block: int) -> None:
+    """Put ``call`` at the head of ``block``'s due list; the caller then writes the call,
+    whose ``nextDue`` now links the rest of the list."""
     slot = _due_slot(block)
-    count = state.get_storage(SCHEDULER, slot)
-    state.set_storage(SCHEDULER, array_slot(slot, count), call_id)
-    state.set_storage(SCHEDULER, slot, count + 1)
+    call.next_block, call.next_due = block, state.get_storage(SCHEDULER, slot)
+    state.set_storage(SCHEDULER, slot, call.id)
 
 
 def clear_due(state: Storage, block: int) -> None:
-    """Empty a block's due array once it ran. Only its length is reset: the ids behind it
-    are never read again (one write a block instead of one per call)."""
+    """Empty a block's due list once it ran: its head slot goes, and the links in the
+    calls are rewritten when each is made due again."""
     state.set_storage(SCHEDULER, _due_slot(block), 0)

@@ -37,20 +37,18 @@ SUCCESS, FAILURE = b"\x01", b""
 
 def due_calls(state: Any, number: int) -> list[calls.ScheduledCall]:
     """The calls block ``number`` runs at its top, in call-id order; defers the overflow."""
-    ids = sorted(set(calls.due_ids(state, number)))
+    listed = calls.due_calls_at(state, number)
     calls.clear_due(state, number)
     cap, used = calls.gas_cap(state), 0
     due: list[calls.ScheduledCall] = []
     deferring = False  # once one call overflows, those after it wait too: order is kept
-    for call_id in ids:
-        call = calls.get_call(state, call_id)
-        if call is None or call.status != calls.ACTIVE or call.next_block != number:
-            continue  # cancelled, or already moved
+    for call in listed:
+        if call.status != calls.ACTIVE:
+            continue  # cancelled while due
         if deferring or used + call.reserved_gas > cap:
             deferring = True
-            call.next_block = number + 1
+            calls.make_due(state, call, number + 1)
             calls.put_call(state, call)
-            calls.add_due(state, number + 1, call.id)
             continue
         used += call.reserved_gas
         due.append(call)
@@ -134,8 +132,7 @@ def run_scheduled(
         calls.count_active(state, -1)
         logs.append(_log(COMPLETED, call.id, ["uint256"], [refund(state, call)]))
     else:
-        call.next_block = state.block_number + call.frequency
-        calls.add_due(state, call.next_block, call.id)
+        calls.make_due(state, call, state.block_number + call.frequency)
     calls.put_call(state, call)
     return tx.make_receipt(status, cumulative_gas + gas_used, logs)
 

@@ -407,6 +407,7 @@ def test_schedule_rejects_a_deposit_below_numcalls_times_gas_limit_times_max_fee
         ("numCalls 0", "frequency and numCalls must be at least 1"),
         ("gasLimit below intrinsic gas", "gasLimit below the call's intrinsic gas 21064"),
         ("gasLimit over the cap", "gasLimit does not fit the per-block cap of 5000000 gas"),
+        ("last call beyond block 2**48", "the last call would be beyond block 2**48"),
     ],
 )
 def test_schedule_rejects_bad_arguments_with_a_reason(chain, case, expected):
@@ -417,6 +418,7 @@ def test_schedule_rejects_bad_arguments_with_a_reason(chain, case, expected):
         "numCalls 0": (start, 1, 0, GAS),
         "gasLimit below intrinsic gas": (start, 1, 1, 21_000),
         "gasLimit over the cap": (start, 1, 1, 5_000_001),
+        "last call beyond block 2**48": (start, 2**47, 3, GAS),
     }[case]
     start_block, frequency, num_calls, gas_limit = args
     data = selector("schedule(bytes,uint64,uint64,uint64,uint64,uint256,address)") + abi_encode(
@@ -640,6 +642,22 @@ def test_scheduled_calls_rpc_lists_what_ran_and_what_is_due(chain):
     assert chain.scheduled_calls(start + 6) == []  # the schedule has ended
     assert chain.scheduled_calls(0) == []
     assert chain.scheduled_call(10**9) is None
+
+
+def test_a_block_that_ran_its_due_calls_leaves_no_due_index_behind(chain):
+    """The due index is in state: were it kept after its block, every execution would
+    grow the state (and the trie every later block walks) for good."""
+    probe = chain.deploy("SchedulerProbe")
+    start = chain.head() + 3
+    call_id = chain.schedule(probe, calldata(probe, "ping"), start, 2, 2)
+
+    def due_head(block: int) -> int:
+        slot = keccak(block.to_bytes(32, "big") + (4).to_bytes(32, "big"))
+        return int.from_bytes(chain.w3.eth.get_storage_at(SCHEDULER, slot), "big")
+
+    assert due_head(start) == call_id  # eth_getStorageAt finds what is due, as documented
+    chain.wait_finished(call_id)
+    assert due_head(start) == 0 and due_head(start + 2) == 0
 
 
 def test_callee_that_cancels_a_later_call_of_its_block_skips_it(chain):

@@ -12,7 +12,8 @@ pragma solidity ^0.8.24;
 /// `IPredicate(predicate).shouldExecute(callId, index)` (a staticcall of up to 100k gas,
 /// taken out of gasLimit) returns false or reverts. Calls over the per-block gas cap wait
 /// for the next block, in order. The scheduler must be called directly (not through
-/// DELEGATECALL or CALLCODE).
+/// DELEGATECALL or CALLCODE). A schedule's last call must fall before block 2**48 and its
+/// deposit must be below 2**96 wei.
 interface IScheduler {
     event CallScheduled(
         uint256 indexed callId, address indexed owner, uint64 startBlock, uint64 frequency, uint64 numCalls
