@@ -995,3 +995,25 @@ def test_dev_accounts_send_and_sign_for_their_owners(w3, accounts):
     refused = raw(w3, "eth_sendTransaction", [{"from": stranger, "to": recipient, "value": "0x1"}])
     assert refused["error"]["code"] == -32000
     assert "unknown account" in refused["error"]["message"]
+
+
+def test_jumps_into_push_data_fail_however_often_the_code_ran(w3, accounts):
+    """Calls share what is known of a contract's jump destinations; the byte 0x5b inside
+    PUSH2's data must stay no destination, before and after the real JUMPDEST was used."""
+    # JUMP(calldata[0:32]); 4: JUMPDEST STOP; 6: PUSH2 0x5b00 (0x5b at 7 is push data)
+    runtime = bytes.fromhex("600035565b00615b00")
+    init = b"\x68" + runtime + bytes.fromhex("600052") + bytes.fromhex("6009 6017 f3")
+    contract = transact(w3, accounts[0], {"data": init, "gas": 100_000}).contractAddress
+
+    def call(target: int) -> dict:
+        data = "0x" + target.to_bytes(32, "big").hex()
+        return raw(w3, "eth_call", [{"to": contract, "data": data}, "latest"])
+
+    for _ in range(3):
+        assert call(4) == {"jsonrpc": "2.0", "id": 1, "result": "0x"}
+        error = call(7)["error"]
+        assert error["code"] == -32000 and "jump" in error["message"].lower(), error
+    jumped = transact(
+        w3, accounts[0], {"to": contract, "data": (7).to_bytes(32, "big"), "gas": 60_000}
+    )
+    assert jumped.status == 0 and jumped.gasUsed == 60_000  # an exceptional halt takes all
