@@ -214,8 +214,9 @@ class Simulator:
         state.lock_changes()  # a fresh access list, as at the start of a transaction
         snapshot = state.snapshot()
         try:
-            balance = state.get_balance(args.sender)
-            if args.value > balance:  # geth's words, which ethers and viem recognise
+            # geth's words, which ethers and viem recognise; a call without value (most
+            # of them) cannot fail this, so it does not read the sender's account
+            if args.value and args.value > (balance := state.get_balance(args.sender)):
                 raise CallError(
                     f"insufficient funds for gas * price + value: address "
                     f"{to_checksum_address(args.sender)} have {balance} want {args.value}"
