@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
+import rlp
 from eth.abc import VirtualMachineAPI
+from eth.db.account import AccountDB
+from eth.rlp.accounts import Account
 from eth.rlp.receipts import Receipt
 from eth.vm.forks.cancun import CancunVM
 from eth.vm.forks.prague import PragueVM
@@ -83,6 +86,29 @@ class CachedSender:
         except AttributeError:
             self._hash = super().hash  # type: ignore[misc]
             return self._hash
+
+
+class CopyingAccount(Account):
+    """py-evm's account whose ``copy`` builds the changed account directly. Every balance
+    or nonce change copies an account, about five per transaction, and rlp's generic
+    ``copy`` (a deep copy of each unchanged field) takes 13 µs where this takes 3."""
+
+    def copy(self, **changes: Any) -> "CopyingAccount":
+        fields = zip(("nonce", "balance", "storage_root", "code_hash"), self, strict=True)
+        return CopyingAccount(**{**dict(fields), **changes})
+
+
+class SibylAccountDB(AccountDB):
+    """py-evm's account database, decoding accounts as :class:`CopyingAccount`."""
+
+    def _get_account(self, address: bytes, from_journal: bool = True) -> Account:
+        if from_journal and address in self._account_cache:
+            return self._account_cache[address]
+        encoded = self._get_encoded_account(address, from_journal)
+        account = rlp.decode(encoded, sedes=CopyingAccount) if encoded else CopyingAccount()
+        if from_journal:
+            self._account_cache[address] = account
+        return account
 
 
 class SibylState:
@@ -207,7 +233,11 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
     state_class = type(
         f"Sibyl{name}State",
         (SibylState, state),
-        {"computation_class": computation, "__module__": __name__},
+        {
+            "computation_class": computation,
+            "account_db_class": SibylAccountDB,
+            "__module__": __name__,
+        },
     )
     return base.configure(
         __name__=f"Sibyl{name}VM", block_class=block_class, _state_class=state_class
