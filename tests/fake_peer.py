@@ -1,13 +1,34 @@
 """A JSON-RPC peer for followers under attack: it forwards everything to a real node,
-but can claim its chain ends at a given height and serve a forged block there."""
+but can claim its chain ends at a given height and serve a forged block there. With it,
+what the attack tests share: forging a block's transactions, reading why a follower
+rejected a block."""
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import rlp
-from nodes import free_port, rpc
+from nodes import NodeProcess, free_port, rpc
+
+from chain.trie_root import ordered_trie_root
+
+REJECTED = re.compile(r"block rejected number=(\d+) hash=0x([0-9a-f]{64}) reason=(.*)")
+
+
+def with_transactions(block, transactions: list):
+    """The block holding ``transactions`` instead, its transaction root recomputed."""
+    root = ordered_trie_root([tx.encode() for tx in transactions])
+    return block.copy(header=block.header.copy(transaction_root=root), transactions=transactions)
+
+
+def rejection(follower: NodeProcess, number: int, block_hash: bytes) -> str | None:
+    for line in follower.log().splitlines():
+        match = REJECTED.search(line)
+        if match and int(match[1]) == number and match[2] == block_hash.hex():
+            return match[3]
+    return None
 
 
 def hexstr(value: bytes) -> str:

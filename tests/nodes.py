@@ -30,6 +30,17 @@ DEV_KEYS = [
 CHAIN_ID = 19183
 
 
+def sibyl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the ``sibyl`` command line from the repository, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "chain.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -39,14 +39,13 @@ from ai_chain import (
 )
 from eth_keys import keys
 from eth_utils import keccak
-from fake_peer import FakePeer
+from fake_peer import REJECTED, FakePeer, rejection, with_transactions
 from nodes import CHAIN_ID, DEV_KEYS, NodeProcess, rpc
 
 from chain import codec
 from chain.attested import AttestedTransaction, SpcResult
 from chain.genesis import load_genesis
 from chain.keys import write_key
-from chain.trie_root import ordered_trie_root
 from sidecars.attestation import SECP256K1_N, attestation_digest, sign_digest, sync_context
 
 K2 = keys.PrivateKey(keccak(b"sibyl tests: executor K2, infer"))
@@ -55,7 +54,6 @@ OUTSIDER = keys.PrivateKey(keccak(b"sibyl tests: a key no registry knows"))
 DEV_KEY = keys.PrivateKey(bytes.fromhex(DEV_EXECUTOR_KEY.read_text().strip().removeprefix("0x")))
 VALUES = [1_500_000, -2_250_000, 750_000, 3_125_000]
 OTHER_VALUES = [-1_000_000, 500_000, 2_000_000, -250_000]
-REJECTED = re.compile(r"block rejected number=(\d+) hash=0x([0-9a-f]{64}) reason=(.*)")
 
 
 def address(key: keys.PrivateKey) -> str:
@@ -199,12 +197,6 @@ def genuine_block(producer, config, number: int):
     return codec.decode_any_block(config, bytes.fromhex(raw[2:]))
 
 
-def with_transactions(block, transactions: list):
-    """The block holding ``transactions`` instead, its transaction root recomputed."""
-    root = ordered_trie_root([tx.encode() for tx in transactions])
-    return block.copy(header=block.header.copy(transaction_root=root), transactions=transactions)
-
-
 def with_results(block, index: int, results: list[SpcResult]):
     """The block whose transaction ``index`` carries ``results`` instead of its own."""
     transactions = list(block.transactions)
@@ -243,14 +235,6 @@ def changed_output(output: bytes) -> bytes:
     word = 3 * 32  # head (2 words), the values' length, then the first value
     value = int.from_bytes(output[word : word + 32], "big", signed=True) + 1
     return output[:word] + value.to_bytes(32, "big", signed=True) + output[word + 32 :]
-
-
-def rejection(follower: NodeProcess, number: int, block_hash: bytes) -> str | None:
-    for line in follower.log().splitlines():
-        match = REJECTED.search(line)
-        if match and int(match[1]) == number and match[2] == block_hash.hex():
-            return match[3]
-    return None
 
 
 def attack(peer: FakePeer, follower: NodeProcess, block) -> str:

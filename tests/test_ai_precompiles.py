@@ -10,9 +10,9 @@ contracts see them, and ``sibyl import`` of the exported chain with no sidecar.
 """
 
 import subprocess
-import sys
 from dataclasses import dataclass, field
 
+import nodes
 import pytest
 import rlp
 from ai_chain import (
@@ -45,7 +45,7 @@ from ai_chain import (
 from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_utils import keccak
-from nodes import CHAIN_ID, DEV_KEYS, REPO, rpc
+from nodes import CHAIN_ID, DEV_KEYS, rpc
 
 from chain import codec
 from chain.genesis import load_genesis
@@ -613,13 +613,7 @@ def test_a_model_registered_mid_block_is_known_to_the_next_transaction_of_the_bl
 
 
 def sibyl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "chain.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    return nodes.sibyl(*args, timeout=300)
 
 
 def test_sibyl_import_validates_the_exported_ai_chain_with_no_sidecar(producer, traffic, tmp_path):

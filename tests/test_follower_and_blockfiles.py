@@ -1,9 +1,9 @@
 """Blocks leave a node and are verified elsewhere: a follower process, and export/import."""
 
 import subprocess
-import sys
 import time
 
+import nodes
 import rlp
 from eth_account import Account
 from nodes import CHAIN_ID, DEV_KEYS, REPO
@@ -40,13 +40,7 @@ def wait_for_head(w3, number: int, timeout: float = 30) -> None:
 
 
 def sibyl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "chain.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    return nodes.sibyl(*args, timeout=60)
 
 
 def init(datadir) -> None:

@@ -20,9 +20,6 @@ transactions, so tests never wait for a block that nothing will make.
 """
 
 import json
-import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,15 +47,14 @@ from ai_chain import (
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
-from fake_peer import FakePeer
+from fake_peer import FakePeer, rejection, with_transactions
 from hexbytes import HexBytes
-from nodes import CHAIN_ID, DEV_KEYS, REPO, NodeProcess, rpc
+from nodes import CHAIN_ID, DEV_KEYS, REPO, NodeProcess, rpc, sibyl
 from web3 import Web3
 
 from chain import codec
 from chain.attested import AttestedTransaction, SpcResult
 from chain.genesis import load_genesis
-from chain.trie_root import ordered_trie_root
 from scheduler.transactions import ScheduledTransaction
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -70,7 +66,6 @@ FEE = 10 * GWEI  # maxFeePerGas: above the dev chain's base fee, which starts at
 SKIP_FEE, SKIP_PREDICATE, SKIP_CANCELLED = 1, 2, 3
 DONE, CANCELLED = 2, 3  # getCall's status
 REVERTED = "execution reverted: Scheduler: "  # a native contract's revert, named
-REJECTED = re.compile(r"block rejected number=(\d+) hash=0x([0-9a-f]{64}) reason=(.*)")
 
 
 def topic(signature: str) -> bytes:
@@ -942,20 +937,6 @@ def genuine_block(url: str, number: int):
     return codec.decode_any_block(load_genesis(DEV_GENESIS).config, bytes.fromhex(raw[2:]))
 
 
-def with_transactions(block, transactions: list):
-    """The block holding ``transactions`` instead, its transaction root recomputed."""
-    root = ordered_trie_root([tx.encode() for tx in transactions])
-    return block.copy(header=block.header.copy(transaction_root=root), transactions=transactions)
-
-
-def rejection(follower: NodeProcess, number: int, block_hash: bytes) -> str | None:
-    for line in follower.log().splitlines():
-        match = REJECTED.search(line)
-        if match and int(match[1]) == number and match[2] == block_hash.hex():
-            return match[3]
-    return None
-
-
 @dataclass
 class Attacked:
     """A producer whose block ``number`` starts with the scheduled calls ``due``; the
@@ -1078,13 +1059,3 @@ def test_import_rejects_a_block_file_whose_scheduled_transactions_are_reordered(
 
     copy = start_node("imported", dev=False)
     assert head(copy.url) == attacked.number - 1  # the blocks before it stay
-
-
-def sibyl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "chain.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
