@@ -116,7 +116,6 @@ class SibylApi:
             return [
                 {"callId": q(c.id), "index": q(c.executed), "transactionHash": None}
                 for c in calls.due_calls_at(state, number)
-                if c.status == calls.ACTIVE
             ]
         header = reader.canonical_header(number)
         block = reader.block(header.hash)

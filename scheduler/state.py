@@ -166,13 +166,14 @@ def _due_slot(block: int) -> int:
 
 
 def due_calls_at(state: Storage, block: int) -> list[ScheduledCall]:
-    """The calls in ``block``'s due list, in call-id order. A call cancelled while due is
-    still in it (with its status saying so): the list is only ever walked, never spliced."""
+    """The active calls in ``block``'s due list, in call-id order. A call cancelled while
+    due stays in the list (which is only ever walked, never spliced) but is left out."""
     due = []
     call_id = state.get_storage(SCHEDULER, _due_slot(block))
     while call_id:
         call = get_call(state, call_id)
-        due.append(call)
+        if call.status == ACTIVE:
+            due.append(call)
         call_id = call.next_due
     return sorted(due, key=lambda call: call.id)
 

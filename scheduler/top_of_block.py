@@ -43,8 +43,6 @@ def due_calls(state: Any, number: int) -> list[calls.ScheduledCall]:
     due: list[calls.ScheduledCall] = []
     deferring = False  # once one call overflows, those after it wait too: order is kept
     for call in listed:
-        if call.status != calls.ACTIVE:
-            continue  # cancelled while due
         if deferring or used + call.reserved_gas > cap:
             deferring = True
             calls.make_due(state, call, number + 1)
