@@ -1,4 +1,4 @@
-"""pyrlp's decoder, chosen by input size.
+"""pyrlp's decoder, chosen by input size, and kept from decoding a trie node twice.
 
 pyrlp decodes through rusty-rlp when it is installed, and it is a dependency: its encoder
 is several times faster on the small items that tries, accounts and receipts are made of.
@@ -6,19 +6,41 @@ But rusty-rlp copies byte strings into Python at about 25 ns a byte, so a 12 KB 
 takes 0.3 ms to decode and a block of fifty of them 12 ms, where pyrlp's own decoder
 takes a fraction of that. Inputs longer than a trie node therefore go to pyrlp's own
 decoder, with the same errors.
+
+Trie nodes are decoded again and again: each block reads the paths to every account and
+slot it touches, each ``eth_call`` the paths to the contract's account and storage, and
+a branch node takes 10 µs to decode. An encoding always decodes to the same value, so
+short list encodings (trie nodes, accounts) are kept decoded, keyed by their bytes, as
+geth keeps a clean cache of trie nodes. Each caller gets its own lists, because py-trie
+edits branch nodes in place; the byte strings in them are immutable and shared.
 """
 
 from typing import Any
 
 import rlp.codec
+from lru import LRU
 from rlp.exceptions import DecodingError
 
 LONG = 600  # bytes: a branch node is at most 532 (rusty-rlp decodes those faster)
+DECODED: LRU = LRU(1 << 15)  # at most 32768 × ~1.7 KB of decoded nodes
 
 
 def _decode_raw(item: bytes, strict: bool, preserve_per_item_rlp: bool) -> Any:
-    if len(item) < LONG:
+    if len(item) >= LONG:
+        return _decode_long(item, strict)
+    if not strict or preserve_per_item_rlp or type(item) is not bytes or item[:1] < b"\xc0":
         return _native(item, strict, preserve_per_item_rlp)
+    decoded = DECODED.get(item)
+    if decoded is None:
+        decoded = DECODED[item] = _native(item, strict, preserve_per_item_rlp)[0]
+    return _copy(decoded), []
+
+
+def _copy(items: list) -> list:
+    return [x if x.__class__ is bytes else _copy(x) for x in items]
+
+
+def _decode_long(item: bytes, strict: bool) -> Any:
     try:
         result, per_item_rlp, end = rlp.codec.consume_item(item, 0)
     except IndexError:
@@ -29,5 +51,4 @@ def _decode_raw(item: bytes, strict: bool, preserve_per_item_rlp: bool) -> Any:
 
 
 _native = rlp.codec.decode_raw
-if hasattr(rlp.codec, "rusty_rlp"):
-    rlp.codec.decode_raw = _decode_raw
+rlp.codec.decode_raw = _decode_raw

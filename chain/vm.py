@@ -13,6 +13,7 @@ from typing import Any
 
 import rlp
 from eth.abc import VirtualMachineAPI
+from eth.constants import EMPTY_SHA3
 from eth.db.account import AccountDB
 from eth.rlp.accounts import Account
 from eth.rlp.receipts import Receipt
@@ -20,6 +21,7 @@ from eth.vm.forks.cancun import CancunVM
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.shanghai import ShanghaiVM
 from eth_utils import ValidationError, keccak
+from lru import LRU
 from rlp.sedes import CountableList
 
 from chain.attested import ATTESTED_TX_TYPE, AttestedTransaction
@@ -99,16 +101,42 @@ class CopyingAccount(Account):
 
 
 class SibylAccountDB(AccountDB):
-    """py-evm's account database, decoding accounts as :class:`CopyingAccount`."""
+    """py-evm's account database with caches for what is named by its content.
+
+    py-evm forgets every decoded account when a snapshot is reverted (each ``eth_call``
+    ends with one) and reads code from the database on every call. An encoded account
+    decodes to the same value wherever it is read, and code is stored under its own
+    hash, so both are kept across calls, blocks and states without ever going stale.
+    A code read served from the cache is not recorded in py-evm's witness of accessed
+    bytecodes, which the node does not use.
+    """
 
     def _get_account(self, address: bytes, from_journal: bool = True) -> Account:
         if from_journal and address in self._account_cache:
             return self._account_cache[address]
         encoded = self._get_encoded_account(address, from_journal)
-        account = rlp.decode(encoded, sedes=CopyingAccount) if encoded else CopyingAccount()
+        account = decode_account(encoded) if encoded else CopyingAccount()
         if from_journal:
             self._account_cache[address] = account
         return account
+
+    def get_code(self, address: bytes) -> bytes:
+        code_hash = self.get_code_hash(address)
+        if code_hash == EMPTY_SHA3:
+            return b""
+        code = CODE_BY_HASH.get(code_hash)
+        if code is None:
+            code = CODE_BY_HASH[code_hash] = super().get_code(address)
+        return code
+
+
+@lru_cache(maxsize=8192)
+def decode_account(encoded: bytes) -> CopyingAccount:
+    """An account's RLP decoded; accounts are immutable, so one value serves every read."""
+    return rlp.decode(encoded, sedes=CopyingAccount)
+
+
+CODE_BY_HASH: LRU = LRU(1024)
 
 
 class SibylState:
