@@ -8,6 +8,7 @@ needs no signature and, unless it names a gas price, pays nothing for gas; its b
 must still cover ``value``.
 """
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +17,20 @@ from typing import Any
 from eth._utils.state import code_is_delegation_designation
 from eth.abc import BlockHeaderAPI, ComputationAPI
 from eth.consensus.context import ConsensusContext
-from eth.exceptions import Revert
+from eth.exceptions import (
+    ContractCreationCollision,
+    FullStack,
+    InsufficientFunds,
+    InsufficientStack,
+    InvalidInstruction,
+    InvalidJumpDestination,
+    OutOfBoundsRead,
+    OutOfGas,
+    ReservedBytesInCode,
+    Revert,
+    StackDepthLimit,
+    WriteProtection,
+)
 from eth.vm.chain_context import ChainContext
 from eth.vm.message import Message
 from eth.vm.spoof import SpoofTransaction
@@ -309,9 +323,40 @@ def _intrinsic_gas(args: CallArgs) -> int:
     )
 
 
+# geth's words for an exceptional halt (core/vm/errors.go), which clients and tests match
+HALT_MESSAGES: tuple[tuple[type[Exception], str], ...] = (
+    (OutOfGas, "out of gas"),
+    (InvalidJumpDestination, "invalid jump destination"),
+    (InsufficientStack, "stack underflow"),
+    (FullStack, "stack limit reached 1024"),
+    (StackDepthLimit, "max call depth exceeded"),
+    (InsufficientFunds, "insufficient balance for transfer"),
+    (ContractCreationCollision, "contract address collision"),
+    (WriteProtection, "write protection"),
+    (OutOfBoundsRead, "return data out of bounds"),
+    (ReservedBytesInCode, "invalid code: must not begin with 0xef"),
+)
+
+
+def halt_message(error: Exception) -> str:
+    """What geth says of an exceptional halt; py-evm's own words for anything else."""
+    if isinstance(error, InvalidInstruction):
+        opcode = re.fullmatch(r"Invalid opcode 0x([0-9a-f]+) @ \d+", str(error))
+        if opcode is None:  # py-evm's words for a jump onto a 0x5b inside PUSH data
+            return "invalid jump destination"
+        value = int(opcode.group(1), 16)
+        if value == 0xFE:
+            return "invalid opcode: INVALID"
+        return f"invalid opcode: opcode {value:#x} not defined"
+    for kind, message in HALT_MESSAGES:
+        if isinstance(error, kind):
+            return message
+    return str(error) or type(error).__name__
+
+
 def _raise_for(computation: ComputationAPI) -> None:
     if not computation.is_error:
         return
     if isinstance(computation.error, Revert):
         raise ExecutionReverted(computation.output)
-    raise CallError(str(computation.error) or type(computation.error).__name__)
+    raise CallError(halt_message(computation.error))

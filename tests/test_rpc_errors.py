@@ -620,3 +620,21 @@ def test_call_sending_more_than_the_balance_says_insufficient_funds(node, method
         error = error_of(node.url, method, [{"from": pauper, "to": ADDRESS, "value": "0x1"}])
     assert error["code"] == -32000
     assert "insufficient funds" in error["message"], error
+
+
+HALTS = [  # code run by eth_call as a contract creation, and geth's words for its halt
+    ("fe", "invalid opcode: INVALID"),
+    ("0c", "invalid opcode: opcode 0xc not defined"),
+    ("600356", "invalid jump destination"),  # PUSH1 3 JUMP: byte 3 is no JUMPDEST
+    ("600456615b00", "invalid jump destination"),  # onto a 0x5b inside PUSH2's data
+    ("01", "stack underflow"),
+    ("5b600056", "out of gas"),  # JUMPDEST PUSH1 0 JUMP: a loop
+]
+
+
+@pytest.mark.parametrize("code, message", HALTS, ids=[m + " " + c for c, m in HALTS])
+def test_exceptional_halts_are_named_as_geth_names_them(node, code, message):
+    """A call that halts without REVERT says why in geth's words, which clients match."""
+    with nothing_written(node):
+        error = error_of(node.url, "eth_call", [{"data": "0x" + code, "gas": "0x30000"}])
+    assert error == {"code": -32000, "message": message}
