@@ -22,7 +22,7 @@ from lru import LRU
 from rlp.exceptions import DecodingError
 
 LONG = 600  # bytes: a branch node is at most 532 (rusty-rlp decodes those faster)
-DECODED: LRU = LRU(1 << 15)  # at most 32768 × ~1.7 KB of decoded nodes
+DECODED: LRU = LRU(1 << 14)  # full of branch nodes, about 35 MB
 
 
 def _decode_raw(item: bytes, strict: bool, preserve_per_item_rlp: bool) -> Any:
