@@ -208,10 +208,11 @@ def main() -> int:
         model_id = specs[0].model_id
         producer = Side(genesis, manager.pool)
         spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing shared
-        followers = []
+        followers, processes = [], []
         for _ in range(args.followers):
             ours, theirs = spawn.Pipe()
-            spawn.Process(target=follower, args=(theirs,), daemon=True).start()
+            processes.append(spawn.Process(target=follower, args=(theirs,), daemon=True))
+            processes[-1].start()
             followers.append(ours)
         nonces: dict = {}
 
@@ -242,6 +243,8 @@ def main() -> int:
         assert attested == args.calls, f"only {attested} of {args.calls} calls were attested"
         for connection in followers:
             connection.send(None)
+        for process in processes:  # exiting followers would take CPU from what follows
+            process.join()
 
         state = producer.reader.accounts(producer.reader.head)
         checks = attestation_checks_per_second(block, state)
