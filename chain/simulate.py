@@ -266,10 +266,10 @@ class Simulator:
             if not code and self._succeeds(parent, args, TX_GAS):
                 return TX_GAS  # a plain transfer, as geth answers without searching
         with self.execution(parent, args, cap) as (computation, _):
-            if computation.is_error:
-                if isinstance(computation.error, Revert):
-                    raise ExecutionReverted(computation.output)
-                raise OutOfGasError(f"gas required exceeds allowance ({cap})")
+            if computation.is_error:  # as geth: out of gas even at the cap, or why not
+                if isinstance(computation.error, OutOfGas):
+                    raise OutOfGasError(f"gas required exceeds allowance ({cap})")
+                _raise_for(computation)
             used = cap - computation.get_gas_remaining()
             refund = computation.get_gas_refund()
         low, high = used - 1, cap

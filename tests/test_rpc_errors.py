@@ -634,7 +634,13 @@ HALTS = [  # code run by eth_call as a contract creation, and geth's words for i
 
 @pytest.mark.parametrize("code, message", HALTS, ids=[m + " " + c for c, m in HALTS])
 def test_exceptional_halts_are_named_as_geth_names_them(node, code, message):
-    """A call that halts without REVERT says why in geth's words, which clients match."""
+    """A call that halts without REVERT says why in geth's words, which clients match;
+    estimation too, unless the call ran out of gas even at the cap."""
+    call = {"data": "0x" + code, "gas": "0x30000"}
     with nothing_written(node):
-        error = error_of(node.url, "eth_call", [{"data": "0x" + code, "gas": "0x30000"}])
+        error = error_of(node.url, "eth_call", [call])
+        estimate = error_of(node.url, "eth_estimateGas", [call])
     assert error == {"code": -32000, "message": message}
+    if message == "out of gas":
+        message = f"gas required exceeds allowance ({0x30000})"
+    assert estimate == {"code": -32000, "message": message}
