@@ -108,8 +108,9 @@ def block_times(store: Store, config, parent, rounds: int) -> tuple[float, float
         executed = execution.finish()
         committing = time.perf_counter()
         put_state(store, executed.state)
-        samples.append(time.perf_counter() - started)
-        commits.append(time.perf_counter() - committing)
+        done = time.perf_counter()
+        samples.append(done - started)
+        commits.append(done - committing)
         parent = headers.setdefault(executed.hash, executed.header)
     return statistics.median(samples), statistics.median(commits)
 
