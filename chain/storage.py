@@ -1,39 +1,63 @@
-"""The node's data dir: one LMDB environment, one write transaction per block.
+"""The node's data dir: two LMDB environments, one synced write transaction per block.
 
-Everything a block changes (its state trie nodes and code, header, body, receipts, the
-canonical number index, the transaction index and the head pointer) is written in a
-single LMDB write transaction, so after a kill at any instant the data dir holds the last
-complete block and nothing of the next one (as reth commits a block to MDBX).
+``chain.lmdb`` holds the blocks and everything that points at them; ``state.lmdb`` holds
+the state trie nodes and code. A block's commit writes its header, body, receipts,
+indexes, head pointer and, as one journal record, the state it adds, all in a single
+synced transaction of ``chain.lmdb``: after a kill or a power loss at any instant the
+data dir holds the last complete block and nothing of the next one (as reth commits a
+block to MDBX).
+
+Why a journal: the state a block adds is a few dozen trie nodes keyed by their hashes,
+which land on as many scattered pages of a large node table, and fsyncing those pages
+costs more the larger the state grows (4.6 ms for 75 nodes among 800k, against 0.6 ms
+among a few thousand). One journal record is a few sequential pages whatever the state
+size. A merger thread moves journaled state into ``state.lmdb`` in batches of
+``MERGE_EVERY`` blocks (one fsync for the batch, off the block's path, as geth and reth
+persist state behind the head), then drops those records. Until then reads find the
+state in memory. Merging is idempotent (state is content-addressed), so records a crash
+left behind are simply merged again when the data dir is opened.
 
 py-evm never writes here directly: it executes against a :class:`StateOverlay`, an
 in-memory write set over the store, and the overlay's writes are committed together with
 the block that produced them.
 
-Tables (LMDB named databases):
+Tables (LMDB named databases of ``chain.lmdb``):
 
-* ``state``      trie node hash / code hash -> node / code (py-evm's key-value schema)
 * ``headers``    block hash -> RLP header
 * ``blocks``     block hash -> RLP block (header, transactions, uncles, withdrawals)
 * ``receipts``   block hash -> RLP ``[[receipt, ...], [sender, ...]]``
 * ``canonical``  block number (8 bytes, big endian) -> block hash
 * ``txindex``    transaction hash -> block hash ‖ index (4 bytes)
 * ``meta``       ``head`` -> hash, ``genesis`` -> JSON of the genesis file
+* ``journal``    commit sequence (8 bytes, big endian) -> RLP ``[[key, value], ...]``,
+                 state not yet merged
+
+``state.lmdb`` has one table: trie node hash / code hash -> node / code (py-evm's
+key-value schema).
 """
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lmdb
+import rlp
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 
 from chain.errors import SibylError
 
-TABLES = ("state", "headers", "blocks", "receipts", "canonical", "txindex", "meta")
+TABLES = ("headers", "blocks", "receipts", "canonical", "txindex", "meta", "journal")
 
-# Virtual address space reserved for the memory map; LMDB only uses what is written.
+# Virtual address space reserved for each memory map; LMDB only uses what is written.
 MAP_SIZE = 1 << 40
+# Blocks of journaled state merged in one batch: enough to share the node table's pages
+# and fsync between many blocks, few enough that the state held in memory stays small.
+MERGE_EVERY = 64
+
+log = logging.getLogger("sibyl.storage")
 
 
 class StoreError(SibylError):
@@ -66,29 +90,45 @@ class CanonicalChange:
     head: bytes = b""
 
 
+def _open(path: Path, max_dbs: int) -> lmdb.Environment:
+    try:
+        return lmdb.open(str(path), max_dbs=max_dbs, map_size=MAP_SIZE, max_readers=256)
+    except lmdb.Error as exc:
+        raise StoreError(f"cannot open data dir {path.parent}: {exc}") from None
+
+
 class Store:
     """Bytes-level access to the LMDB data dir; decoding lives in :mod:`chain.reader`."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        try:
-            self.env = lmdb.open(
-                str(path / "chain.lmdb"),
-                max_dbs=len(TABLES),
-                map_size=MAP_SIZE,
-                readonly=readonly,
-                max_readers=256,
-            )
-        except lmdb.Error as exc:
-            raise StoreError(f"cannot open data dir {path}: {exc}") from None
-        if readonly:  # handles opened in a read transaction die with it: let lmdb commit
-            self.tables = {name: self.env.open_db(name.encode(), create=False) for name in TABLES}
-        else:
-            with self.env.begin(write=True) as txn:
-                self.tables = {name: self.env.open_db(name.encode(), txn=txn) for name in TABLES}
+        self.env = _open(path / "chain.lmdb", len(TABLES))
+        self.state_env = _open(path / "state.lmdb", 0)
+        with self.env.begin(write=True) as txn:
+            self.tables = {name: self.env.open_db(name.encode(), txn=txn) for name in TABLES}
+        # journaled state not yet merged, in commit order, and all of it by key for reads
+        self._records: list[tuple[int, dict[bytes, bytes]]] = []
+        self._unmerged: dict[bytes, bytes] = {}
+        with self.env.begin(db=self.tables["journal"]) as txn:
+            for key, record in txn.cursor():
+                state = {bytes(k): bytes(v) for k, v in rlp.decode(bytes(record))}
+                self._records.append((int.from_bytes(key, "big"), state))
+                self._unmerged.update(state)
+        self._next_record = self._records[-1][0] + 1 if self._records else 0
+        self._lock = threading.Lock()  # guards _records and the swap of _unmerged
+        self._due = threading.Event()
+        self._closing = False
+        self._merger = threading.Thread(target=self._merge_loop, name="state-merger", daemon=True)
+        self._merger.start()
 
     def close(self) -> None:
+        """Merge what is journaled (a clean stop leaves no journal) and close."""
+        self._closing = True
+        self._due.set()
+        self._merger.join()
+        self._merge()
         self.env.close()
+        self.state_env.close()
 
     # reads: each is its own read transaction, which is cheap in LMDB and lets the
     # builder thread and the RPC thread read side by side.
@@ -98,7 +138,10 @@ class Store:
             return txn.get(key)
 
     def state_get(self, key: bytes) -> bytes | None:
-        with self.env.begin(db=self.tables["state"], buffers=False) as txn:
+        value = self._unmerged.get(key)
+        if value is not None:
+            return value
+        with self.state_env.begin(buffers=False) as txn:
             return txn.get(key)
 
     def head_hash(self) -> bytes | None:
@@ -116,17 +159,28 @@ class Store:
     # writes
 
     def initialise(self, genesis: BlockWrite, genesis_json: bytes) -> None:
-        """Write the genesis block and its state; refuses a data dir already in use."""
+        """Write the genesis block and its state; refuses a data dir already in use.
+
+        The state goes straight to the node table first: until the genesis block is
+        written the data dir counts as empty, so a crash in between leaves it usable."""
+        if self.get("meta", b"genesis") is not None:
+            raise StoreError("data dir is already initialised")
+        self.put_state(genesis.state)
         with self.env.begin(write=True) as txn:
-            existing = txn.get(b"genesis", db=self.tables["meta"])
-            if existing is not None:
-                raise StoreError("data dir is already initialised")
             txn.put(b"genesis", genesis_json, db=self.tables["meta"])
             self._put_block(txn, genesis)
             txn.put(b"head", genesis.hash, db=self.tables["meta"])
 
+    def put_state(self, state: dict[bytes, bytes]) -> None:
+        """Write state straight into the node table (genesis, bulk imports)."""
+        with self.state_env.begin(write=True) as txn:
+            txn.cursor().putmulti(state.items())
+
     def commit(self, change: CanonicalChange) -> None:
         """Apply one canonical move (usually: one block on top of the head) atomically."""
+        state: dict[bytes, bytes] = {}
+        for block in change.added:
+            state.update(block.state)
         with self.env.begin(write=True) as txn:
             canonical, txindex = self.tables["canonical"], self.tables["txindex"]
             for number, tx_hashes in change.removed:
@@ -135,13 +189,20 @@ class Store:
                     txn.delete(tx_hash, db=txindex)
             for block in change.added:
                 self._put_block(txn, block)
+            if state:
+                record = rlp.encode(list(state.items()))
+                txn.put(number_key(self._next_record), record, db=self.tables["journal"])
             txn.put(b"head", change.head, db=self.tables["meta"])
+        if state:
+            with self._lock:
+                self._records.append((self._next_record, state))
+                self._unmerged.update(state)
+                self._next_record += 1
+                if len(self._records) >= MERGE_EVERY:
+                    self._due.set()
 
     def _put_block(self, txn: lmdb.Transaction, block: BlockWrite) -> None:
         t = self.tables
-        state = t["state"]
-        for key, value in block.state.items():
-            txn.put(key, value, db=state)
         txn.put(block.hash, block.header, db=t["headers"])
         txn.put(block.hash, block.block, db=t["blocks"])
         txn.put(block.hash, block.receipts, db=t["receipts"])
@@ -149,6 +210,44 @@ class Store:
         txindex = t["txindex"]
         for index, tx_hash in enumerate(block.tx_hashes):
             txn.put(tx_hash, block.hash + index.to_bytes(4, "big"), db=txindex)
+
+    # merging the journal into the node table
+
+    def _merge_loop(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._closing:
+                return
+            try:
+                self._merge()
+            except lmdb.Error as exc:  # e.g. a full disk: the journal keeps the state safe
+                log.error("cannot merge journaled state into state.lmdb: %s", exc)
+
+    def _merge(self) -> None:
+        """Move every journaled record into the node table, then drop the records.
+
+        The node table's transaction is synced before the records go, so the state is
+        on disk in one place or the other at every instant."""
+        with self._lock:
+            records = list(self._records)
+        if not records:
+            return
+        with self.state_env.begin(write=True) as txn:
+            cursor = txn.cursor()
+            for _, state in records:
+                cursor.putmulti(state.items())
+        last = number_key(records[-1][0])
+        with self.env.begin(write=True, db=self.tables["journal"]) as txn:
+            cursor = txn.cursor()
+            while cursor.first() and cursor.key() <= last:
+                cursor.delete()
+        with self._lock:
+            self._records = self._records[len(records) :]
+            unmerged: dict[bytes, bytes] = {}
+            for _, state in self._records:
+                unmerged.update(state)
+            self._unmerged = unmerged  # readers holding the old dict still find all of it
 
 
 class OverlayDB(BaseDB):

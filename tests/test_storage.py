@@ -1,0 +1,109 @@
+"""The data dir's state journal (chain.storage): a committed block's state is readable at
+once, survives a crash before it is merged into the node table, and is never missing
+for a reader while the merger moves it."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import lmdb
+
+from chain.storage import MERGE_EVERY, BlockWrite, CanonicalChange, Store
+
+
+def block(number: int, state: dict[bytes, bytes]) -> BlockWrite:
+    block_hash = number.to_bytes(32, "big")
+    return BlockWrite(block_hash, number, b"header", b"block", b"receipts", state, [])
+
+
+def commit(store: Store, number: int, state: dict[bytes, bytes]) -> None:
+    store.commit(CanonicalChange(added=[block(number, state)], head=block(number, {}).hash))
+
+
+def random_state(count: int = 20) -> dict[bytes, bytes]:
+    return {os.urandom(32): os.urandom(80) for _ in range(count)}
+
+
+def journal_records(datadir: Path) -> int:
+    env = lmdb.open(str(datadir / "chain.lmdb"), max_dbs=16, readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            return txn.stat(env.open_db(b"journal", txn=txn, create=False))["entries"]
+    finally:
+        env.close()
+
+
+def test_state_is_readable_before_and_after_each_merge(tmp_path):
+    store = Store(tmp_path)
+    written: dict[bytes, bytes] = {}
+    for number in range(1, 2 * MERGE_EVERY + 5):
+        state = random_state()
+        commit(store, number, state)
+        written.update(state)
+        assert all(store.state_get(key) == value for key, value in state.items())
+    store.close()
+    assert journal_records(tmp_path) == 0  # a clean stop merges everything
+
+    store = Store(tmp_path)
+    assert all(store.state_get(key) == value for key, value in written.items())
+    assert store.state_get(os.urandom(32)) is None
+    store.close()
+
+
+def test_journaled_state_survives_a_crash_before_its_merge(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from pathlib import Path
+        sys.path[:0] = {sys.path!r}
+        from tests.test_storage import commit
+        from chain.storage import Store
+        store = Store(Path({str(tmp_path)!r}))
+        for number in range(1, 4):
+            commit(store, number, {{bytes([number]) * 32: bytes([number]) * 90}})
+        os._exit(0)  # no close: nothing is merged
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parents[1])
+    assert journal_records(tmp_path) == 3
+
+    store = Store(tmp_path)
+    assert [store.state_get(bytes([n]) * 32) for n in range(1, 4)] == [
+        bytes([n]) * 90 for n in range(1, 4)
+    ]
+    commit(store, 4, {b"\x04" * 32: b"four"})
+    store.close()
+    assert journal_records(tmp_path) == 0
+    store = Store(tmp_path)
+    assert store.state_get(b"\x02" * 32) == b"\x02" * 90
+    assert store.state_get(b"\x04" * 32) == b"four"
+    store.close()
+
+
+def test_readers_never_miss_state_while_merges_run(tmp_path):
+    store = Store(tmp_path)
+    committed: list[bytes] = []
+    missing: list[bytes] = []
+    done = threading.Event()
+
+    def read_all_the_time() -> None:
+        while not done.is_set():
+            for key in list(committed):
+                if store.state_get(key) is None:
+                    missing.append(key)
+
+    reader = threading.Thread(target=read_all_the_time)
+    reader.start()
+    try:
+        for number in range(1, 4 * MERGE_EVERY):
+            state = random_state(5)
+            commit(store, number, state)
+            committed.extend(state)
+    finally:
+        done.set()
+        reader.join()
+        store.close()
+    assert missing == []
