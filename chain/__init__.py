@@ -6,4 +6,7 @@ import os
 # (safe-pysha3, a dependency) is about six times faster, and tries hash constantly.
 os.environ.setdefault("ETH_HASH_BACKEND", "pysha3")
 
-from chain import rlp_backend  # noqa: E402, F401 (chooses pyrlp's decoder by input size)
+from chain import (
+    rlp_backend,  # noqa: E402, F401 (chooses pyrlp's decoder by input size)
+    trie_reads,  # noqa: E402, F401 (walks tries without py-trie's overhead)
+)

@@ -36,6 +36,13 @@ def _decode_raw(item: bytes, strict: bool, preserve_per_item_rlp: bool) -> Any:
     return _copy(decoded), []
 
 
+def decoded(encoded: bytes) -> Any:
+    """The decoded form of ``encoded``, shared with every other reader of it, for callers
+    that never modify what they get (a trie walk)."""
+    node = DECODED.get(encoded)
+    return node if node is not None else _decode_raw(encoded, True, False)[0]
+
+
 def _copy(items: list) -> list:
     return [x if x.__class__ is bytes else _copy(x) for x in items]
 

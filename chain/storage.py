@@ -46,6 +46,7 @@ import lmdb
 import rlp
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
+from lru import LRU
 
 from chain.errors import SibylError
 
@@ -53,6 +54,8 @@ TABLES = ("headers", "blocks", "receipts", "canonical", "txindex", "meta", "jour
 
 # Virtual address space reserved for each memory map; LMDB only uses what is written.
 MAP_SIZE = 1 << 40
+# Recently read state, by hash: the upper levels of every trie are on every path read.
+READ_CACHE = 1 << 15
 # Blocks of journaled state merged in one batch: enough to share the node table's pages
 # and fsync between many blocks, few enough that the state held in memory stays small.
 MERGE_EVERY = 64
@@ -109,6 +112,7 @@ class Store:
         # journaled state not yet merged, in commit order, and all of it by key for reads
         self._records: list[tuple[int, dict[bytes, bytes]]] = []
         self._unmerged: dict[bytes, bytes] = {}
+        self._read_cache: LRU = LRU(READ_CACHE)  # content-addressed: never stale
         with self.env.begin(db=self.tables["journal"]) as txn:
             for key, record in txn.cursor():
                 state = {bytes(k): bytes(v) for k, v in rlp.decode(bytes(record))}
@@ -138,11 +142,14 @@ class Store:
             return txn.get(key)
 
     def state_get(self, key: bytes) -> bytes | None:
-        value = self._unmerged.get(key)
+        value = self._unmerged.get(key) or self._read_cache.get(key)
         if value is not None:
             return value
         with self.state_env.begin(buffers=False) as txn:
-            return txn.get(key)
+            value = txn.get(key)
+        if value is not None:
+            self._read_cache[key] = value
+        return value
 
     def head_hash(self) -> bytes | None:
         return self.get("meta", b"head")
