@@ -5,11 +5,12 @@ storage, so the state really is that large), of which 10 run every block, consec
 blocks are built and committed on that state: finding the due calls in the due index,
 running their scheduled transactions, writing their progress and committing the state.
 The same blocks without due calls are the baseline measured in the same run; the
-overhead is the difference of the means. Each run spans several merges of the store's
-journal into its node table (every ``MERGE_EVERY`` blocks, on the store's merger thread),
-so the means carry whatever the merges cost the blocks beside them. The work per block
-must follow the calls due, never the calls registered: target ratio of the largest
-overhead to the smallest ≤ 1.2.
+overhead is the difference of the means. The six chains (three sizes, with and without
+due calls) are built in turns of ``BATCH`` blocks, so drift of the machine's speed
+touches all of them alike. Each store merges its journal into its node table several
+times (every ``MERGE_EVERY`` blocks, on its merger thread), so the means carry whatever
+the merges cost the blocks beside them. The work per block must follow the calls due,
+never the calls registered: target ratio of the largest overhead to the smallest ≤ 1.2.
 
     python bench/scheduler_bench.py [--sizes 10,1000,100000] [--rounds 192]
 """
@@ -20,7 +21,9 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import rlp
 from eth.db.account import AccountDB
@@ -35,6 +38,8 @@ from genesis import DEV_GENESIS
 from scheduler import state as calls
 
 DUE = 10
+WARMUP = 2  # blocks per chain built before measuring, on state nothing has read yet
+BATCH = 16  # blocks per chain per turn
 OWNER = bytes.fromhex("00000000000000000000000000000000000000ee")  # no code: calls are cheap
 GAS, FEE = 50_000, 10**10
 
@@ -82,35 +87,44 @@ def registered_state(store: Store, root: bytes, size: int, due_at: int) -> tuple
     return accounts.state_root, overlay.writes
 
 
-def block_times(store: Store, config, parent, rounds: int) -> tuple[float, float]:  # noqa: ANN001
-    """Mean seconds to build, seal and commit each of ``rounds`` consecutive blocks on
-    ``parent``, scheduled calls included, and the mean of the commit alone (the store's
-    write transaction of the block): each block runs on the state the one
-    before it wrote, as on a node, so no block finds its trie paths decoded by an
-    earlier build of itself."""
-    samples, commits = [], []
-    headers = {parent.hash: parent}
-    for _ in range(rounds):
-        attributes = PayloadAttributes(
-            timestamp=parent.timestamp + 12,
-            prev_randao=keccak(parent.hash),
-            fee_recipient=b"\x00" * 20,
-            parent_beacon_block_root=b"\x00" * 32,
-        )
-        started = time.perf_counter()
-        header = next_header(config, parent, attributes)
-        execution = BlockExecution(config, parent, header, store.state_get, headers.get)
-        for tx in execution.scheduled:
-            execution.apply(tx)
-        executed = execution.finish()
-        committing = time.perf_counter()
-        write = executed.write()
-        store.commit(CanonicalChange(added=[write], head=write.hash))
-        done = time.perf_counter()
-        samples.append(done - started)
-        commits.append(done - committing)
-        parent = headers.setdefault(executed.hash, executed.header)
-    return statistics.fmean(samples), statistics.fmean(commits)
+@dataclass
+class Chain:
+    """Consecutive blocks from one parent on one store, as a node builds them: each block
+    runs on the state the one before it wrote, so no block finds its trie paths decoded
+    by an earlier build of itself."""
+
+    store: Store
+    parent: Any
+    samples: list[float] = field(default_factory=list)  # seconds per block, all in
+    commits: list[float] = field(default_factory=list)  # seconds of its commit alone
+
+    def build(self, config: Any, count: int, *, counted: bool = True) -> None:
+        headers = {self.parent.hash: self.parent}
+        for _ in range(count):
+            parent = self.parent
+            attributes = PayloadAttributes(
+                timestamp=parent.timestamp + 12,
+                prev_randao=keccak(parent.hash),
+                fee_recipient=b"\x00" * 20,
+                parent_beacon_block_root=b"\x00" * 32,
+            )
+            started = time.perf_counter()
+            header = next_header(config, parent, attributes)
+            execution = BlockExecution(config, parent, header, self.store.state_get, headers.get)
+            for tx in execution.scheduled:
+                execution.apply(tx)
+            executed = execution.finish()
+            committing = time.perf_counter()
+            write = executed.write()
+            self.store.commit(CanonicalChange(added=[write], head=write.hash))
+            done = time.perf_counter()
+            if counted:
+                self.samples.append(done - started)
+                self.commits.append(done - committing)
+            self.parent = headers.setdefault(executed.hash, executed.header)
+
+    def means_ms(self) -> tuple[float, float]:
+        return statistics.fmean(self.samples) * 1000, statistics.fmean(self.commits) * 1000
 
 
 def main() -> int:
@@ -120,24 +134,28 @@ def main() -> int:
     args = parser.parse_args()
     genesis = load_genesis(DEV_GENESIS)
     config = genesis.config
-    overheads = {}
+    stores, chains, setups = {}, {}, {}
     for size in (int(s) for s in args.sizes.split(",")):
-        store = Store(Path(tempfile.mkdtemp(prefix="sibyl-sched-bench-")))
+        store = stores[size] = Store(Path(tempfile.mkdtemp(prefix="sibyl-sched-bench-")))
         block, write = genesis_block(genesis)
         store.initialise(write, genesis.raw)
-        setup = time.perf_counter()
-        root, writes = registered_state(store, block.header.state_root, size, due_at=1)
-        store.put_state(writes)
-        setup = time.perf_counter() - setup
-        with_due, due_commit = block_times(
-            store, config, block.header.copy(state_root=root), args.rounds
-        )
-        # the same registrations, none due in the blocks measured
-        quiet_root, writes = registered_state(store, block.header.state_root, size, due_at=10**6)
-        store.put_state(writes)
-        empty, empty_commit = block_times(
-            store, config, block.header.copy(state_root=quiet_root), args.rounds
-        )
+        started = time.perf_counter()
+        # the registrations twice: 10 of them due in the blocks measured, and none due
+        for due_at in (1, 10**6):
+            root, writes = registered_state(store, block.header.state_root, size, due_at)
+            store.put_state(writes)
+            chains[size, due_at == 1] = Chain(store, block.header.copy(state_root=root))
+        setups[size] = time.perf_counter() - started
+    for chain in chains.values():  # a node that just started: nothing cached yet
+        chain.build(config, WARMUP, counted=False)
+    for _ in range(max(1, args.rounds // BATCH)):  # interleaved: drift touches all alike
+        for chain in chains.values():
+            chain.build(config, BATCH)
+
+    overheads = {}
+    for size, store in stores.items():
+        with_due, due_commit = chains[size, True].means_ms()
+        empty, empty_commit = chains[size, False].means_ms()
         overheads[size] = with_due - empty
         print(
             json.dumps(
@@ -146,13 +164,14 @@ def main() -> int:
                     "metric": "per_block_overhead_ms",
                     "registered": size,
                     "due": DUE,
-                    "value": round(overheads[size] * 1000, 3),
-                    "block_with_due_ms": round(with_due * 1000, 3),
+                    "value": round(overheads[size], 3),
+                    "block_with_due_ms": round(with_due, 3),
                     "baseline": "block_without_due_ms",
-                    "baseline_value": round(empty * 1000, 3),
-                    "commit_ms": round(due_commit * 1000, 3),
-                    "baseline_commit_ms": round(empty_commit * 1000, 3),
-                    "setup_s": round(setup, 1),
+                    "baseline_value": round(empty, 3),
+                    "commit_ms": round(due_commit, 3),
+                    "baseline_commit_ms": round(empty_commit, 3),
+                    "blocks": len(chains[size, True].samples),
+                    "setup_s": round(setups[size], 1),
                 }
             ),
             flush=True,
