@@ -158,10 +158,15 @@ def _load_torch(model_id: bytes, data: bytes) -> Model:
             module = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
     except Exception as exc:
         raise ModelLoadError(f"not a TorchScript model: {_first_line(exc)}") from None
+    # Served weights never need gradients: with them frozen no call records autograd
+    # history, so calls skip the per-call inference_mode guard, and go straight to the
+    # scripted forward past nn.Module's hook handling (a loaded module has no hooks).
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    run_module = module.forward
 
     def forward(inputs: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            outputs = module(torch.from_numpy(inputs))
+        outputs = run_module(torch.from_numpy(inputs))
         if not isinstance(outputs, torch.Tensor):
             raise TypeError(f"model returned {type(outputs).__name__}, not one tensor")
         return outputs.numpy()
