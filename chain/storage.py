@@ -106,10 +106,11 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self.env = _open(path / "chain.lmdb", len(TABLES))
+        self.env = _open(path / "chain.lmdb", len(TABLES) + 1)  # + a table of old layouts
         self.state_env = _open(path / "state.lmdb", 0)
         with self.env.begin(write=True) as txn:
             self.tables = {name: self.env.open_db(name.encode(), txn=txn) for name in TABLES}
+        self._move_old_state_table()
         # journaled state not yet merged, in commit order, and all of it by key for reads
         self._records: list[tuple[int, dict[bytes, bytes]]] = []
         self._unmerged: dict[bytes, bytes] = {}
@@ -134,6 +135,21 @@ class Store:
         self._merge()
         self.env.close()
         self.state_env.close()
+
+    def _move_old_state_table(self) -> None:
+        """Data dirs written before the journal kept state in a ``state`` table of
+        ``chain.lmdb``: copy it to ``state.lmdb`` (synced), then drop it. Copying again
+        after a crash in between is harmless: state is content-addressed."""
+        try:  # a handle opened in a read transaction would close with it
+            with self.env.begin(write=True) as txn:
+                old = self.env.open_db(b"state", txn=txn, create=False)
+        except lmdb.NotFoundError:
+            return
+        with self.env.begin(db=old) as source, self.state_env.begin(write=True) as target:
+            target.cursor().putmulti(source.cursor().iternext())
+        with self.env.begin(write=True) as txn:
+            txn.drop(old)
+        log.info("moved the state table of chain.lmdb to state.lmdb")
 
     # reads: each is its own read transaction, which is cheap in LMDB and lets the
     # builder thread and the RPC thread read side by side.

@@ -107,3 +107,21 @@ def test_readers_never_miss_state_while_merges_run(tmp_path):
         reader.join()
         store.close()
     assert missing == []
+
+
+def test_a_data_dir_with_state_inside_chain_lmdb_is_moved_on_open(tmp_path):
+    state = random_state(300)
+    old = lmdb.open(str(tmp_path / "chain.lmdb"), max_dbs=8)
+    with old.begin(write=True) as txn:
+        table = old.open_db(b"state", txn=txn)
+        for key, value in state.items():
+            txn.put(key, value, db=table)
+    old.close()
+
+    store = Store(tmp_path)
+    assert all(store.state_get(key) == value for key, value in state.items())
+    store.close()
+    env = lmdb.open(str(tmp_path / "chain.lmdb"), max_dbs=16, readonly=True, lock=False)
+    with env.begin() as txn:
+        assert txn.cursor().get(b"state") is None  # the old table is gone
+    env.close()
