@@ -6,17 +6,19 @@ blocks are built and committed on that state: finding the due calls in the due i
 running their scheduled transactions, writing their progress and committing the state.
 The same blocks without due calls are the baseline measured in the same run; the
 overhead is the difference of the means. The six chains (three sizes, with and without
-due calls) are built in turns of ``BATCH`` blocks, so drift of the machine's speed
-touches all of them alike. Each store merges its journal into its node table several
-times (every ``MERGE_EVERY`` blocks, on its merger thread), so the means carry whatever
-the merges cost the blocks beside them. The work per block must follow the calls due,
-never the calls registered: target ratio of the largest overhead to the smallest ≤ 1.2.
+due calls), each on its own store, are built in turns of ``BATCH`` blocks, in a new
+order each turn, so drift of the machine's speed touches all of them alike. Each store
+merges its journal into its node table several times (every ``MERGE_EVERY`` blocks, on
+its merger thread), so the means carry whatever the merges cost the blocks beside them.
+The work per block must follow the calls due, never the calls registered: target ratio
+of the largest overhead to the smallest ≤ 1.2.
 
     python bench/scheduler_bench.py [--sizes 10,1000,100000] [--rounds 192]
 """
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -134,26 +136,31 @@ def main() -> int:
     args = parser.parse_args()
     genesis = load_genesis(DEV_GENESIS)
     config = genesis.config
-    stores, chains, setups = {}, {}, {}
+    chains, setups = {}, {}
     for size in (int(s) for s in args.sizes.split(",")):
-        store = stores[size] = Store(Path(tempfile.mkdtemp(prefix="sibyl-sched-bench-")))
-        block, write = genesis_block(genesis)
-        store.initialise(write, genesis.raw)
         started = time.perf_counter()
-        # the registrations twice: 10 of them due in the blocks measured, and none due
-        for due_at in (1, 10**6):
-            root, writes = registered_state(store, block.header.state_root, size, due_at)
+        # the registrations twice: 10 of them due in the blocks measured, and none due;
+        # each chain on its own store, so it pays for its own merges
+        for due in (True, False):
+            store = Store(Path(tempfile.mkdtemp(prefix="sibyl-sched-bench-")))
+            block, write = genesis_block(genesis)
+            store.initialise(write, genesis.raw)
+            root, writes = registered_state(
+                store, block.header.state_root, size, 1 if due else 10**6
+            )
             store.put_state(writes)
-            chains[size, due_at == 1] = Chain(store, block.header.copy(state_root=root))
+            chains[size, due] = Chain(store, block.header.copy(state_root=root))
         setups[size] = time.perf_counter() - started
     for chain in chains.values():  # a node that just started: nothing cached yet
         chain.build(config, WARMUP, counted=False)
-    for _ in range(max(1, args.rounds // BATCH)):  # interleaved: drift touches all alike
-        for chain in chains.values():
+    order, shuffle = list(chains.values()), random.Random(0).shuffle
+    for _ in range(max(1, args.rounds // BATCH)):  # interleaved, in a new order each turn:
+        shuffle(order)  # drift, and a merge spilling into the next chain, touch all alike
+        for chain in order:
             chain.build(config, BATCH)
 
     overheads = {}
-    for size, store in stores.items():
+    for size in setups:
         with_due, due_commit = chains[size, True].means_ms()
         empty, empty_commit = chains[size, False].means_ms()
         overheads[size] = with_due - empty
@@ -176,7 +183,8 @@ def main() -> int:
             ),
             flush=True,
         )
-        store.close()
+        chains[size, True].store.close()
+        chains[size, False].store.close()
     smallest, largest = min(overheads), max(overheads)
     ratio = overheads[largest] / overheads[smallest]
     print(

@@ -60,6 +60,9 @@ READ_CACHE = 1 << 15
 # Blocks of journaled state merged in one batch: enough to share the node table's pages
 # and fsync between many blocks, few enough that the state held in memory stays small.
 MERGE_EVERY = 64
+# Records a commit waits to see merged before it adds another: a merger that cannot keep
+# up (or fails) stops the chain here rather than filling memory.
+MERGE_BACKLOG = 4 * MERGE_EVERY
 
 log = logging.getLogger("sibyl.storage")
 
@@ -122,7 +125,10 @@ class Store:
                 self._unmerged.update(state)
         self._next_record = self._records[-1][0] + 1 if self._records else 0
         self._lock = threading.Lock()  # guards _records and the swap of _unmerged
+        self._merging = threading.Lock()  # one merge at a time: the merger's or a commit's
         self._due = threading.Event()
+        if self._records:  # a crash left them: merge them now
+            self._due.set()
         self._closing = False
         self._merger = threading.Thread(target=self._merge_loop, name="state-merger", daemon=True)
         self._merger.start()
@@ -159,7 +165,9 @@ class Store:
             return txn.get(key)
 
     def state_get(self, key: bytes) -> bytes | None:
-        value = self._unmerged.get(key) or self._read_cache.get(key)
+        value = self._unmerged.get(key)
+        if value is None:
+            value = self._read_cache.get(key)
         if value is not None:
             return value
         with self.state_env.begin(buffers=False) as txn:
@@ -202,28 +210,31 @@ class Store:
 
     def commit(self, change: CanonicalChange) -> None:
         """Apply one canonical move (usually: one block on top of the head) atomically."""
+        if len(self._records) >= MERGE_BACKLOG:  # the merger is behind, or failing: merge
+            self._merge()  # here, and let a failure stop the block rather than eat memory
         state: dict[bytes, bytes] = {}
         for block in change.added:
             state.update(block.state)
-        with self.env.begin(write=True) as txn:
-            canonical, txindex = self.tables["canonical"], self.tables["txindex"]
-            for number, tx_hashes in change.removed:
-                txn.delete(number_key(number), db=canonical)
-                for tx_hash in tx_hashes:
-                    txn.delete(tx_hash, db=txindex)
-            for block in change.added:
-                self._put_block(txn, block)
+        with self._lock:
+            # Readers may find a block's state before its head, never the head first.
+            self._unmerged.update(state)
+            with self.env.begin(write=True) as txn:
+                canonical, txindex = self.tables["canonical"], self.tables["txindex"]
+                for number, tx_hashes in change.removed:
+                    txn.delete(number_key(number), db=canonical)
+                    for tx_hash in tx_hashes:
+                        txn.delete(tx_hash, db=txindex)
+                for block in change.added:
+                    self._put_block(txn, block)
+                if state:
+                    record = encode_raw(list(state.items()))  # rlp.encode: 40x slower
+                    txn.put(number_key(self._next_record), record, db=self.tables["journal"])
+                txn.put(b"head", change.head, db=self.tables["meta"])
             if state:
-                record = encode_raw(list(state.items()))  # rlp.encode infers sedes: 40x slower
-                txn.put(number_key(self._next_record), record, db=self.tables["journal"])
-            txn.put(b"head", change.head, db=self.tables["meta"])
-        if state:
-            with self._lock:
                 self._records.append((self._next_record, state))
-                self._unmerged.update(state)
                 self._next_record += 1
-                if len(self._records) >= MERGE_EVERY:
-                    self._due.set()
+            if len(self._records) >= MERGE_EVERY:
+                self._due.set()
 
     def _put_block(self, txn: lmdb.Transaction, block: BlockWrite) -> None:
         t = self.tables
@@ -245,14 +256,18 @@ class Store:
                 return
             try:
                 self._merge()
-            except lmdb.Error as exc:  # e.g. a full disk: the journal keeps the state safe
-                log.error("cannot merge journaled state into state.lmdb: %s", exc)
+            except Exception as exc:  # e.g. a full disk: the journal keeps the state safe
+                log.error("event=state_merge_failed records=%d error=%r", len(self._records), exc)
 
     def _merge(self) -> None:
         """Move every journaled record into the node table, then drop the records.
 
         The node table's transaction is synced before the records go, so the state is
         on disk in one place or the other at every instant."""
+        with self._merging:
+            self._merge_records()
+
+    def _merge_records(self) -> None:
         with self._lock:
             records = list(self._records)
         if not records:

@@ -10,8 +10,9 @@ import threading
 from pathlib import Path
 
 import lmdb
+import pytest
 
-from chain.storage import MERGE_EVERY, BlockWrite, CanonicalChange, Store
+from chain.storage import MERGE_BACKLOG, MERGE_EVERY, BlockWrite, CanonicalChange, Store
 
 
 def block(number: int, state: dict[bytes, bytes]) -> BlockWrite:
@@ -125,3 +126,18 @@ def test_a_data_dir_with_state_inside_chain_lmdb_is_moved_on_open(tmp_path):
     with env.begin() as txn:
         assert txn.cursor().get(b"state") is None  # the old table is gone
     env.close()
+
+
+def test_a_merger_that_cannot_write_stops_commits_at_the_backlog(tmp_path):
+    store = Store(tmp_path)
+    store.state_env.close()  # a node table that refuses writes, as a full disk would
+    store.state_env = lmdb.open(str(tmp_path / "state.lmdb"), readonly=True)
+    committed = 0
+    with pytest.raises(lmdb.Error):
+        for number in range(1, MERGE_BACKLOG + 10):
+            commit(store, number, random_state(2))
+            committed = number
+    assert committed == MERGE_BACKLOG  # the next commit refused, nothing of it written
+    with store.env.begin() as txn:
+        assert txn.stat(store.tables["journal"])["entries"] == MERGE_BACKLOG
+    assert store.head_hash() == block(MERGE_BACKLOG, {}).hash
