@@ -10,9 +10,11 @@ rebuilt node is encoded and hashed once. The result is the trie py-trie would bu
 checks against py-trie on random tries and batches.
 
 Nodes are walked as hex digit strings (a key's nibbles) and read through
-:func:`chain.rlp_backend.decoded`, whose values are shared: nothing here edits a node
-it did not build. A child is referenced by its hash, or embedded in its parent when its
-encoding is shorter than 32 bytes; the root is always stored under its hash.
+:func:`chain.trie_reads.node_at`, whose values are shared: nothing here edits a node
+it did not build, nor one it built once it is referenced (built nodes join
+:data:`chain.trie_reads.NODES` by hash). A child is referenced by its hash, or embedded
+in its parent when its encoding is shorter than 32 bytes; the root is always stored
+under its hash.
 """
 
 from itertools import groupby
@@ -23,7 +25,7 @@ from eth_hash.auto import keccak
 from rlp.codec import encode_raw
 from trie.constants import BLANK_NODE_HASH
 
-from chain.rlp_backend import decoded
+from chain.trie_reads import NODES, node_at
 
 BLANK = b""
 Changes = list[tuple[str, bytes]]  # (remaining hex path, new value or b"" to delete)
@@ -33,13 +35,14 @@ def apply_writes(db: Any, root_hash: bytes, writes: dict[bytes, bytes]) -> bytes
     """The root hash of the trie at ``root_hash`` after ``writes`` (key -> value, b""
     deletes); the nodes it adds are written to ``db``."""
     changes = sorted((key.hex(), value) for key, value in writes.items())
-    root = BLANK if root_hash == BLANK_NODE_HASH else decoded(db[root_hash])
+    root = BLANK if root_hash == BLANK_NODE_HASH else node_at(db, root_hash)
     node = _apply(db, root, changes)
     if node == BLANK:
         return BLANK_NODE_HASH
     encoded = encode_raw(node)
     root_hash = keccak(encoded)
     db[root_hash] = encoded
+    NODES[root_hash] = node
     return root_hash
 
 
@@ -123,13 +126,14 @@ def _ref(db: Any, node: Any) -> Any:
         return node
     node_hash = keccak(encoded)
     db[node_hash] = encoded
+    NODES[node_hash] = node  # the next block reads it back: no lookup, no decoding
     return node_hash
 
 
 def _resolve(db: Any, reference: Any) -> Any:
     if reference.__class__ is list or reference == BLANK:
         return reference
-    return decoded(db[reference])
+    return node_at(db, reference)
 
 
 def _path(encoded: bytes) -> tuple[str, bool]:

@@ -8,10 +8,19 @@ the same nodes over the hex digits of the key, reading each node's decoded form 
 from :mod:`chain.rlp_backend` (it only reads them). Anything it does not expect (a key
 that is not bytes, a missing node, a malformed reference) goes to py-trie's own ``get``,
 so errors are py-trie's.
+
+Decoded nodes are also kept by hash (:data:`NODES`, filled by reads and by
+:mod:`chain.trie_batch` as it builds nodes): a hash names its node's content, so an
+entry is right for every trie and database that holds it and never goes stale. The upper
+levels every path crosses, and the nodes the last block wrote, are then found without
+going through the database layers (py-evm's logging, atomic and overlay wrappers, then
+the store) and without decoding. A node found there is not looked for in the database,
+which matters only to a database that may lack nodes (the node prunes none).
 """
 
 from typing import Any
 
+from lru import LRU
 from rlp import DecodingError
 from trie import HexaryTrie
 from trie.constants import BLANK_NODE_HASH
@@ -19,6 +28,17 @@ from trie.constants import BLANK_NODE_HASH
 from chain.rlp_backend import decoded
 
 _pytrie_get = HexaryTrie.get
+NODES: LRU = LRU(1 << 14)  # node hash -> decoded node, shared: never to be modified
+
+
+def node_at(db: Any, node_hash: bytes) -> Any:
+    """The decoded node stored under ``node_hash`` (a shared value: only read it)."""
+    node = NODES.get(node_hash)
+    if node is None:
+        node = decoded(db[node_hash])
+        if node.__class__ is list:
+            NODES[node_hash] = node
+    return node
 
 
 class _Unexpected(Exception):
@@ -66,7 +86,7 @@ def _walk(db: Any, root_hash: bytes, path: str) -> bytes:
 def _node(db: Any, reference: bytes) -> list:
     if len(reference) != 32:
         raise _Unexpected
-    node = decoded(db[reference])
+    node = node_at(db, reference)
     if node.__class__ is not list:
         raise _Unexpected
     return node
