@@ -25,7 +25,7 @@ from eth_hash.auto import keccak
 from rlp.codec import encode_raw
 from trie.constants import BLANK_NODE_HASH
 
-from chain.trie_reads import NODES, node_at
+from chain.trie_reads import NODES, hex_path, node_at
 
 BLANK = b""
 Changes = list[tuple[str, bytes]]  # (remaining hex path, new value or b"" to delete)
@@ -52,7 +52,7 @@ def _apply(db: Any, node: Any, changes: Changes) -> Any:
         return _build(db, [(path, value) for path, value in changes if value])
     if len(node) == 17:
         return _apply_to_branch(db, node, changes)
-    path, leaf = _path(node[0])
+    path, leaf = hex_path(node[0])
     if leaf:  # one key: merge it with the changes and build what they leave
         merged = dict([(path, node[1]), *changes])
         return _build(db, sorted((p, v) for p, v in merged.items() if v))
@@ -112,7 +112,7 @@ def _prefixed(db: Any, prefix: str, reference: Any) -> Any:
         return BLANK
     if len(child) == 17:
         return [_hex_prefix(prefix, False), _ref(db, reference)]
-    path, leaf = _path(child[0])
+    path, leaf = hex_path(child[0])
     return [_hex_prefix(prefix + path, leaf), child[1]]
 
 
@@ -134,13 +134,6 @@ def _resolve(db: Any, reference: Any) -> Any:
     if reference.__class__ is list or reference == BLANK:
         return reference
     return node_at(db, reference)
-
-
-def _path(encoded: bytes) -> tuple[str, bool]:
-    """A leaf's or extension's hex-prefix encoded path: its hex digits, and leaf or not."""
-    digits = encoded.hex()
-    flag = int(digits[0], 16)
-    return digits[1:] if flag & 1 else digits[2:], flag >= 2
 
 
 def _hex_prefix(path: str, leaf: bool) -> bytes:

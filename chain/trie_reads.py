@@ -41,6 +41,13 @@ def node_at(db: Any, node_hash: bytes) -> Any:
     return node
 
 
+def hex_path(encoded: bytes) -> tuple[str, bool]:
+    """A leaf's or extension's hex-prefix encoded path: its hex digits, and leaf or not."""
+    digits = encoded.hex()
+    flag = int(digits[0], 16)
+    return digits[1:] if flag & 1 else digits[2:], flag >= 2
+
+
 class _Unexpected(Exception):
     """Let py-trie answer: it raises the error this walk would have to imitate."""
 
@@ -66,11 +73,9 @@ def _walk(db: Any, root_hash: bytes, path: str) -> bytes:
                 return node[16]
             child = node[int(path[at], 16)]
             at += 1
-        elif len(node) == 2:  # leaf or extension: hex-prefix encoded path, then its flag
-            encoded = node[0].hex()
-            flag = encoded[:1]
-            rest = encoded[1:] if flag in ("1", "3") else encoded[2:]
-            if flag in ("2", "3"):  # leaf
+        elif len(node) == 2:  # leaf or extension
+            rest, leaf = hex_path(node[0])
+            if leaf:
                 return node[1] if path[at:] == rest else b""
             if not path.startswith(rest, at):
                 return b""
