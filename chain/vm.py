@@ -157,8 +157,11 @@ class BatchedStorageLookup(StorageLookup):
         self._waiting: dict[bytes, bytes] = {}  # hashed slot -> value, b"" deletes
 
     def __getitem__(self, key: bytes) -> bytes:
-        value = self._waiting.get(self._decode_key(key))
-        return super().__getitem__(key) if value is None else value
+        if self._waiting:  # rarely: writes wait only while a root is being made
+            value = self._waiting.get(self._decode_key(key))
+            if value is not None:
+                return value
+        return super().__getitem__(key)
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self._waiting[self._decode_key(key)] = value
