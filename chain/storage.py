@@ -34,9 +34,17 @@ Tables (LMDB named databases of ``chain.lmdb``):
 
 ``state.lmdb`` has one table: trie node hash / code hash -> node / code (py-evm's
 key-value schema).
+
+One process at a time owns a data dir: it holds an exclusive lock on ``LOCK`` (which
+names its pid) from open to close, as geth and reth lock theirs. Two writers would each
+extend the chain from their own view of the head and number journal records alike, so a
+second ``sibyl run`` or an ``import`` beside a running node is refused. The kernel drops
+the lock when its holder dies, so a crashed node never leaves a data dir locked.
 """
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,13 +112,37 @@ def _open(path: Path, max_dbs: int) -> lmdb.Environment:
         raise StoreError(f"cannot open data dir {path.parent}: {exc}") from None
 
 
+def _lock(path: Path) -> int:
+    """Take the data dir at ``path`` for this process; returns the lock file's descriptor."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot open data dir {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(
+            f"data dir {path} is in use by another process (pid {holder}): stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 class Store:
     """Bytes-level access to the LMDB data dir; decoding lives in :mod:`chain.reader`."""
 
     def __init__(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self.env = _open(path / "chain.lmdb", len(TABLES) + 1)  # + a table of old layouts
-        self.state_env = _open(path / "state.lmdb", 0)
+        self._lock_fd = _lock(path)
+        try:
+            self.env = _open(path / "chain.lmdb", len(TABLES) + 1)  # + a table of old layouts
+            self.state_env = _open(path / "state.lmdb", 0)
+        except StoreError:
+            os.close(self._lock_fd)
+            raise
         with self.env.begin(write=True) as txn:
             self.tables = {name: self.env.open_db(name.encode(), txn=txn) for name in TABLES}
         self._move_old_state_table()
@@ -141,6 +173,7 @@ class Store:
         self._merge()
         self.env.close()
         self.state_env.close()
+        os.close(self._lock_fd)  # the data dir is free for the next process
 
     def _move_old_state_table(self) -> None:
         """Data dirs written before the journal kept state in a ``state`` table of

@@ -113,6 +113,25 @@ def test_import_rejects_a_tampered_block_and_keeps_the_blocks_before_it(tmp_path
     assert copy.w3().eth.block_number == len(blocks) - 1
 
 
+def test_a_data_dir_in_use_by_a_node_is_refused_to_import_and_a_second_node(tmp_path, start_node):
+    node = start_node("a")
+    send_transfers(node.w3(), 1)
+    head = node.w3().eth.get_block("latest")
+    exported = tmp_path / "chain.rlp"
+    exported.write_bytes(b"")
+    second = nodes.NodeProcess(tmp_path / "a", ["--dev", "--sidecars", "none"])
+    for command in (
+        ["import", str(exported), "--datadir", str(tmp_path / "a")],
+        ["run", *second.args, "--datadir", str(tmp_path / "a"),
+         "--http-port", str(second.http_port), "--engine-port", str(second.engine_port)],
+    ):  # fmt: skip
+        result = sibyl(*command)
+        assert result.returncode != 0
+        assert f"in use by another process (pid {node.proc.pid})" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert node.w3().eth.get_block("latest") == head  # the running node saw nothing
+
+
 def test_import_refuses_a_file_that_is_not_rlp(tmp_path):
     garbage = tmp_path / "garbage.rlp"
     garbage.write_bytes(b"\xff\x00 not rlp at all")

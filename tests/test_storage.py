@@ -12,7 +12,14 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from chain.storage import MERGE_BACKLOG, MERGE_EVERY, BlockWrite, CanonicalChange, Store
+from chain.storage import (
+    MERGE_BACKLOG,
+    MERGE_EVERY,
+    BlockWrite,
+    CanonicalChange,
+    Store,
+    StoreError,
+)
 
 
 def block(number: int, state: dict[bytes, bytes]) -> BlockWrite:
@@ -141,3 +148,32 @@ def test_a_merger_that_cannot_write_stops_commits_at_the_backlog(tmp_path):
     with store.env.begin() as txn:
         assert txn.stat(store.tables["journal"])["entries"] == MERGE_BACKLOG
     assert store.head_hash() == block(MERGE_BACKLOG, {}).hash
+
+
+def test_one_process_at_a_time_owns_a_data_dir(tmp_path):
+    store = Store(tmp_path)
+    commit(store, 1, {b"\x01" * 32: b"one"})
+    with pytest.raises(StoreError, match=f"in use by another process \\(pid {os.getpid()}\\)"):
+        Store(tmp_path)
+    assert store.state_get(b"\x01" * 32) == b"one"  # the owner is untouched
+    store.close()
+
+    store = Store(tmp_path)  # closed: free again
+    assert store.head_hash() == block(1, {}).hash
+    store.close()
+
+
+def test_a_data_dir_is_free_again_once_its_owner_is_killed(tmp_path):
+    owner = subprocess.Popen(
+        [sys.executable, "-c", f"from pathlib import Path\nfrom chain.storage import Store\n"
+         f"store = Store(Path({str(tmp_path)!r}))\nprint('open', flush=True)\ninput()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    try:
+        assert owner.stdout.readline() == "open\n"
+        with pytest.raises(StoreError, match=f"pid {owner.pid}"):
+            Store(tmp_path)
+    finally:
+        owner.kill()
+        owner.wait()
+    Store(tmp_path).close()
