@@ -1,12 +1,18 @@
 """The ``debug_`` namespace: raw consensus encodings of blocks, headers, receipts and
-transactions, which followers use to import blocks from a peer."""
+transactions, which followers use to import blocks from a peer, and transaction traces
+(:mod:`chain.trace`)."""
+
+from typing import Any
 
 from eth.abc import BlockHeaderAPI
 
+from chain.execution import InvalidTransaction
 from chain.node import Node
+from chain.oracle import VerifyOracle
+from chain.trace import TraceOptions, trace_transaction
 from rpc import params as p
 from rpc.encoding import d
-from rpc.errors import not_found
+from rpc.errors import SERVER_ERROR, RpcError, not_found
 from rpc.eth import EthApi
 from rpc.params import BlockId, Param, method
 
@@ -42,3 +48,27 @@ class DebugApi:
             return d(found[0].encode())
         pooled = self.node.pool.get(tx_hash)
         return d(pooled.raw) if pooled is not None else "0x"
+
+    @method(Param(p.hash32), Param(p.trace_options, TraceOptions()))
+    def debug_traceTransaction(self, tx_hash: bytes, options: TraceOptions) -> dict[str, Any]:
+        node = self.node
+        found = node.reader.transaction(tx_hash)
+        if found is None:
+            raise not_found("transaction not found")  # geth's words
+        location = found[1]
+        block = node.reader.block(location.block_hash)
+        parent = node.reader.header(block.header.parent_hash)
+        oracle = VerifyOracle(node.chain_config.chain_id, None, node.engine.replicas)
+        try:
+            return trace_transaction(
+                node.chain_config,
+                parent,
+                block,
+                location.index,
+                node.store.state_get,
+                node.reader.header,
+                oracle,
+                options,
+            )
+        except InvalidTransaction as exc:  # e.g. a replicate-mode model this node lacks
+            raise RpcError(SERVER_ERROR, f"cannot replay transaction: {exc}") from None

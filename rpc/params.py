@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain.simulate import CallArgs
+from chain.trace import CALL_TRACER, TraceOptions
 from rpc.errors import invalid_params
 
 MISSING = object()
@@ -298,3 +299,28 @@ def log_filter(value: Any) -> LogFilter:
         else:
             topics.append(frozenset([hash32(position)]))
     return LogFilter(from_block, to_block, block_hash, addresses, tuple(topics))
+
+
+def trace_options(value: Any) -> TraceOptions:
+    """geth's ``TraceConfig``: the struct logger's switches, or ``tracer: "callTracer"``."""
+    if not isinstance(value, dict):
+        raise ParamError(
+            f"json: cannot unmarshal {_json_type(value)} into Go value of type TraceConfig"
+        )
+    tracer = _field(value, "tracer", string)
+    if tracer not in (None, CALL_TRACER):
+        raise ParamError(
+            f"tracer {tracer!r} is not available; use {CALL_TRACER!r}, or no tracer for "
+            "the struct logger"
+        )
+    config = value.get("tracerConfig") or {}
+    if not isinstance(config, dict):
+        raise ParamError("tracerConfig must be an object")
+    return TraceOptions(
+        tracer=tracer,
+        disable_stack=bool(_field(value, "disableStack", boolean)),
+        disable_storage=bool(_field(value, "disableStorage", boolean)),
+        enable_memory=bool(_field(value, "enableMemory", boolean)),
+        enable_return_data=bool(_field(value, "enableReturnData", boolean)),
+        only_top_call=bool(_field(config, "onlyTopCall", boolean)),
+    )

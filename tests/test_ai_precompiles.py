@@ -225,6 +225,30 @@ def test_follower_without_sidecars_imports_every_ai_block_with_identical_roots_a
     assert "block rejected" not in follower.log()
 
 
+def test_a_follower_without_sidecars_traces_ai_calls_from_their_attestations(
+    producer, follower, traffic
+):
+    sent = next(s for s in traffic.sent if len(s.calls) == 2)  # predictTwice
+    assert_follower_agrees(producer, follower)
+    trees = [
+        rpc(node.url, "debug_traceTransaction", [sent.tx_hash, {"tracer": "callTracer"}])
+        for node in (producer, follower)
+    ]
+    assert trees[0] == trees[1] and "result" in trees[0], trees
+
+    def frames(frame):
+        yield frame
+        for call in frame.get("calls", []):
+            yield from frames(call)
+
+    calls = [c for c in frames(trees[0]["result"]) if c["to"] == INFER.lower()]
+    outputs = [c["output"] for c in sent.receipt["spcCalls"]]
+    assert [(c["type"], c["input"], c["output"]) for c in calls] == [
+        ("CALL", hexstr(data), output)
+        for (_, data), output in zip(sent.calls, outputs, strict=True)
+    ]
+
+
 def test_receipts_record_each_ai_call_with_its_input_hash_output_and_signer(traffic, runtimes):
     for sent in traffic.sent:
         calls = sent.receipt["spcCalls"]

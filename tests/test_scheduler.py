@@ -347,6 +347,11 @@ def test_each_execution_is_a_scheduled_transaction_at_the_top_of_its_block(chain
         assert event_args(executed, ["uint64", "bool", "uint256"]) == (
             fired.call_id, execution.index, True, receipt.gasUsed,
         )  # fmt: skip
+        # and debug_traceTransaction replays it as the call the scheduler made
+        options = {"tracer": "callTracer"}
+        top = rpc(chain.url, "debug_traceTransaction", [tx["hash"].to_0x_hex(), options])
+        assert top["result"]["from"] == SCHEDULER and top["result"]["to"] == probe.lower()
+        assert top["result"]["input"] == "0x" + selector("ping()").hex()
     # the callee saw the scheduler as msg.sender (ping() also requires it)
     assert fired.probe.functions.lastCaller().call() == Web3.to_checksum_address(SCHEDULER)
     # and a dApp finds the executions with eth_getLogs

@@ -1,0 +1,173 @@
+"""debug_traceTransaction over JSON-RPC from web3.py, in geth's shapes: the struct logger
+(one entry per opcode, gas accounted to the unit) and callTracer (the call tree)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from eth_utils import to_checksum_address
+from test_web3_e2e import GWEI, call_tx, raw, transact
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BALANCE_SLOT = 3  # Token.sol's balanceOf mapping
+
+
+def artifact(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def deploy(w3, account, name: str, *args):
+    compiled = artifact(name)
+    factory = w3.eth.contract(abi=compiled["abi"], bytecode=compiled["bytecode"])
+    receipt = transact(w3, account, {"data": factory.constructor(*args).data_in_transaction})
+    return w3.eth.contract(address=receipt.contractAddress, abi=compiled["abi"])
+
+
+def trace(w3, tx_hash, options: dict | None = None) -> dict:
+    params = [tx_hash.to_0x_hex()] + ([options] if options is not None else [])
+    response = w3.provider.make_request("debug_traceTransaction", params)
+    assert "error" not in response, response
+    return response["result"]
+
+
+def intrinsic_gas(data: bytes) -> int:
+    return 21000 + sum(16 if b else 4 for b in data)
+
+
+@pytest.fixture(scope="module")
+def token(w3, accounts):
+    return deploy(w3, accounts[0], "Token", "Traced", "TRC", 10**24)
+
+
+@pytest.fixture(scope="module")
+def transfer(w3, accounts, token):
+    """A token transfer to a fresh holder: (receipt, calldata)."""
+    tx = call_tx(token.functions.transfer(accounts[5].address, 12345), accounts[0])
+    return transact(w3, accounts[0], tx), bytes.fromhex(tx["data"][2:])
+
+
+def test_struct_logs_account_for_every_unit_of_gas(w3, accounts, transfer):
+    receipt, data = transfer
+    result = trace(w3, receipt.transactionHash)
+    logs = result["structLogs"]
+
+    assert result["failed"] is False
+    assert result["gas"] == receipt.gasUsed
+    assert result["returnValue"] == "0x" + (1).to_bytes(32, "big").hex()  # true
+    assert logs[0] == {"pc": 0, "op": "PUSH1", "gas": logs[0]["gas"], "gasCost": 3,
+                       "depth": 1, "stack": []}  # fmt: skip
+    assert logs[-1]["op"] == "RETURN"
+    # one frame: each opcode starts with the gas the one before left
+    for before, after in zip(logs, logs[1:], strict=False):
+        assert after["gas"] == before["gas"] - before["gasCost"], (before, after)
+    executed = logs[0]["gas"] - logs[-1]["gas"] + logs[-1]["gasCost"]
+    assert intrinsic_gas(data) + executed == receipt.gasUsed  # no refunds in a transfer
+
+    # the recipient's new balance, as the SSTORE that wrote it shows it
+    slot = int.from_bytes(
+        w3.keccak(bytes(12) + bytes.fromhex(accounts[5].address[2:]) + bytes(31) + bytes([3])),
+        "big",
+    )
+    stores = [entry for entry in logs if entry["op"] == "SSTORE"]
+    assert any(entry["storage"].get(f"{slot:064x}") == f"{12345:064x}" for entry in stores)
+
+
+def test_struct_logger_switches_add_and_drop_fields(w3, transfer):
+    receipt, _ = transfer
+    logs = trace(w3, receipt.transactionHash, {"disableStack": True, "disableStorage": True,
+                                               "enableMemory": True})["structLogs"]  # fmt: skip
+    assert all("stack" not in entry and "storage" not in entry for entry in logs)
+    memory = [entry["memory"] for entry in logs if entry["memory"]]
+    assert memory and all(len(word) == 64 for words in memory for word in words)
+    assert memory[0][2] == f"{0x80:064x}"  # Solidity's free memory pointer at 0x40
+
+
+def test_call_tracer_reports_the_call_tree(w3, accounts):
+    relay, leaf = deploy(w3, accounts[0], "Relay"), deploy(w3, accounts[0], "Leaf")
+    tx = call_tx(relay.functions.fanOut(leaf.address), accounts[0])
+    receipt = transact(w3, accounts[0], {**tx, "value": 5, "gas": 500_000})
+    assert receipt.status == 1
+    top = trace(w3, receipt.transactionHash, {"tracer": "callTracer"})
+
+    sender, relay_at, leaf_at = (a.lower() for a in (accounts[0].address, relay.address,
+                                                       leaf.address))  # fmt: skip
+    assert top["type"] == "CALL" and top["from"] == sender and top["to"] == relay_at
+    assert top["value"] == "0x5" and top["input"] == tx["data"]
+    assert int(top["gas"], 16) == 500_000 and int(top["gasUsed"], 16) == receipt.gasUsed
+    assert top["output"] == "0x" + (5 + 1).to_bytes(32, "big").hex()  # the delegated store
+    assert "error" not in top
+
+    kinds = [(call["type"], call["from"], call.get("value")) for call in top["calls"]]
+    assert kinds == [
+        ("CALL", relay_at, "0x5"),
+        ("STATICCALL", relay_at, None),
+        ("DELEGATECALL", relay_at, "0x5"),
+        ("CREATE2", relay_at, "0x0"),
+        ("STATICCALL", relay_at, None),  # fail() is pure
+    ]
+    deposit, peek, delegated, created, failed = top["calls"]
+    assert deposit["to"] == peek["to"] == delegated["to"] == failed["to"] == leaf_at
+    assert peek["output"] == "0x" + (5).to_bytes(32, "big").hex()
+    assert created["output"] == w3.eth.get_code(to_checksum_address(created["to"])).to_0x_hex()
+    assert failed["error"] == "execution reverted"
+    assert failed["revertReason"] == "Leaf: always fails"
+    for call in top["calls"]:
+        assert int(call["gasUsed"], 16) <= int(call["gas"], 16)
+
+    only_top = trace(w3, receipt.transactionHash,
+                     {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": True}})  # fmt: skip
+    assert "calls" not in only_top and only_top["gasUsed"] == top["gasUsed"]
+
+
+def test_a_reverted_transaction_traces_its_revert(w3, accounts, token):
+    tx = call_tx(token.functions.transferFrom(accounts[1].address, accounts[2].address, 1),
+                 accounts[3])  # fmt: skip
+    receipt = transact(w3, accounts[3], {**tx, "gas": 100_000, "maxFeePerGas": 100 * GWEI})
+    assert receipt.status == 0
+
+    result = trace(w3, receipt.transactionHash)
+    assert result["failed"] is True and result["gas"] == receipt.gasUsed
+    assert result["structLogs"][-1]["op"] == "REVERT"
+    assert "error" not in result["structLogs"][-1]  # a revert is not a fault
+    reason = bytes.fromhex(result["returnValue"][2:])
+    assert reason[:4] == bytes.fromhex("08c379a0") and b"allowance exceeded" in reason
+
+    top = trace(w3, receipt.transactionHash, {"tracer": "callTracer"})
+    assert top["error"] == "execution reverted"
+    assert top["revertReason"] == "Token: allowance exceeded"
+
+
+def test_a_plain_transfer_has_no_opcodes(w3, accounts):
+    receipt = transact(w3, accounts[0], {"to": accounts[6].address, "value": 7})
+    assert trace(w3, receipt.transactionHash) == {
+        "gas": 21000, "failed": False, "returnValue": "0x", "structLogs": []
+    }  # fmt: skip
+    top = trace(w3, receipt.transactionHash, {"tracer": "callTracer"})
+    assert top["value"] == "0x7" and top["gasUsed"] == hex(21000) and "calls" not in top
+
+
+def test_bad_requests_get_geths_errors(w3, transfer):
+    receipt, _ = transfer
+    missing = raw(w3, "debug_traceTransaction", ["0x" + "ab" * 32])
+    assert missing["error"] == {"code": -32000, "message": "transaction not found"}
+
+    unknown = raw(w3, "debug_traceTransaction", [receipt.transactionHash.to_0x_hex(),
+                                                 {"tracer": "4byteTracer"}])  # fmt: skip
+    assert unknown["error"]["code"] == -32602
+    assert "tracer '4byteTracer' is not available" in unknown["error"]["message"]
+
+    for bad in (["0x12"], [receipt.transactionHash.to_0x_hex(), "callTracer"],
+                [receipt.transactionHash.to_0x_hex(), {"disableStack": "yes"}]):  # fmt: skip
+        assert raw(w3, "debug_traceTransaction", bad)["error"]["code"] == -32602
+
+
+def test_code_that_runs_off_its_end_stops_where_geth_says(w3, accounts):
+    runtime = bytes.fromhex("6001")  # PUSH1 1, and no STOP: the code ends
+    init = bytes.fromhex("61" + runtime.hex() + "600052" + "6002" + "601e" + "f3")
+    contract = transact(w3, accounts[0], {"data": "0x" + init.hex(), "gas": 100_000})
+    receipt = transact(w3, accounts[0], {"to": contract.contractAddress, "gas": 50_000})
+    logs = trace(w3, receipt.transactionHash)["structLogs"]
+    assert [(entry["pc"], entry["op"], entry["stack"]) for entry in logs] == [
+        (0, "PUSH1", []),
+        (2, "STOP", ["0x1"]),
+    ]
