@@ -26,8 +26,9 @@ class BlockFileError(SibylError):
 
 
 def export_blocks(config: NodeConfig, path: Path) -> int:
-    """Write the canonical chain after genesis to ``path``; returns the block count."""
-    store, genesis = open_datadir(config)
+    """Write the canonical chain after genesis to ``path``; returns the block count.
+    Runs beside a node that owns the data dir, as a reader."""
+    store, genesis = open_datadir(config, readonly=True)
     try:
         reader = ChainReader(store, genesis.config)
         head = reader.head.block_number

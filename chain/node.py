@@ -77,13 +77,14 @@ def initialise(datadir: Path, genesis: Genesis) -> bytes:
     return block.header.hash
 
 
-def open_datadir(config: NodeConfig) -> tuple[Store, Genesis]:
-    """Open (initialising if new and a genesis is given) the data dir of ``config``."""
-    store = Store(config.datadir)
+def open_datadir(config: NodeConfig, readonly: bool = False) -> tuple[Store, Genesis]:
+    """Open (initialising if new and a genesis is given) the data dir of ``config``;
+    ``readonly`` to read it beside the node that owns it."""
+    store = Store(config.datadir, readonly)
     stored = store.get("meta", b"genesis")
     if stored is None:
         genesis_path = config.genesis or (DEV_GENESIS if config.dev else None)
-        if genesis_path is None:
+        if genesis_path is None or readonly:
             store.close()
             raise StoreError(
                 f"data dir {config.datadir} is not initialised: run `sibyl init --genesis FILE "

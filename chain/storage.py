@@ -38,8 +38,9 @@ key-value schema).
 One process at a time owns a data dir: it holds an exclusive lock on ``LOCK`` (which
 names its pid) from open to close, as geth and reth lock theirs. Two writers would each
 extend the chain from their own view of the head and number journal records alike, so a
-second ``sibyl run`` or an ``import`` beside a running node is refused. The kernel drops
-the lock when its holder dies, so a crashed node never leaves a data dir locked.
+second ``sibyl run`` or an ``import`` beside a running node is refused; an ``export``
+opens the data dir read-only instead, and takes no lock. The kernel drops the lock when
+its holder dies, so a crashed node never leaves a data dir locked.
 """
 
 import fcntl
@@ -105,9 +106,11 @@ class CanonicalChange:
     head: bytes = b""
 
 
-def _open(path: Path, max_dbs: int) -> lmdb.Environment:
+def _open(path: Path, max_dbs: int, readonly: bool) -> lmdb.Environment:
     try:
-        return lmdb.open(str(path), max_dbs=max_dbs, map_size=MAP_SIZE, max_readers=256)
+        return lmdb.open(
+            str(path), max_dbs=max_dbs, map_size=MAP_SIZE, max_readers=256, readonly=readonly
+        )
     except lmdb.Error as exc:
         raise StoreError(f"cannot open data dir {path.parent}: {exc}") from None
 
@@ -135,17 +138,27 @@ def _lock(path: Path) -> int:
 class Store:
     """Bytes-level access to the LMDB data dir; decoding lives in :mod:`chain.reader`."""
 
-    def __init__(self, path: Path) -> None:
-        self._lock_fd = _lock(path)
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        """Open the data dir at ``path`` as its owner, or ``readonly`` beside its owner
+        (``sibyl export`` while the node runs: LMDB readers never block its writer)."""
+        self.readonly = readonly
+        self._lock_fd = None if readonly else _lock(path)
         try:
-            self.env = _open(path / "chain.lmdb", len(TABLES) + 1)  # + a table of old layouts
-            self.state_env = _open(path / "state.lmdb", 0)
+            self.env = _open(path / "chain.lmdb", len(TABLES) + 1, readonly)  # + old layouts
+            self.state_env = _open(path / "state.lmdb", 0, readonly)
+            if readonly:
+                self.tables = {n: self.env.open_db(n.encode(), create=False) for n in TABLES}
+            else:
+                with self.env.begin(write=True) as txn:
+                    self.tables = {n: self.env.open_db(n.encode(), txn=txn) for n in TABLES}
+        except lmdb.NotFoundError:
+            raise StoreError(f"data dir {path} is not initialised") from None
         except StoreError:
-            os.close(self._lock_fd)
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
             raise
-        with self.env.begin(write=True) as txn:
-            self.tables = {name: self.env.open_db(name.encode(), txn=txn) for name in TABLES}
-        self._move_old_state_table()
+        if not readonly:
+            self._move_old_state_table()
         # journaled state not yet merged, in commit order, and all of it by key for reads
         self._records: list[tuple[int, dict[bytes, bytes]]] = []
         self._unmerged: dict[bytes, bytes] = {}
@@ -162,18 +175,22 @@ class Store:
         if self._records:  # a crash left them: merge them now
             self._due.set()
         self._closing = False
-        self._merger = threading.Thread(target=self._merge_loop, name="state-merger", daemon=True)
-        self._merger.start()
+        if not readonly:
+            self._merger = threading.Thread(target=self._merge_loop, name="state-merger")
+            self._merger.daemon = True
+            self._merger.start()
 
     def close(self) -> None:
         """Merge what is journaled (a clean stop leaves no journal) and close."""
-        self._closing = True
-        self._due.set()
-        self._merger.join()
-        self._merge()
+        if not self.readonly:
+            self._closing = True
+            self._due.set()
+            self._merger.join()
+            self._merge()
         self.env.close()
         self.state_env.close()
-        os.close(self._lock_fd)  # the data dir is free for the next process
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # the data dir is free for the next process
 
     def _move_old_state_table(self) -> None:
         """Data dirs written before the journal kept state in a ``state`` table of

@@ -113,7 +113,9 @@ def test_import_rejects_a_tampered_block_and_keeps_the_blocks_before_it(tmp_path
     assert copy.w3().eth.block_number == len(blocks) - 1
 
 
-def test_a_data_dir_in_use_by_a_node_is_refused_to_import_and_a_second_node(tmp_path, start_node):
+def test_a_data_dir_in_use_by_a_node_is_refused_to_import_and_a_second_node_not_to_export(
+    tmp_path, start_node
+):
     node = start_node("a")
     send_transfers(node.w3(), 1)
     head = node.w3().eth.get_block("latest")
@@ -130,6 +132,11 @@ def test_a_data_dir_in_use_by_a_node_is_refused_to_import_and_a_second_node(tmp_
         assert f"in use by another process (pid {node.proc.pid})" in result.stderr
         assert "Traceback" not in result.stderr
     assert node.w3().eth.get_block("latest") == head  # the running node saw nothing
+
+    # reading beside it is fine: export opens the data dir read-only
+    result = sibyl("export", str(exported), "--datadir", str(tmp_path / "a"))
+    assert result.returncode == 0, result.stderr
+    assert len(codec.split_rlp_items(exported.read_bytes())) == head["number"]
 
 
 def test_import_refuses_a_file_that_is_not_rlp(tmp_path):

@@ -163,6 +163,38 @@ def test_one_process_at_a_time_owns_a_data_dir(tmp_path):
     store.close()
 
 
+def test_a_reader_opens_a_data_dir_beside_its_owner_and_sees_its_state(tmp_path):
+    owner = Store(tmp_path)
+    commit(owner, 1, {b"\x01" * 32: b"one"})  # journaled, not merged yet
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        sys.path[:0] = {sys.path!r}
+        import lmdb
+        from tests.test_storage import commit
+        from chain.storage import Store
+        reader = Store(Path({str(tmp_path)!r}), readonly=True)
+        print(reader.head_hash().hex(), reader.state_get(bytes([1]) * 32))
+        try:
+            commit(reader, 2, {{}})
+        except lmdb.ReadonlyError:
+            print("read-only")
+        reader.close()
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert result.stdout.split() == [block(1, {}).hash.hex(), "b'one'", "read-only"], result
+    commit(owner, 2, {b"\x02" * 32: b"two"})  # the owner goes on
+    owner.close()
+    assert journal_records(tmp_path) == 0
+
+
 def test_a_data_dir_is_free_again_once_its_owner_is_killed(tmp_path):
     owner = subprocess.Popen(
         [sys.executable, "-c", f"from pathlib import Path\nfrom chain.storage import Store\n"
