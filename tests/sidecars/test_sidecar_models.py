@@ -17,6 +17,7 @@ from sidecars.fixedpoint import quantize, to_float32
 from sidecars.runtimes import (
     Failed,
     ModelIdMismatch,
+    ModelLoadError,
     Refused,
     RuntimeUnavailable,
     load_model,
@@ -89,6 +90,61 @@ def test_torch_and_onnx_exports_agree():
         va = eth_abi.decode(["int256[]", "uint32[]"], a)[0]
         vb = eth_abi.decode(["int256[]", "uint32[]"], b)[0]
         assert max(abs(x - y) for x, y in zip(va, vb, strict=True)) <= 1
+
+
+def save_state_dict(path: Path, state: dict) -> Path:
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+def test_a_state_dict_of_the_mlp_gives_the_torchscript_models_bytes(tmp_path: Path):
+    weights = torch.jit.load(str(DEV_MODELS / "mlp.pt")).state_dict()
+    path = save_state_dict(tmp_path / "mlp-state.pt", weights)
+    state_model = load_model("torch", path, keccak(path.read_bytes()))
+    script_model = load_model("torch", DEV_MODELS / "mlp.pt")
+    rng = np.random.default_rng(11)
+    for rows in (1, 3):
+        for _ in range(30):
+            values = [int(v) for v in rng.integers(-(10**9), 10**9, size=4 * rows)]
+            mine = state_model.run(
+                INFER_ADDRESS, state_model.model_id,
+                infer_input(state_model.model_id, values, (rows, 4)),
+            )  # fmt: skip
+            theirs = script_model.run(
+                INFER_ADDRESS, IDS["torch"], infer_input(IDS["torch"], values, (rows, 4))
+            )
+            assert mine == theirs
+
+
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        ({"0.weight": torch.zeros(3, 4)}, "a weight and a bias per layer"),
+        ({"0.weight": torch.zeros(3, 4), "1.bias": torch.zeros(3)}, "not the float32 weight"),
+        ({"c.weight": torch.zeros(3, 4, 2, 2), "c.bias": torch.zeros(3)}, "knows MLPs only"),
+        ({"l.weight": torch.zeros(3, 4, dtype=torch.float64), "l.bias": torch.zeros(3)},
+         "not the float32 weight"),
+        ({"a.weight": torch.zeros(3, 4), "a.bias": torch.zeros(3),
+          "b.weight": torch.zeros(2, 5), "b.bias": torch.zeros(2)},
+         "layer 'b' takes 5 inputs, but the layer before it gives 3"),
+        ({}, "a weight and a bias per layer"),
+    ],
+)  # fmt: skip
+def test_a_state_dict_that_is_not_an_mlp_is_refused(tmp_path: Path, state, message):
+    path = save_state_dict(tmp_path / "model.pt", state)
+    with pytest.raises(ModelLoadError, match=message):
+        load_model("torch", path)
+
+
+def test_a_file_that_is_no_torch_model_is_refused(tmp_path: Path):
+    garbage = tmp_path / "model.pt"
+    garbage.write_bytes(b"not a model at all")
+    with pytest.raises(ModelLoadError, match="neither a TorchScript model nor a state dict"):
+        load_model("torch", garbage)
+    pickled = save_state_dict(tmp_path / "code.pt", {"w": Path("/")})  # not tensors only
+    with pytest.raises(ModelLoadError, match="neither a TorchScript model nor a state dict"):
+        load_model("torch", pickled)
 
 
 def test_tampered_artifact_is_refused(tmp_path: Path):

@@ -68,6 +68,30 @@ def test_execute_equals_in_process_inference_and_is_signed_by_the_executor(runni
     pool.close()
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+def test_a_sidecar_serves_a_torch_state_dict_as_the_torchscript_model(
+    running, sidecar_factory, tmp_path
+):
+    import torch
+
+    script = running["dev-mlp-torch"].spec
+    path = tmp_path / "mlp-state.pt"
+    torch.save(torch.jit.load(str(script.model)).state_dict(), path)
+    spec = dataclasses.replace(
+        script, name="dev-mlp-state", model=path, model_id=keccak(path.read_bytes())
+    )
+    (sidecar,) = sidecar_factory(spec)
+    pool = pool_of(sidecar, running["dev-mlp-torch"])
+    for values in [(1_500_000, -250_000, 3_000_000, 42), (-(10**7), 1, 2, 3)]:
+        ours = infer_input(spec.model_id, values)
+        result = pool.execute(INFER_ADDRESS, spec.model_id, ours, CONTEXT, CHAIN_ID)
+        assert_attested(result, INFER_ADDRESS, spec.model_id, ours)
+        theirs = infer_input(script.model_id, values)
+        reference = pool.execute(INFER_ADDRESS, script.model_id, theirs, CONTEXT, CHAIN_ID)
+        assert result.output == reference.output
+    pool.close()
+
+
 def test_two_processes_give_byte_identical_results(running):
     first = pool_of(running["dev-mlp-torch"])
     second = pool_of(running["dev-mlp-torch-2"])
