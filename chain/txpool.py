@@ -25,7 +25,7 @@ from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError, to_checksum_address
 
-from chain.vm import vm_class_at
+from chain.vm import floor_gas, vm_class_at
 
 MAX_TX_SIZE = 128 * 1024
 MAX_INITCODE_SIZE = 49152
@@ -64,12 +64,6 @@ def _fees(tx: SignedTransactionAPI) -> tuple[int, int]:
     if tx.type_id in (None, 0, 1):
         return tx.gas_price, tx.gas_price
     return tx.max_fee_per_gas, tx.max_priority_fee_per_gas
-
-
-def _floor_gas(data: bytes) -> int:
-    """EIP-7623's minimum gas for calldata (Prague)."""
-    zeros = data.count(0)
-    return 21000 + 10 * (zeros + 4 * (len(data) - zeros))
 
 
 class TxPool:
@@ -152,7 +146,8 @@ class TxPool:
         intrinsic = tx.intrinsic_gas
         if tx.gas < intrinsic:
             raise TxPoolError(f"intrinsic gas too low: gas {tx.gas}, minimum needed {intrinsic}")
-        floor = _floor_gas(tx.data)
+        vm_class = vm_class_at(self._chain_config, head.timestamp + 1)
+        floor = floor_gas(vm_class.get_state_class(), tx)
         if tx.gas < floor:
             raise TxPoolError(
                 f"insufficient gas for floor data gas cost: gas {tx.gas}, minimum needed {floor}"

@@ -237,8 +237,23 @@ class SibylState:
         self.registry_records: dict[bytes, Any] | None = {}
 
     def validate_transaction(self, transaction: Any) -> None:
-        if not isinstance(transaction, ScheduledTransaction):
-            super().validate_transaction(transaction)  # type: ignore[misc]
+        if isinstance(transaction, ScheduledTransaction):
+            return
+        super().validate_transaction(transaction)  # type: ignore[misc]
+        # py-evm raises the gas used to EIP-7623's floor but never checks that the gas
+        # limit covers it, as the spec (and geth) do: a block holding such a transaction
+        # is invalid, and eth_estimateGas must not answer below the floor.
+        floor = floor_gas(type(self), transaction)
+        if transaction.gas < floor:
+            raise ValidationError(
+                f"insufficient gas for floor data gas cost: gas {transaction.gas}, "
+                f"minimum needed {floor}"
+            )
+
+
+def floor_gas(state_class: Any, transaction: Any) -> int:
+    """EIP-7623's least gas limit for ``transaction``'s calldata; 0 before Prague."""
+    return state_class.transaction_executor_class.calc_data_floor_gas(transaction, 0, 0)
 
 
 class SharedJumpdests:
