@@ -4,6 +4,7 @@ from chain import registry
 from chain.precompiles import ai
 from chain.precompiles.executor_registry import ExecutorRegistry
 from chain.precompiles.model_registry import ModelRegistry
+from chain.precompiles.p256 import P256VERIFY, p256_verify
 from scheduler.contract import Scheduler
 from scheduler.state import SCHEDULER
 
@@ -13,4 +14,5 @@ PRECOMPILES = {
     registry.EXECUTOR_REGISTRY: ExecutorRegistry(),
     registry.MODEL_REGISTRY: ModelRegistry(),
     SCHEDULER: Scheduler(),
+    P256VERIFY: p256_verify,
 }
