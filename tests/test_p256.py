@@ -2,6 +2,8 @@
 eth_call and eth_estimateGas on a dev node, and against signatures made by OpenSSL."""
 
 import hashlib
+import json
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -11,6 +13,7 @@ from test_web3_e2e import transact
 
 from chain.precompiles.p256 import GAS, N, P, verify
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 P256 = "0x0000000000000000000000000000000000000100"
 VALID = "0x" + (1).to_bytes(32, "big").hex()
 
@@ -74,3 +77,14 @@ def test_the_node_answers_like_rip_7212(w3, accounts):
         executed = 21000 + 4 * zeros + 16 * (len(data) - zeros) + GAS
         floor = 21000 + 10 * (zeros + 4 * (len(data) - zeros))
         assert receipt.status == 1 and receipt.gasUsed == max(executed, floor)
+
+
+def test_a_contract_checks_passkey_signatures_through_the_library(w3, accounts):
+    compiled = json.loads((FIXTURES / "P256Wallet.json").read_text())
+    factory = w3.eth.contract(abi=compiled["abi"], bytecode=compiled["bytecode"])
+    receipt = transact(w3, accounts[0], {"data": factory.constructor().data_in_transaction})
+    wallet = w3.eth.contract(address=receipt.contractAddress, abi=compiled["abi"])
+    digest, r, s, x, y = signed(b"webauthn assertion")
+    as_words = [v.to_bytes(32, "big") for v in (r, s, x, y)]
+    assert wallet.functions.check(digest, *as_words).call() is True
+    assert wallet.functions.check(bytes(32), *as_words).call() is False
