@@ -1,4 +1,5 @@
-"""``debug_traceTransaction``: replay a stored transaction and report what the EVM did.
+"""``debug_traceTransaction`` and ``debug_traceBlockBy*``: replay stored transactions and
+report what the EVM did.
 
 Two of geth's tracers, in geth's output shapes, because explorers, hardhat and foundry
 parse them:
@@ -44,26 +45,32 @@ class TraceOptions:
     only_top_call: bool = False  # callTracer's tracerConfig.onlyTopCall
 
 
-def trace_transaction(
+def trace_block(
     config: ChainConfig,
     parent: BlockHeaderAPI,
     block: BlockAPI,
-    index: int,
     state: StateLookup,
     headers: HeaderLookup,
     oracle: Oracle,
     options: TraceOptions,
-) -> dict[str, Any]:
-    """The trace of ``block``'s ``index``-th transaction, replayed on ``parent``'s state."""
+    only: int | None = None,
+) -> list[dict[str, Any]]:
+    """The traces of ``block``'s transactions, replayed on ``parent``'s state; with
+    ``only``, the trace of that transaction alone (the ones before it run untraced)."""
     execution = BlockExecution(config, parent, block.header, state, headers, oracle)
-    for tx in block.transactions[:index]:
-        execution.apply(tx)
-    tracer = CallTracer(options) if options.tracer == CALL_TRACER else StructLogger(options)
-    execution.state.computation_class = _traced(execution.state.computation_class, tracer)
-    gas_before = execution.gas.gas_used
-    tx = block.transactions[index]
-    receipt = execution.apply(tx)
-    return tracer.result(tx.gas, receipt.gas_used - gas_before)
+    untraced = execution.state.computation_class
+    end = len(block.transactions) if only is None else only + 1
+    traces = []
+    for index, tx in enumerate(block.transactions[:end]):
+        if only is not None and index < only:
+            execution.apply(tx)
+            continue
+        tracer = CallTracer(options) if options.tracer == CALL_TRACER else StructLogger(options)
+        execution.state.computation_class = _traced(untraced, tracer)
+        gas_before = execution.gas.gas_used
+        receipt = execution.apply(tx)
+        traces.append(tracer.result(tx.gas, receipt.gas_used - gas_before))
+    return traces
 
 
 class Tracer:

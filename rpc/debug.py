@@ -1,15 +1,15 @@
 """The ``debug_`` namespace: raw consensus encodings of blocks, headers, receipts and
-transactions, which followers use to import blocks from a peer, and transaction traces
-(:mod:`chain.trace`)."""
+transactions, which followers use to import blocks from a peer, and traces of mined
+transactions and blocks (:mod:`chain.trace`)."""
 
 from typing import Any
 
-from eth.abc import BlockHeaderAPI
+from eth.abc import BlockAPI, BlockHeaderAPI
 
 from chain.execution import InvalidTransaction
 from chain.node import Node
 from chain.oracle import VerifyOracle
-from chain.trace import TraceOptions, trace_transaction
+from chain.trace import TraceOptions, trace_block
 from rpc import params as p
 from rpc.encoding import d
 from rpc.errors import SERVER_ERROR, RpcError, not_found
@@ -51,24 +51,51 @@ class DebugApi:
 
     @method(Param(p.hash32), Param(p.trace_options, TraceOptions()))
     def debug_traceTransaction(self, tx_hash: bytes, options: TraceOptions) -> dict[str, Any]:
-        node = self.node
-        found = node.reader.transaction(tx_hash)
+        found = self.node.reader.transaction(tx_hash)
         if found is None:
             raise not_found("transaction not found")  # geth's words
         location = found[1]
-        block = node.reader.block(location.block_hash)
+        return self._trace(self.node.reader.block(location.block_hash), options, location.index)[0]
+
+    @method(Param(p.block_id), Param(p.trace_options, TraceOptions()))
+    def debug_traceBlockByNumber(self, block: BlockId, options: TraceOptions) -> list[dict]:
+        return self._trace_all(self._header(block), options)
+
+    @method(Param(p.hash32), Param(p.trace_options, TraceOptions()))
+    def debug_traceBlockByHash(self, block_hash: bytes, options: TraceOptions) -> list[dict]:
+        header = self.node.reader.header(block_hash)
+        if header is None:
+            raise not_found(f"block 0x{block_hash.hex()} not found")
+        return self._trace_all(header, options)
+
+    def _trace_all(self, header: BlockHeaderAPI, options: TraceOptions) -> list[dict]:
+        if header.block_number == 0:
+            raise not_found("genesis is not traceable")  # geth's words
+        block = self.node.reader.block(header.hash)
+        traces = self._trace(block, options)
+        return [
+            {"txHash": "0x" + tx.hash.hex(), "result": trace}
+            for tx, trace in zip(block.transactions, traces, strict=True)
+        ]
+
+    def _trace(
+        self, block: BlockAPI, options: TraceOptions, only: int | None = None
+    ) -> list[dict[str, Any]]:
+        node = self.node
         parent = node.reader.header(block.header.parent_hash)
         oracle = VerifyOracle(node.chain_config.chain_id, None, node.engine.replicas)
         try:
-            return trace_transaction(
+            return trace_block(
                 node.chain_config,
                 parent,
                 block,
-                location.index,
                 node.store.state_get,
                 node.reader.header,
                 oracle,
                 options,
+                only,
             )
         except InvalidTransaction as exc:  # e.g. a replicate-mode model this node lacks
-            raise RpcError(SERVER_ERROR, f"cannot replay transaction: {exc}") from None
+            raise RpcError(
+                SERVER_ERROR, f"cannot replay block {block.header.block_number}: {exc}"
+            ) from None

@@ -5,8 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
+from ai_chain import send_together
 from eth_utils import to_checksum_address
-from test_web3_e2e import GWEI, call_tx, raw, transact
+from hexbytes import HexBytes
+from test_web3_e2e import GWEI, call_tx, raw, sign, transact
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BALANCE_SLOT = 3  # Token.sol's balanceOf mapping
@@ -171,3 +173,40 @@ def test_code_that_runs_off_its_end_stops_where_geth_says(w3, accounts):
         (0, "PUSH1", []),
         (2, "STOP", ["0x1"]),
     ]
+
+
+def test_a_block_traces_as_its_transactions_do_one_by_one(w3, accounts, token):
+    """Two transfers sent in one batch share a block; the block's traces are theirs."""
+    owner = accounts[0]
+    nonce = w3.eth.get_transaction_count(owner.address, "pending")
+    raws = [
+        sign(w3, owner, {**call_tx(token.functions.transfer(accounts[7 + i].address, 10 + i),
+                                   owner), "nonce": nonce + i, "gas": 100_000})
+        for i in range(2)
+    ]  # fmt: skip
+    hashes = send_together(w3.provider.endpoint_uri, raws)  # one batch: one block
+    receipts = [w3.eth.wait_for_transaction_receipt(h) for h in hashes]
+    assert receipts[0].blockNumber == receipts[1].blockNumber
+    number = receipts[0].blockNumber
+    block = w3.eth.get_block(number)
+    options = {"tracer": "callTracer"}
+
+    by_number = w3.provider.make_request("debug_traceBlockByNumber", [hex(number), options])
+    by_hash = w3.provider.make_request(
+        "debug_traceBlockByHash", [block["hash"].to_0x_hex(), options]
+    )
+    assert by_number["result"] == by_hash["result"]
+    assert [t["txHash"] for t in by_number["result"]] == [
+        tx.to_0x_hex() for tx in block["transactions"]
+    ]
+    for entry in by_number["result"]:
+        assert entry["result"] == trace(w3, HexBytes(entry["txHash"]), options)
+    default = w3.provider.make_request("debug_traceBlockByNumber", [hex(number)])["result"]
+    assert [t["result"]["gas"] for t in default] == [
+        w3.eth.get_transaction_receipt(tx)["gasUsed"] for tx in block["transactions"]
+    ]
+
+    genesis = raw(w3, "debug_traceBlockByNumber", ["0x0"])
+    assert genesis["error"] == {"code": -32000, "message": "genesis is not traceable"}
+    missing = raw(w3, "debug_traceBlockByHash", ["0x" + "cd" * 32])
+    assert missing["error"]["code"] == -32000
