@@ -15,15 +15,21 @@ its block, exactly as on import: AI calls take their results from the block's
 attestations, so tracing never runs a model. The traced computations look their opcodes
 up in a table of wrapped opcode functions; py-evm's interpreter loop is not touched.
 
+A trace stops with :class:`TraceTimeout` after ``timeout`` seconds (geth's default 5 s),
+and the struct logger keeps at most ``limit`` entries when one is given, so one request
+cannot hold the node for minutes or fill its memory.
+
 Where geth and this replay may differ: ``refund`` is not reported, and a failed opcode
 reports the gas it consumed rather than the cost it could not pay.
 """
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI
+from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, MessageAPI
 from eth.exceptions import Revert, VMError
+from eth.vm.logic.invalid import InvalidOpcode
 
 from chain.execution import BlockExecution, HeaderLookup, StateLookup
 from chain.oracle import Oracle
@@ -31,6 +37,11 @@ from chain.simulate import halt_message, revert_reason
 from chain.vm import ChainConfig
 
 CALL_TRACER = "callTracer"
+DEFAULT_TIMEOUT = 5.0  # seconds, as geth
+
+
+class TraceTimeout(Exception):
+    """A trace ran past its timeout."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,8 @@ class TraceOptions:
     enable_memory: bool = False
     enable_return_data: bool = False
     only_top_call: bool = False  # callTracer's tracerConfig.onlyTopCall
+    timeout: float = DEFAULT_TIMEOUT
+    limit: int = 0  # the struct logger's most entries; 0: no limit
 
 
 def trace_block(
@@ -65,38 +78,55 @@ def trace_block(
         if only is not None and index < only:
             execution.apply(tx)
             continue
-        tracer = CallTracer(options) if options.tracer == CALL_TRACER else StructLogger(options)
+        kind = CallTracer if options.tracer == CALL_TRACER else StructLogger
+        tracer = kind(options, tx)
         execution.state.computation_class = _traced(untraced, tracer)
         gas_before = execution.gas.gas_used
         receipt = execution.apply(tx)
-        traces.append(tracer.result(tx.gas, receipt.gas_used - gas_before))
+        traces.append(tracer.result(receipt.gas_used - gas_before))
     return traces
 
 
 class Tracer:
-    """What the traced computations report: each computation made, each opcode run."""
+    """What the traced computations report: each computation made, each opcode run.
 
-    def __init__(self, options: TraceOptions) -> None:
+    Only the transaction's own message and what it calls are traced: a scheduled call
+    first runs its predicate check as a message of its own, which is not the call."""
+
+    def __init__(self, options: TraceOptions, tx: Any) -> None:
         self.options = options
+        self.tx = tx
         self.top: ComputationAPI | None = None
+        self.ignoring = False  # inside a top-level message that is not the transaction's
+        self.deadline = time.monotonic() + options.timeout
 
     def enter(self, computation: ComputationAPI) -> None:
-        if self.top is None:
-            self.top = computation
+        if computation.msg.depth == 0:
+            self.ignoring = not _is_the_transactions(computation.msg, self.tx)
+            if not self.ignoring:
+                self.top = computation
 
     def step(self, computation: ComputationAPI, mnemonic: str) -> Any:
         """Called before an opcode runs; returns what :meth:`done` gets back."""
+        if time.monotonic() > self.deadline:
+            raise TraceTimeout("execution timeout")  # geth's words
 
     def done(self, token: Any, computation: ComputationAPI, error: VMError | None) -> None:
         """Called after the opcode ran (or raised ``error``)."""
 
-    def result(self, gas_limit: int, gas_used: int) -> dict[str, Any]:
+    def result(self, gas_used: int) -> dict[str, Any]:
         raise NotImplementedError
 
 
+def _is_the_transactions(msg: MessageAPI, tx: Any) -> bool:
+    if not tx.to:
+        return msg.is_create
+    return msg.to == tx.to and msg.data_as_bytes == tx.data
+
+
 class StructLogger(Tracer):
-    def __init__(self, options: TraceOptions) -> None:
-        super().__init__(options)
+    def __init__(self, options: TraceOptions, tx: Any) -> None:
+        super().__init__(options, tx)
         self.logs: list[dict[str, Any]] = []
         self.storage: dict[bytes, dict[int, int]] = {}  # per contract: slots touched so far
         self.running: tuple[dict[str, Any], ComputationAPI] | None = None
@@ -104,15 +134,22 @@ class StructLogger(Tracer):
 
     def enter(self, computation: ComputationAPI) -> None:
         super().enter(computation)
-        # A CALL or CREATE has paid for itself (and the gas it hands on) by the time its
-        # child starts: that is geth's gasCost of the op, not what the child gives back.
+        # A CALL has paid for itself and the gas it hands on by the time its child
+        # starts: that is geth's gasCost of the op. A CREATE's cost excludes the gas it
+        # hands the init code, which geth charges inside the op.
         if self.running is not None and "gasCost" not in self.running[0]:
             entry, caller = self.running
-            entry["gasCost"] = entry["gas"] - caller.get_gas_remaining()
+            cost = entry["gas"] - caller.get_gas_remaining()
+            if computation.msg.is_create:
+                cost -= computation.msg.gas
+            entry["gasCost"] = cost
 
     def step(self, computation: ComputationAPI, mnemonic: str) -> Any:
+        super().step(computation, mnemonic)
         code = computation.code
-        if not len(code):  # geth runs no interpreter for code-less accounts
+        if self.ignoring or not len(code):  # geth runs no interpreter for code-less accounts
+            return None
+        if self.options.limit and len(self.logs) >= self.options.limit:
             return None
         pc = code.program_counter - 1
         # Past the last byte py-evm runs a STOP without moving the pc; geth logs it at
@@ -128,18 +165,19 @@ class StructLogger(Tracer):
         }
         if not self.options.disable_stack:
             entry["stack"] = [hex(_word(v)) for v in stack]
-        if self.options.enable_memory:
-            memory = bytes(computation._memory._bytes)
+        memory = computation._memory._bytes
+        if self.options.enable_memory and memory:  # geth leaves out what is empty
             entry["memory"] = [memory[i : i + 32].hex() for i in range(0, len(memory), 32)]
-        if self.options.enable_return_data:
+        if self.options.enable_return_data and computation.return_data:
             entry["returnData"] = "0x" + computation.return_data.hex()
-        if not self.options.disable_storage and mnemonic in ("SLOAD", "SSTORE") and stack:
+        touches = {"SLOAD": 1, "SSTORE": 2}.get(mnemonic, 0)  # stack items it needs
+        if not self.options.disable_storage and touches and len(stack) >= touches:
             address = computation.msg.storage_address
             slot = _word(stack[-1])
             if mnemonic == "SLOAD":
                 value = computation.state.get_storage(address, slot)
             else:
-                value = _word(stack[-2]) if len(stack) > 1 else 0
+                value = _word(stack[-2])
             slots = self.storage.setdefault(address, {})
             slots[slot] = value
             entry["storage"] = {f"{k:064x}": f"{v:064x}" for k, v in slots.items()}
@@ -156,34 +194,58 @@ class StructLogger(Tracer):
         if error is not None and not isinstance(error, Revert):
             entry["error"] = halt_message(error)
 
-    def result(self, gas_limit: int, gas_used: int) -> dict[str, Any]:
-        assert self.top is not None
+    def result(self, gas_used: int) -> dict[str, Any]:
+        top = self.top  # None: a scheduled call that was skipped ran nothing
         return {
             "gas": gas_used,
-            "failed": self.top.is_error,
-            "returnValue": "0x" + self.top.output.hex(),
+            "failed": top is not None and top.is_error,
+            "returnValue": "0x" + (top.output.hex() if top is not None else ""),
             "structLogs": self.logs,
         }
 
 
 class CallTracer(Tracer):
-    def __init__(self, options: TraceOptions) -> None:
-        super().__init__(options)
+    def __init__(self, options: TraceOptions, tx: Any) -> None:
+        super().__init__(options, tx)
         self.op = ""  # the opcode running in the innermost computation
         self.kinds: dict[int, str] = {}  # id(computation) -> CALL, STATICCALL, CREATE2, ...
+        self.selfdestructs: dict[int, dict[str, Any]] = {}  # id(computation) -> its frame
 
     def enter(self, computation: ComputationAPI) -> None:
         super().enter(computation)
-        if computation is not self.top:
+        if computation.msg.depth > 0:
             self.kinds[id(computation)] = self.op
 
     def step(self, computation: ComputationAPI, mnemonic: str) -> Any:
+        super().step(computation, mnemonic)
         self.op = mnemonic
+        stack = computation._stack.values
+        if mnemonic != "SELFDESTRUCT" or not stack or self.ignoring:
+            return None
+        address = computation.msg.storage_address
+        return {  # geth shows the transfer of what is left as a call of its own
+            "type": "SELFDESTRUCT",
+            "from": "0x" + address.hex(),
+            "to": "0x" + _word(stack[-1]).to_bytes(32, "big")[12:].hex(),
+            "gas": "0x0",
+            "gasUsed": "0x0",
+            "input": "0x",
+            "value": hex(computation.state.get_balance(address)),
+        }
 
-    def result(self, gas_limit: int, gas_used: int) -> dict[str, Any]:
-        assert self.top is not None
-        top_kind = "CREATE" if self.top.msg.is_create else "CALL"
-        return self._frame(self.top, top_kind, self.top.msg.sender, gas_limit, gas_used)
+    def done(self, token: Any, computation: ComputationAPI, error: VMError | None) -> None:
+        if token is not None and error is None:
+            self.selfdestructs[id(computation)] = token
+
+    def result(self, gas_used: int) -> dict[str, Any]:
+        tx, top = self.tx, self.top
+        if top is None:  # a scheduled call that was skipped ran nothing
+            frame = {"type": "CALL", "from": "0x" + tx.sender.hex(), "to": "0x" + tx.to.hex(),
+                     "gas": hex(tx.gas), "gasUsed": hex(gas_used), "input": "0x" + tx.data.hex(),
+                     "value": hex(tx.value)}  # fmt: skip
+            return frame
+        kind = "CREATE" if top.msg.is_create else "CALL"
+        return self._frame(top, kind, top.msg.sender, tx.gas, gas_used)
 
     def _frame(
         self, c: ComputationAPI, kind: str, sender: bytes, gas: int, gas_used: int
@@ -208,6 +270,8 @@ class CallTracer(Tracer):
         if c.output:
             frame["output"] = "0x" + c.output.hex()
         if c.is_error:
+            if msg.is_create:  # geth: a create that failed made no account
+                del frame["to"]
             if isinstance(c.error, Revert):
                 frame["error"] = "execution reverted"
                 reason = revert_reason(c.output)
@@ -226,6 +290,8 @@ class CallTracer(Tracer):
                 )
                 for child in c.children
             ]
+            if id(c) in self.selfdestructs:
+                calls.append(self.selfdestructs[id(c)])
             if calls:
                 frame["calls"] = calls
         return frame
@@ -238,7 +304,15 @@ def _word(value: int | bytes) -> int:
 
 def _traced(base: type[ComputationAPI], tracer: Tracer) -> type[ComputationAPI]:
     """``base`` with every opcode wrapped to report to ``tracer``."""
-    opcodes = {number: _wrap(fn, tracer) for number, fn in base.opcodes.items()}
+
+    class Opcodes(dict):
+        """py-evm runs ``InvalidOpcode`` for bytes missing from its table; geth logs them."""
+
+        def __missing__(self, opcode: int) -> Any:
+            name = "INVALID" if opcode == 0xFE else f"opcode {opcode:#x} not defined"
+            return _wrap(InvalidOpcode(opcode), tracer, name)
+
+    opcodes = Opcodes({number: _wrap(fn, tracer) for number, fn in base.opcodes.items()})
 
     class Traced(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -249,8 +323,8 @@ def _traced(base: type[ComputationAPI], tracer: Tracer) -> type[ComputationAPI]:
     return Traced
 
 
-def _wrap(fn: Any, tracer: Tracer) -> Any:
-    mnemonic = getattr(fn, "mnemonic", None) or fn.__wrapped__.mnemonic
+def _wrap(fn: Any, tracer: Tracer, mnemonic: str | None = None) -> Any:
+    mnemonic = mnemonic or getattr(fn, "mnemonic", None) or fn.__wrapped__.mnemonic
 
     def traced(computation: ComputationAPI) -> None:
         token = tracer.step(computation, mnemonic)

@@ -2,6 +2,8 @@
 transactions, which followers use to import blocks from a peer, and traces of mined
 transactions and blocks (:mod:`chain.trace`)."""
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI
@@ -9,7 +11,7 @@ from eth.abc import BlockAPI, BlockHeaderAPI
 from chain.execution import InvalidTransaction
 from chain.node import Node
 from chain.oracle import VerifyOracle
-from chain.trace import TraceOptions, trace_block
+from chain.trace import TraceOptions, TraceTimeout, trace_block
 from rpc import params as p
 from rpc.encoding import d
 from rpc.errors import SERVER_ERROR, RpcError, not_found
@@ -21,6 +23,9 @@ class DebugApi:
     def __init__(self, node: Node, eth: EthApi) -> None:
         self.node = node
         self.eth = eth
+        # Traces replay blocks: one at a time, off the event loop that serves every other
+        # request (and the Engine API), each bounded by its timeout.
+        self._tracing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace")
 
     def _header(self, block: BlockId) -> BlockHeaderAPI:
         header = self.eth.header(block)
@@ -50,51 +55,48 @@ class DebugApi:
         return d(pooled.raw) if pooled is not None else "0x"
 
     @method(Param(p.hash32), Param(p.trace_options, TraceOptions()))
-    def debug_traceTransaction(self, tx_hash: bytes, options: TraceOptions) -> dict[str, Any]:
+    async def debug_traceTransaction(self, tx_hash: bytes, options: TraceOptions) -> dict:
         found = self.node.reader.transaction(tx_hash)
         if found is None:
             raise not_found("transaction not found")  # geth's words
         location = found[1]
-        return self._trace(self.node.reader.block(location.block_hash), options, location.index)[0]
+        block = self.node.reader.block(location.block_hash)
+        return (await self._trace(block, options, location.index))[0]
 
     @method(Param(p.block_id), Param(p.trace_options, TraceOptions()))
-    def debug_traceBlockByNumber(self, block: BlockId, options: TraceOptions) -> list[dict]:
-        return self._trace_all(self._header(block), options)
+    async def debug_traceBlockByNumber(self, block: BlockId, options: TraceOptions) -> list:
+        return await self._trace_all(self._header(block), options)
 
     @method(Param(p.hash32), Param(p.trace_options, TraceOptions()))
-    def debug_traceBlockByHash(self, block_hash: bytes, options: TraceOptions) -> list[dict]:
+    async def debug_traceBlockByHash(self, block_hash: bytes, options: TraceOptions) -> list:
         header = self.node.reader.header(block_hash)
         if header is None:
             raise not_found(f"block 0x{block_hash.hex()} not found")
-        return self._trace_all(header, options)
+        return await self._trace_all(header, options)
 
-    def _trace_all(self, header: BlockHeaderAPI, options: TraceOptions) -> list[dict]:
+    async def _trace_all(self, header: BlockHeaderAPI, options: TraceOptions) -> list[dict]:
         if header.block_number == 0:
             raise not_found("genesis is not traceable")  # geth's words
         block = self.node.reader.block(header.hash)
-        traces = self._trace(block, options)
+        traces = await self._trace(block, options)
         return [
             {"txHash": "0x" + tx.hash.hex(), "result": trace}
             for tx, trace in zip(block.transactions, traces, strict=True)
         ]
 
-    def _trace(
+    async def _trace(
         self, block: BlockAPI, options: TraceOptions, only: int | None = None
     ) -> list[dict[str, Any]]:
         node = self.node
         parent = node.reader.header(block.header.parent_hash)
         oracle = VerifyOracle(node.chain_config.chain_id, None, node.engine.replicas)
+        replay = (node.chain_config, parent, block, node.store.state_get, node.reader.header,
+                  oracle, options, only)  # fmt: skip
+        loop = asyncio.get_running_loop()
         try:
-            return trace_block(
-                node.chain_config,
-                parent,
-                block,
-                node.store.state_get,
-                node.reader.header,
-                oracle,
-                options,
-                only,
-            )
+            return await loop.run_in_executor(self._tracing, trace_block, *replay)
+        except TraceTimeout as exc:
+            raise RpcError(SERVER_ERROR, str(exc)) from None
         except InvalidTransaction as exc:  # e.g. a replicate-mode model this node lacks
             raise RpcError(
                 SERVER_ERROR, f"cannot replay block {block.header.block_number}: {exc}"

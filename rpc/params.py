@@ -6,12 +6,13 @@ plain Python values (ints, bytes, dataclasses) and never see raw JSON. A bad arg
 becomes ``-32602 invalid argument N: ...`` naming its position, as geth reports it.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from chain.simulate import CallArgs
-from chain.trace import CALL_TRACER, TraceOptions
+from chain.trace import CALL_TRACER, DEFAULT_TIMEOUT, TraceOptions
 from rpc.errors import invalid_params
 
 MISSING = object()
@@ -313,9 +314,12 @@ def trace_options(value: Any) -> TraceOptions:
             f"tracer {tracer!r} is not available; use {CALL_TRACER!r}, or no tracer for "
             "the struct logger"
         )
-    config = value.get("tracerConfig") or {}
+    config = value.get("tracerConfig")
+    config = {} if config is None else config
     if not isinstance(config, dict):
         raise ParamError("tracerConfig must be an object")
+    limit = _field(value, "limit", quantity)
+    timeout = _field(value, "timeout", duration)
     return TraceOptions(
         tracer=tracer,
         disable_stack=bool(_field(value, "disableStack", boolean)),
@@ -323,4 +327,19 @@ def trace_options(value: Any) -> TraceOptions:
         enable_memory=bool(_field(value, "enableMemory", boolean)),
         enable_return_data=bool(_field(value, "enableReturnData", boolean)),
         only_top_call=bool(_field(config, "onlyTopCall", boolean)),
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        limit=limit or 0,
     )
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def duration(value: Any) -> float:
+    """A Go duration string ("5s", "300ms", "1m30s") in seconds, as geth's ``timeout``."""
+    text = string(value)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise ParamError(f'time: invalid duration "{text}"')
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)

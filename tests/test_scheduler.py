@@ -548,6 +548,15 @@ def test_predicate_false_skips_the_execution_and_the_schedule_advances(chain):
             assert event_args(log, ["uint64", "uint8"]) == (call_id, run.index, SKIP_PREDICATE)
             assert 0 < run.receipt.gasUsed < PREDICATE_GAS
     assert probe.functions.pingBlocks().call() == [start, start + 2]
+    # a trace shows the call, never the predicate check that came before it
+    for run in runs:
+        tx_hash = run.tx["hash"].to_0x_hex()
+        calls = rpc(chain.url, "debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+        top = calls["result"]
+        assert top["to"] == probe.address.lower() and top["input"] == run.tx["input"].to_0x_hex()
+        steps = rpc(chain.url, "debug_traceTransaction", [tx_hash])["result"]
+        assert steps["returnValue"] == "0x"  # ping()'s, not shouldExecute()'s true
+        assert bool(steps["structLogs"]) == (run.index % 2 == 0)  # a skipped call never ran
     (completed,) = logs_of(runs[-1].receipt, COMPLETED)
     assert event_args(completed, ["uint256"])[1] == deposit - sum(e.cost for e in runs)
     assert chain.balance(probe.address) == deposit - sum(e.cost for e in runs)

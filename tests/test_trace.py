@@ -79,7 +79,8 @@ def test_struct_logger_switches_add_and_drop_fields(w3, transfer):
     logs = trace(w3, receipt.transactionHash, {"disableStack": True, "disableStorage": True,
                                                "enableMemory": True})["structLogs"]  # fmt: skip
     assert all("stack" not in entry and "storage" not in entry for entry in logs)
-    memory = [entry["memory"] for entry in logs if entry["memory"]]
+    assert "memory" not in logs[0]  # empty memory is left out, as geth does
+    memory = [entry["memory"] for entry in logs if "memory" in entry]
     assert memory and all(len(word) == 64 for words in memory for word in words)
     assert memory[0][2] == f"{0x80:064x}"  # Solidity's free memory pointer at 0x40
 
@@ -210,3 +211,63 @@ def test_a_block_traces_as_its_transactions_do_one_by_one(w3, accounts, token):
     assert genesis["error"] == {"code": -32000, "message": "genesis is not traceable"}
     missing = raw(w3, "debug_traceBlockByHash", ["0x" + "cd" * 32])
     assert missing["error"]["code"] == -32000
+
+
+def deploy_code(w3, account, runtime: bytes) -> str:
+    """A contract whose code is ``runtime`` (at most 32 bytes); returns its address."""
+    size = len(runtime)
+    init = bytes([0x60 + size - 1]) + runtime + bytes([0x60, 0, 0x52, 0x60, size, 0x60,
+                                                        32 - size, 0xF3])  # fmt: skip
+    return transact(w3, account, {"data": "0x" + init.hex(), "gas": 100_000}).contractAddress
+
+
+def test_invalid_opcodes_are_logged_like_geth(w3, accounts):
+    contract = deploy_code(w3, accounts[0], bytes.fromhex("6001fe"))  # PUSH1 1, INVALID
+    receipt = transact(w3, accounts[0], {"to": contract, "gas": 50_000})
+    assert receipt.status == 0
+    result = trace(w3, receipt.transactionHash)
+    assert result["failed"] is True
+    assert [(e["pc"], e["op"]) for e in result["structLogs"]] == [(0, "PUSH1"), (2, "INVALID")]
+
+
+def test_a_create_costs_what_geth_says_and_hands_on_the_rest(w3, accounts):
+    relay, leaf = deploy(w3, accounts[0], "Relay"), deploy(w3, accounts[0], "Leaf")
+    tx = call_tx(relay.functions.fanOut(leaf.address), accounts[0])
+    receipt = transact(w3, accounts[0], {**tx, "value": 1, "gas": 500_000})
+    logs = trace(w3, receipt.transactionHash)["structLogs"]
+    calls = trace(w3, receipt.transactionHash, {"tracer": "callTracer"})["calls"]
+    (created,) = [c for c in calls if c["type"] == "CREATE2"]
+    at = next(i for i, e in enumerate(logs) if e["op"] == "CREATE2")
+    after = next(e for e in logs[at + 1 :] if e["depth"] == 1)
+    create2 = logs[at]
+    assert create2["gasCost"] < 40_000  # 32000 + hashing and memory, not the init gas
+    assert after["gas"] == create2["gas"] - create2["gasCost"] - int(created["gasUsed"], 16)
+
+
+def test_selfdestruct_and_failed_creates_in_the_call_tree(w3, accounts):
+    sender = accounts[0]
+    doomed = deploy_code(w3, sender, bytes.fromhex("33ff"))  # CALLER SELFDESTRUCT
+    receipt = transact(w3, sender, {"to": doomed, "value": 3, "gas": 60_000})
+    top = trace(w3, receipt.transactionHash, {"tracer": "callTracer"})
+    assert top["calls"] == [
+        {"type": "SELFDESTRUCT", "from": doomed.lower(), "to": sender.address.lower(),
+         "gas": "0x0", "gasUsed": "0x0", "input": "0x", "value": "0x3"}
+    ]  # fmt: skip
+
+    reverting = bytes.fromhex("60006000fd")  # init code: REVERT(0, 0)
+    failed = transact(w3, sender, {"data": "0x" + reverting.hex(), "gas": 100_000})
+    assert failed.status == 0
+    top = trace(w3, failed.transactionHash, {"tracer": "callTracer"})
+    assert top["type"] == "CREATE" and "to" not in top  # a failed create made no account
+    assert top["error"] == "execution reverted" and top["input"] == "0x" + reverting.hex()
+
+
+def test_limit_and_timeout_bound_a_trace(w3, transfer):
+    receipt, _ = transfer
+    tx_hash = receipt.transactionHash.to_0x_hex()
+    assert len(trace(w3, receipt.transactionHash, {"limit": 3})["structLogs"]) == 3
+    timed_out = raw(w3, "debug_traceTransaction", [tx_hash, {"timeout": "1ns"}])
+    assert timed_out["error"] == {"code": -32000, "message": "execution timeout"}
+    assert trace(w3, receipt.transactionHash, {"timeout": "1m30s"})["failed"] is False
+    bad = raw(w3, "debug_traceTransaction", [tx_hash, {"timeout": "5 seconds"}])
+    assert bad["error"]["code"] == -32602 and "invalid duration" in bad["error"]["message"]
