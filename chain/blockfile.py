@@ -17,6 +17,7 @@ from chain.errors import SibylError
 from chain.execution import InvalidBlock
 from chain.node import NodeConfig, open_datadir
 from chain.reader import ChainReader
+from chain.storage import StoreError, number_key
 
 log = logging.getLogger("sibyl.blockfile")
 
@@ -27,17 +28,27 @@ class BlockFileError(SibylError):
 
 def export_blocks(config: NodeConfig, path: Path) -> int:
     """Write the canonical chain after genesis to ``path``; returns the block count.
-    Runs beside a node that owns the data dir, as a reader."""
-    store, genesis = open_datadir(config, readonly=True)
+
+    Runs beside a node that owns the data dir, as a reader: the chain is read in one
+    read transaction (one consistent view, whatever the node commits meanwhile), and
+    the file appears, complete, only once it is written."""
+    store, _ = open_datadir(config, readonly=True)
+    partial = path.with_name(path.name + ".partial")
     try:
-        reader = ChainReader(store, genesis.config)
-        head = reader.head.block_number
-        with open(path, "wb") as out:
-            for number in range(1, head + 1):
-                block_hash = store.canonical_hash(number)
-                out.write(store.get("blocks", block_hash))
-        return head
+        tables = store.tables
+        with store.env.begin(buffers=False) as txn, open(partial, "wb") as out:
+            head = txn.get(b"head", db=tables["meta"])
+            number, block_hash = 0, txn.get(number_key(0), db=tables["canonical"])
+            while block_hash != head:
+                number += 1
+                block_hash = txn.get(number_key(number), db=tables["canonical"])
+                if block_hash is None:
+                    raise StoreError(f"data dir has no canonical block {number} below its head")
+                out.write(txn.get(block_hash, db=tables["blocks"]))
+        partial.replace(path)
+        return number
     finally:
+        partial.unlink(missing_ok=True)
         store.close()
 
 

@@ -81,11 +81,18 @@ def open_datadir(config: NodeConfig, readonly: bool = False) -> tuple[Store, Gen
     """Open (initialising if new and a genesis is given) the data dir of ``config``;
     ``readonly`` to read it beside the node that owns it."""
     store = Store(config.datadir, readonly)
+    try:
+        return store, _genesis_of(store, config, readonly)
+    except BaseException:
+        store.close()  # and let go of the data dir
+        raise
+
+
+def _genesis_of(store: Store, config: NodeConfig, readonly: bool) -> Genesis:
     stored = store.get("meta", b"genesis")
     if stored is None:
         genesis_path = config.genesis or (DEV_GENESIS if config.dev else None)
         if genesis_path is None or readonly:
-            store.close()
             raise StoreError(
                 f"data dir {config.datadir} is not initialised: run `sibyl init --genesis FILE "
                 f"--datadir {config.datadir}` or pass --genesis"
@@ -93,19 +100,18 @@ def open_datadir(config: NodeConfig, readonly: bool = False) -> tuple[Store, Gen
         genesis = load_genesis(genesis_path)
         _, write = genesis_block(genesis)
         store.initialise(write, genesis.raw)
-        return store, genesis
+        return genesis
     genesis = parse_genesis(stored, f"{config.datadir} (stored genesis)")
     if config.genesis is not None:
         given = load_genesis(config.genesis)
         ours, theirs = store.canonical_hash(0), genesis_block(given)[0].header.hash
         if given.raw != stored and (theirs != ours or given.config != genesis.config):
-            store.close()
             raise StoreError(
                 f"data dir {config.datadir} holds another chain (genesis 0x{ours.hex()}, "
                 f"chain id {genesis.config.chain_id}), not the one in {config.genesis} "
                 f"(genesis 0x{theirs.hex()}, chain id {given.config.chain_id})"
             )
-    return store, genesis
+    return genesis
 
 
 class Node:

@@ -124,14 +124,17 @@ def _lock(path: Path) -> int:
         raise StoreError(f"cannot open data dir {path}: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise StoreError(
             f"data dir {path} is in use by another process (pid {holder}): stop it first"
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:  # e.g. a file system without locks
+        os.close(fd)
+        raise StoreError(f"cannot lock data dir {path}: {exc.strerror}") from None
     return fd
 
 
@@ -143,6 +146,7 @@ class Store:
         (``sibyl export`` while the node runs: LMDB readers never block its writer)."""
         self.readonly = readonly
         self._lock_fd = None if readonly else _lock(path)
+        self.env = self.state_env = None
         try:
             self.env = _open(path / "chain.lmdb", len(TABLES) + 1, readonly)  # + old layouts
             self.state_env = _open(path / "state.lmdb", 0, readonly)
@@ -151,11 +155,12 @@ class Store:
             else:
                 with self.env.begin(write=True) as txn:
                     self.tables = {n: self.env.open_db(n.encode(), txn=txn) for n in TABLES}
-        except lmdb.NotFoundError:
-            raise StoreError(f"data dir {path} is not initialised") from None
-        except StoreError:
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
+        except BaseException as exc:
+            self._release()
+            if isinstance(exc, lmdb.NotFoundError):
+                raise StoreError(f"data dir {path} is not initialised") from None
+            if isinstance(exc, lmdb.Error):
+                raise StoreError(f"cannot open data dir {path}: {exc}") from None
             raise
         if not readonly:
             self._move_old_state_table()
@@ -187,10 +192,16 @@ class Store:
             self._due.set()
             self._merger.join()
             self._merge()
-        self.env.close()
-        self.state_env.close()
+        self._release()
+
+    def _release(self) -> None:
+        """Close what is open, then let the next process have the data dir."""
+        for env in (self.env, self.state_env):
+            if env is not None:
+                env.close()
         if self._lock_fd is not None:
-            os.close(self._lock_fd)  # the data dir is free for the next process
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _move_old_state_table(self) -> None:
         """Data dirs written before the journal kept state in a ``state`` table of

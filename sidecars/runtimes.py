@@ -220,11 +220,12 @@ def _mlp(torch, data: bytes) -> Callable:  # noqa: ANN001
             and isinstance(weight, torch.Tensor)
             and isinstance(bias, torch.Tensor)
             and weight.dtype == bias.dtype == torch.float32
+            and weight.layout == bias.layout == torch.strided
             and weight.dim() == 2
             and tuple(bias.shape) == (weight.shape[0],)
         ):
             raise ModelLoadError(
-                f"state dict entries {weight_name!r}, {bias_name!r} are not the float32 "
+                f"state dict entries {weight_name!r}, {bias_name!r} are not the dense float32 "
                 "weight and bias of a Linear layer (the torch runtime knows MLPs only)"
             )
         if layers and layers[-1][0].shape[0] != weight.shape[1]:
@@ -232,7 +233,9 @@ def _mlp(torch, data: bytes) -> Callable:  # noqa: ANN001
                 f"layer {layer!r} takes {weight.shape[1]} inputs, but the layer before it "
                 f"gives {layers[-1][0].shape[0]}"
             )
-        layers.append((weight, bias))
+        # parameters saved as such keep requires_grad, and their outputs then could not
+        # become numpy arrays: serve plain tensors
+        layers.append((weight.detach().contiguous(), bias.detach().contiguous()))
     linear, relu = torch.nn.functional.linear, torch.relu
     hidden, (last_weight, last_bias) = layers[:-1], layers[-1]
 

@@ -121,20 +121,32 @@ def test_a_state_dict_of_the_mlp_gives_the_torchscript_models_bytes(tmp_path: Pa
     "state, message",
     [
         ({"0.weight": torch.zeros(3, 4)}, "a weight and a bias per layer"),
-        ({"0.weight": torch.zeros(3, 4), "1.bias": torch.zeros(3)}, "not the float32 weight"),
+        ({"0.weight": torch.zeros(3, 4), "1.bias": torch.zeros(3)}, "not the dense float32 weight"),
         ({"c.weight": torch.zeros(3, 4, 2, 2), "c.bias": torch.zeros(3)}, "knows MLPs only"),
         ({"l.weight": torch.zeros(3, 4, dtype=torch.float64), "l.bias": torch.zeros(3)},
-         "not the float32 weight"),
+         "not the dense float32 weight"),
         ({"a.weight": torch.zeros(3, 4), "a.bias": torch.zeros(3),
           "b.weight": torch.zeros(2, 5), "b.bias": torch.zeros(2)},
          "layer 'b' takes 5 inputs, but the layer before it gives 3"),
         ({}, "a weight and a bias per layer"),
+        ({"s.weight": torch.zeros(3, 4).to_sparse(), "s.bias": torch.zeros(3)}, "dense"),
     ],
 )  # fmt: skip
 def test_a_state_dict_that_is_not_an_mlp_is_refused(tmp_path: Path, state, message):
     path = save_state_dict(tmp_path / "model.pt", state)
     with pytest.raises(ModelLoadError, match=message):
         load_model("torch", path)
+
+
+def test_a_state_dict_of_parameters_serves_like_one_of_tensors(tmp_path: Path):
+    mlp = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    as_parameters = save_state_dict(tmp_path / "p.pt", dict(mlp.named_parameters()))
+    as_tensors = save_state_dict(tmp_path / "t.pt", mlp.state_dict())
+    outputs = []
+    for path in (as_parameters, as_tensors):
+        model = load_model("torch", path)
+        outputs.append(model.run(INFER_ADDRESS, model.model_id, infer_input(model.model_id)))
+    assert outputs[0] == outputs[1]
 
 
 def test_a_file_that_is_no_torch_model_is_refused(tmp_path: Path):
