@@ -25,7 +25,8 @@ from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError, to_checksum_address
 
-from chain.vm import floor_gas, vm_class_at
+from chain.calldata_floor import floor_gas
+from chain.vm import vm_class_at
 
 MAX_TX_SIZE = 128 * 1024
 MAX_INITCODE_SIZE = 49152
@@ -147,7 +148,7 @@ class TxPool:
         if tx.gas < intrinsic:
             raise TxPoolError(f"intrinsic gas too low: gas {tx.gas}, minimum needed {intrinsic}")
         vm_class = vm_class_at(self._chain_config, head.timestamp + 1)
-        floor = floor_gas(vm_class.get_state_class(), tx)
+        floor = floor_gas(vm_class.get_state_class(), tx.data)
         if tx.gas < floor:
             raise TxPoolError(
                 f"insufficient gas for floor data gas cost: gas {tx.gas}, minimum needed {floor}"

@@ -28,6 +28,7 @@ from lru import LRU
 from rlp.sedes import CountableList
 
 from chain.attested import ATTESTED_TX_TYPE, AttestedTransaction
+from chain.calldata_floor import floor_gas
 from chain.precompiles.mapping import PRECOMPILES
 from chain.trie_batch import apply_writes
 from scheduler.transactions import SCHEDULED_TX_TYPE, ScheduledTransaction
@@ -243,7 +244,7 @@ class SibylState:
         # py-evm raises the gas used to EIP-7623's floor but never checks that the gas
         # limit covers it, as the spec (and geth) do: a block holding such a transaction
         # is invalid, and eth_estimateGas must not answer below the floor.
-        floor = floor_gas(type(self), transaction)
+        floor = floor_gas(type(self), transaction.data)
         if transaction.gas < floor:
             raise ValidationError(
                 f"insufficient gas for floor data gas cost: gas {transaction.gas}, "
@@ -251,9 +252,13 @@ class SibylState:
             )
 
 
-def floor_gas(state_class: Any, transaction: Any) -> int:
-    """EIP-7623's least gas limit for ``transaction``'s calldata; 0 before Prague."""
-    return state_class.transaction_executor_class.calc_data_floor_gas(transaction, 0, 0)
+def _finalize_gas_used(cls: Any, transaction: Any, computation: Any) -> int:
+    """A receipt's gas, as the sender pays it: EIP-7623's floor applies after the refund.
+    py-evm tops up to the floor first and caps the refund on that larger total, so a
+    refunding transaction's receipt came out below what its sender was charged."""
+    used = transaction.gas - computation.get_gas_remaining()
+    refund = cls.calculate_net_gas_refund(used, computation.get_gas_refund())
+    return used - refund + computation.data_floor_gas
 
 
 class SharedJumpdests:
@@ -364,7 +369,10 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
         },
     )
     return base.configure(
-        __name__=f"Sibyl{name}VM", block_class=block_class, _state_class=state_class
+        __name__=f"Sibyl{name}VM",
+        block_class=block_class,
+        _state_class=state_class,
+        finalize_gas_used=classmethod(_finalize_gas_used),
     )
 
 

@@ -13,6 +13,7 @@ the rest the same way. ``getCall(callId)`` reads a record. Interface:
 from eth.abc import ComputationAPI
 from eth_abi import encode as abi_encode
 
+from chain.calldata_floor import floor_gas
 from chain.precompiles.native import (
     READ_GAS,
     WRITE_GAS,
@@ -79,6 +80,9 @@ class Scheduler(NativeContract):
             raise NativeRevert("the last call would be beyond block 2**48")
         if gas_limit < intrinsic_gas(data):
             raise NativeRevert(f"gasLimit below the call's intrinsic gas {intrinsic_gas(data)}")
+        floor = floor_gas(type(state), data)
+        if gas_limit < floor:  # what the call is charged at least, however little it runs
+            raise NativeRevert(f"gasLimit below the call's calldata floor gas {floor}")
         call = calls.ScheduledCall(
             id=calls.next_id(state),
             owner=computation.msg.sender,

@@ -22,6 +22,7 @@ from eth.vm.message import Message
 from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector
 
+from chain.calldata_floor import floor_gas
 from chain.precompiles.native import event_topic
 from scheduler import state as calls
 from scheduler.contract import refund
@@ -146,9 +147,11 @@ def _predicate(
     state: Any, call: calls.ScheduledCall, tx: ScheduledTransaction, base_fee: int
 ) -> tuple[int, bool]:
     """Gas used by ``shouldExecute(callId, index)`` and whether it returned true. It may
-    use up to 100k gas of ``gasLimit``, leaving the call at least its intrinsic gas."""
+    use up to 100k gas of ``gasLimit``, leaving the call at least its intrinsic gas and
+    its calldata floor (so that what the call is charged stays within ``gasLimit``)."""
     data = SHOULD_EXECUTE + abi_encode(["uint256", "uint64"], [call.id, call.executed])
-    allowance = max(0, min(calls.PREDICATE_GAS, tx.gas - tx.intrinsic_gas))
+    least = max(tx.intrinsic_gas, floor_gas(type(state), tx.data))
+    allowance = max(0, min(calls.PREDICATE_GAS, tx.gas - least))
     message = Message(
         gas=allowance,
         to=call.predicate,

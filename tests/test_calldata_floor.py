@@ -45,3 +45,30 @@ def test_estimate_gas_covers_the_floor(w3, accounts):
     assert FLOOR <= estimate <= FLOOR * 1.015  # geth's search stops within 1.5%
     receipt = transact(w3, accounts[0], {**call, "gas": estimate})
     assert receipt.status == 1 and receipt.gasUsed == FLOOR
+
+
+def clearing_contract(slots: int) -> bytes:
+    """Init code of a contract that sets slots 0..slots-1 to 1 and whose code clears them."""
+    setting = b"".join(bytes([0x60, 1, 0x60, i, 0x55]) for i in range(slots))
+    runtime = b"".join(bytes([0x60, 0, 0x60, i, 0x55]) for i in range(slots)) + b"\x00"
+    copy = bytes([0x60, len(runtime), 0x61]) + (len(setting) + 13).to_bytes(2, "big")
+    copy += bytes([0x60, 0, 0x39, 0x60, len(runtime), 0x60, 0, 0xF3])
+    assert len(copy) == 13
+    return setting + copy + runtime
+
+
+def test_a_refunding_transaction_pays_and_reports_the_floor_after_its_refund(w3, accounts):
+    sender = accounts[1]
+    created = transact(w3, sender, {"data": "0x" + clearing_contract(20).hex(), "gas": 1_000_000})
+    assert created.status == 1 and w3.eth.get_storage_at(created.contractAddress, 19) != b"\0" * 32
+    before = w3.eth.get_balance(sender.address)
+    data = DATA * 4
+    call = {"to": created.contractAddress, "data": "0x" + data.hex(), "gas": 400_000}
+    receipt = transact(w3, sender, call)
+    assert receipt.status == 1
+    assert w3.eth.get_storage_at(created.contractAddress, 19) == b"\0" * 32
+    # 20 cleared slots refund at most a fifth of the gas used, which leaves less than the
+    # floor: the floor is what is charged, and what the receipt says
+    floor = 21000 + 10 * 4 * len(data)
+    assert receipt.gasUsed == floor
+    assert before - w3.eth.get_balance(sender.address) == floor * receipt.effectiveGasPrice

@@ -429,6 +429,17 @@ def test_schedule_rejects_bad_arguments_with_a_reason(chain, case, expected):
     assert reason.startswith(REVERTED) and expected in reason, reason
 
 
+def test_schedule_rejects_a_gas_limit_below_the_calldata_floor(chain):
+    """EIP-7623 charges a call with this much data at least its floor: a gasLimit that
+    covers only the intrinsic gas would let executions cost more than was deposited."""
+    call_data = b"\x01" * 1000
+    intrinsic = 21_000 + 16 * len(call_data)
+    floor = 21_000 + 10 * 4 * len(call_data)
+    data = schedule_input(call_data, chain.head() + 3, 1, intrinsic, 1)
+    reason = revert_reason(chain.url, SCHEDULER, data, chain.wallet.address, value=10**18)
+    assert f"gasLimit below the call's calldata floor gas {floor}" in reason, reason
+
+
 def schedule_input(data: bytes, start: int, num_calls: int, gas_limit: int, fee: int) -> bytes:
     """The call data of ``SCHEDULER.schedule(data, start, 1, numCalls, ...)``, no predicate."""
     return selector("schedule(bytes,uint64,uint64,uint64,uint64,uint256,address)") + abi_encode(
