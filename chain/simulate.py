@@ -9,7 +9,7 @@ must still cover ``value``.
 """
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,14 +217,19 @@ class Simulator:
         gas: int | None = None,
         fresh: bool = False,
         exact: bool = True,
+        computation_class: Callable[[type], type] | None = None,
     ) -> Iterator[tuple[ComputationAPI, Any]]:
         """Execute once and yield ``(computation, state)``; the state is reverted after.
 
         ``exact`` runs the whole transaction (gas bought, refunds settled), which gas
-        estimation needs; otherwise calls take the message-only fast path."""
+        estimation needs; otherwise calls take the message-only fast path. With
+        ``computation_class`` (given the VM's, it returns the one to run: a tracer's), a
+        fresh VM runs the call."""
         gas = gas if gas is not None else (args.gas or min(parent.gas_limit, CALL_GAS_CAP))
-        vm = self._vm(parent, fresh)
+        vm = self._vm(parent, fresh or computation_class is not None)
         state = vm.state
+        if computation_class is not None:
+            state.computation_class = computation_class(state.computation_class)
         state.lock_changes()  # a fresh access list, as at the start of a transaction
         snapshot = state.snapshot()
         try:

@@ -1,5 +1,5 @@
-"""``debug_traceTransaction`` and ``debug_traceBlockBy*``: replay stored transactions and
-report what the EVM did.
+"""``debug_traceTransaction``, ``debug_traceBlockBy*`` and ``debug_traceCall``: replay
+stored transactions, or run a call, and report what the EVM did.
 
 Two of geth's tracers, in geth's output shapes, because explorers, hardhat and foundry
 parse them:
@@ -10,8 +10,9 @@ parse them:
 * ``callTracer``: the tree of calls and creates, each with its type, gas, input, output,
   and error and revert reason when it failed.
 
-The transaction is replayed on its parent's state after the transactions before it in
-its block, exactly as on import: AI calls take their results from the block's
+A call is traced as ``eth_call`` runs it (:mod:`chain.simulate`). A transaction is
+replayed on its parent's state after the transactions before it in its block, as on
+import: AI calls take their results from the block's
 attestations, so tracing never runs a model. The traced computations look their opcodes
 up in a table of wrapped opcode functions; py-evm's interpreter loop is not touched.
 
@@ -25,6 +26,7 @@ reports the gas it consumed rather than the cost it could not pay.
 
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, MessageAPI
@@ -33,7 +35,7 @@ from eth.vm.logic.invalid import InvalidOpcode
 
 from chain.execution import BlockExecution, HeaderLookup, StateLookup
 from chain.oracle import Oracle
-from chain.simulate import halt_message, revert_reason
+from chain.simulate import CALL_GAS_CAP, CallArgs, Simulator, halt_message, revert_reason
 from chain.vm import ChainConfig
 
 CALL_TRACER = "callTracer"
@@ -85,6 +87,22 @@ def trace_block(
         receipt = execution.apply(tx)
         traces.append(tracer.result(receipt.gas_used - gas_before))
     return traces
+
+
+def trace_call(
+    simulator: Simulator, parent: BlockHeaderAPI, args: CallArgs, options: TraceOptions
+) -> dict[str, Any]:
+    """The trace of ``args`` run as ``eth_call`` runs it on the state after ``parent``."""
+    gas = args.gas or min(parent.gas_limit, CALL_GAS_CAP)
+    call = SimpleNamespace(sender=args.sender, to=args.to, data=args.data, gas=gas,
+                           value=args.value)  # fmt: skip
+    tracer = (CallTracer if options.tracer == CALL_TRACER else StructLogger)(options, call)
+    with simulator.execution(
+        parent, args, gas, computation_class=lambda base: _traced(base, tracer)
+    ) as (computation, _):
+        used = gas - computation.get_gas_remaining()
+        used -= min(computation.get_gas_refund(), used // 5)  # EIP-3529's cap
+    return tracer.result(used)
 
 
 class Tracer:

@@ -11,12 +11,13 @@ from eth.abc import BlockAPI, BlockHeaderAPI
 from chain.execution import InvalidTransaction
 from chain.node import Node
 from chain.oracle import VerifyOracle
-from chain.trace import TraceOptions, TraceTimeout, trace_block
+from chain.simulate import CallArgs
+from chain.trace import TraceOptions, TraceTimeout, trace_block, trace_call
 from rpc import params as p
 from rpc.encoding import d
 from rpc.errors import SERVER_ERROR, RpcError, not_found
 from rpc.eth import EthApi
-from rpc.params import BlockId, Param, method
+from rpc.params import LATEST, BlockId, Param, method
 
 
 class DebugApi:
@@ -74,6 +75,12 @@ class DebugApi:
             raise not_found(f"block 0x{block_hash.hex()} not found")
         return await self._trace_all(header, options)
 
+    @method(Param(p.call_object), Param(p.block_id, LATEST), Param(p.trace_options, TraceOptions()))
+    async def debug_traceCall(self, args: CallArgs, block: BlockId, options: TraceOptions) -> dict:
+        """The call as eth_call runs it (in the context of the block after ``block``)."""
+        header = self.eth.state_header(block)
+        return await self._run(trace_call, self.node.simulator, header, args, options)
+
     async def _trace_all(self, header: BlockHeaderAPI, options: TraceOptions) -> list[dict]:
         if header.block_number == 0:
             raise not_found("genesis is not traceable")  # geth's words
@@ -92,12 +99,16 @@ class DebugApi:
         oracle = VerifyOracle(node.chain_config.chain_id, None, node.engine.replicas)
         replay = (node.chain_config, parent, block, node.store.state_get, node.reader.header,
                   oracle, options, only)  # fmt: skip
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._tracing, trace_block, *replay)
-        except TraceTimeout as exc:
-            raise RpcError(SERVER_ERROR, str(exc)) from None
+            return await self._run(trace_block, *replay)
         except InvalidTransaction as exc:  # e.g. a replicate-mode model this node lacks
             raise RpcError(
                 SERVER_ERROR, f"cannot replay block {block.header.block_number}: {exc}"
             ) from None
+
+    async def _run(self, trace: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._tracing, trace, *args)
+        except TraceTimeout as exc:
+            raise RpcError(SERVER_ERROR, str(exc)) from None

@@ -271,3 +271,34 @@ def test_limit_and_timeout_bound_a_trace(w3, transfer):
     assert trace(w3, receipt.transactionHash, {"timeout": "1m30s"})["failed"] is False
     bad = raw(w3, "debug_traceTransaction", [tx_hash, {"timeout": "5 seconds"}])
     assert bad["error"]["code"] == -32602 and "invalid duration" in bad["error"]["message"]
+
+
+def test_trace_call_traces_a_call_as_eth_call_runs_it(w3, accounts, token):
+    relay, leaf = deploy(w3, accounts[0], "Relay"), deploy(w3, accounts[0], "Leaf")
+    head = w3.eth.block_number
+    fan_out = {**call_tx(relay.functions.fanOut(leaf.address), accounts[0]), "value": "0x5",
+               "gas": hex(500_000)}  # fmt: skip
+    top = w3.provider.make_request("debug_traceCall", [fan_out, "latest", {"tracer": "callTracer"}])
+    top = top["result"]
+    assert [c["type"] for c in top["calls"]] == [
+        "CALL", "STATICCALL", "DELEGATECALL", "CREATE2", "STATICCALL"
+    ]  # fmt: skip
+    assert top["output"] == w3.eth.call({**fan_out, "value": 5, "gas": 500_000}).to_0x_hex()
+    assert relay.functions.stored().call() == 0 and w3.eth.block_number == head  # ran, left
+
+    balance_of = call_tx(token.functions.balanceOf(accounts[0].address), accounts[0])
+    steps = w3.provider.make_request("debug_traceCall", [balance_of, "latest"])["result"]
+    assert steps["failed"] is False
+    assert steps["returnValue"] == w3.eth.call(balance_of).to_0x_hex()
+    (sload,) = [entry for entry in steps["structLogs"] if entry["op"] == "SLOAD"]
+    assert (
+        int(next(iter(sload["storage"].values())), 16)
+        == token.functions.balanceOf(accounts[0].address).call()
+    )
+
+    reverting = call_tx(token.functions.divide(0), accounts[0])
+    failed = w3.provider.make_request("debug_traceCall", [reverting, "latest"])["result"]
+    assert failed["failed"] is True and failed["structLogs"][-1]["op"] == "REVERT"
+    assert raw(w3, "debug_traceCall", [{"to": "0x12"}, "latest"])["error"]["code"] == -32602
+    poor = {"from": "0x" + "77" * 20, "to": accounts[0].address, "value": hex(10**30)}
+    assert raw(w3, "debug_traceCall", [poor, "latest"])["error"]["code"] == -32000
