@@ -56,6 +56,7 @@ class TraceOptions:
     enable_memory: bool = False
     enable_return_data: bool = False
     only_top_call: bool = False  # callTracer's tracerConfig.onlyTopCall
+    with_log: bool = False  # callTracer's tracerConfig.withLog
     timeout: float = DEFAULT_TIMEOUT
     limit: int = 0  # the struct logger's most entries; 0: no limit
 
@@ -226,19 +227,28 @@ class CallTracer(Tracer):
     def __init__(self, options: TraceOptions, tx: Any) -> None:
         super().__init__(options, tx)
         self.op = ""  # the opcode running in the innermost computation
+        self.running: ComputationAPI | None = None  # and that computation
         self.kinds: dict[int, str] = {}  # id(computation) -> CALL, STATICCALL, CREATE2, ...
+        self.calls_made: dict[int, int] = {}  # id(computation) -> children so far
+        self.logs: dict[int, list[dict[str, Any]]] = {}  # id(computation) -> its own logs
         self.selfdestructs: dict[int, dict[str, Any]] = {}  # id(computation) -> its frame
 
     def enter(self, computation: ComputationAPI) -> None:
         super().enter(computation)
         if computation.msg.depth > 0:
             self.kinds[id(computation)] = self.op
+            caller = id(self.running)
+            self.calls_made[caller] = self.calls_made.get(caller, 0) + 1
 
     def step(self, computation: ComputationAPI, mnemonic: str) -> Any:
         super().step(computation, mnemonic)
-        self.op = mnemonic
+        self.op, self.running = mnemonic, computation
+        if self.ignoring:
+            return None
+        if mnemonic.startswith("LOG") and self.options.with_log:
+            return "log"
         stack = computation._stack.values
-        if mnemonic != "SELFDESTRUCT" or not stack or self.ignoring:
+        if mnemonic != "SELFDESTRUCT" or not stack:
             return None
         address = computation.msg.storage_address
         return {  # geth shows the transfer of what is left as a call of its own
@@ -252,7 +262,19 @@ class CallTracer(Tracer):
         }
 
     def done(self, token: Any, computation: ComputationAPI, error: VMError | None) -> None:
-        if token is not None and error is None:
+        if token is None or error is not None:
+            return
+        if token == "log":
+            _, address, topics, data = computation._log_entries[-1]
+            self.logs.setdefault(id(computation), []).append(
+                {
+                    "address": "0x" + address.hex(),
+                    "topics": [f"0x{topic:064x}" for topic in topics],
+                    "data": "0x" + data.hex(),
+                    "position": hex(self.calls_made.get(id(computation), 0)),
+                }
+            )
+        else:
             self.selfdestructs[id(computation)] = token
 
     def result(self, gas_used: int) -> dict[str, Any]:
@@ -266,9 +288,16 @@ class CallTracer(Tracer):
         return self._frame(top, kind, top.msg.sender, tx.gas, gas_used)
 
     def _frame(
-        self, c: ComputationAPI, kind: str, sender: bytes, gas: int, gas_used: int
+        self,
+        c: ComputationAPI,
+        kind: str,
+        sender: bytes,
+        gas: int,
+        gas_used: int,
+        failed_above: bool = False,
     ) -> dict[str, Any]:
         msg = c.msg
+        failed = failed_above or c.is_error  # geth drops the logs of what was reverted
         if msg.is_create:
             to, data = msg.storage_address, msg.code
         elif kind in ("DELEGATECALL", "CALLCODE"):
@@ -305,6 +334,7 @@ class CallTracer(Tracer):
                     msg.storage_address,
                     child.msg.gas,
                     child.get_gas_used(),
+                    failed,
                 )
                 for child in c.children
             ]
@@ -312,6 +342,8 @@ class CallTracer(Tracer):
                 calls.append(self.selfdestructs[id(c)])
             if calls:
                 frame["calls"] = calls
+        if id(c) in self.logs and not failed:
+            frame["logs"] = self.logs[id(c)]
         return frame
 
 

@@ -327,6 +327,7 @@ def trace_options(value: Any) -> TraceOptions:
         enable_memory=bool(_field(value, "enableMemory", boolean)),
         enable_return_data=bool(_field(value, "enableReturnData", boolean)),
         only_top_call=bool(_field(config, "onlyTopCall", boolean)),
+        with_log=bool(_field(config, "withLog", boolean)),
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
         limit=limit or 0,
     )

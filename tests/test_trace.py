@@ -107,8 +107,9 @@ def test_call_tracer_reports_the_call_tree(w3, accounts):
         ("DELEGATECALL", relay_at, "0x5"),
         ("CREATE2", relay_at, "0x0"),
         ("STATICCALL", relay_at, None),  # fail() is pure
+        ("CALL", relay_at, "0x0"),
     ]
-    deposit, peek, delegated, created, failed = top["calls"]
+    deposit, peek, delegated, created, failed, _ = top["calls"]
     assert deposit["to"] == peek["to"] == delegated["to"] == failed["to"] == leaf_at
     assert peek["output"] == "0x" + (5).to_bytes(32, "big").hex()
     assert created["output"] == w3.eth.get_code(to_checksum_address(created["to"])).to_0x_hex()
@@ -116,6 +117,19 @@ def test_call_tracer_reports_the_call_tree(w3, accounts):
     assert failed["revertReason"] == "Leaf: always fails"
     for call in top["calls"]:
         assert int(call["gasUsed"], 16) <= int(call["gas"], 16)
+
+    # withLog: each frame's own logs, placed among its calls; a reverted frame has none
+    logged = trace(w3, receipt.transactionHash,
+                   {"tracer": "callTracer", "tracerConfig": {"withLog": True}})  # fmt: skip
+    receipt_logs = [(log.address.lower(), log.data.to_0x_hex()) for log in receipt.logs]
+    (fanned,) = logged["logs"]
+    assert fanned["position"] == hex(6) and (fanned["address"], fanned["data"]) == receipt_logs[1]
+    (deposited,) = logged["calls"][0]["logs"]
+    assert deposited["position"] == "0x0"
+    assert (deposited["address"], deposited["data"]) == receipt_logs[0]
+    assert deposited["topics"] == [receipt.logs[0].topics[0].to_0x_hex()]
+    assert "logs" not in logged["calls"][5]  # failLoudly() logged, then reverted
+    assert "logs" not in top  # only on request
 
     only_top = trace(w3, receipt.transactionHash,
                      {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": True}})  # fmt: skip
@@ -281,7 +295,7 @@ def test_trace_call_traces_a_call_as_eth_call_runs_it(w3, accounts, token):
     top = w3.provider.make_request("debug_traceCall", [fan_out, "latest", {"tracer": "callTracer"}])
     top = top["result"]
     assert [c["type"] for c in top["calls"]] == [
-        "CALL", "STATICCALL", "DELEGATECALL", "CREATE2", "STATICCALL"
+        "CALL", "STATICCALL", "DELEGATECALL", "CREATE2", "STATICCALL", "CALL"
     ]  # fmt: skip
     assert top["output"] == w3.eth.call({**fan_out, "value": 5, "gas": 500_000}).to_0x_hex()
     assert relay.functions.stored().call() == 0 and w3.eth.block_number == head  # ran, left
