@@ -103,15 +103,17 @@ async def serve(config: NodeConfig) -> None:
         raise
     servers: list[RpcServer | MetricsServer] = []
     tasks: list[asyncio.Task] = []
+    debug: DebugApi | None = None
     try:
         filters = FilterManager()
         eth = EthApi(node, filters)
         subscriptions = Subscriptions()
         signers = dev_accounts() if config.dev else []
+        debug = DebugApi(node, eth)
         methods = collect_methods(
             eth,
             NetApi(node),
-            DebugApi(node, eth),
+            debug,
             TxPoolApi(node),
             AccountsApi(node, eth, signers),
             SibylApi(node, eth.header, manager.status if manager else lambda: [], disagreements),
@@ -163,8 +165,12 @@ async def serve(config: NodeConfig) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if debug is not None:
+            debug.stopping.set()  # a running trace ends now, and its request with it
         for server in servers:
             await server.stop()
+        if debug is not None:
+            await asyncio.to_thread(debug.close)  # it reads the store: wait for it first
         node.close()
         if manager is not None:
             await asyncio.to_thread(manager.stop)

@@ -24,6 +24,7 @@ Where geth and this replay may differ: ``refund`` is not reported, and a failed 
 reports the gas it consumed rather than the cost it could not pay.
 """
 
+import threading
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -70,9 +71,11 @@ def trace_block(
     oracle: Oracle,
     options: TraceOptions,
     only: int | None = None,
+    abort: threading.Event | None = None,
 ) -> list[dict[str, Any]]:
     """The traces of ``block``'s transactions, replayed on ``parent``'s state; with
-    ``only``, the trace of that transaction alone (the ones before it run untraced)."""
+    ``only``, the trace of that transaction alone (the ones before it run untraced).
+    Setting ``abort`` stops the trace, as its timeout does."""
     execution = BlockExecution(config, parent, block.header, state, headers, oracle)
     untraced = execution.state.computation_class
     end = len(block.transactions) if only is None else only + 1
@@ -82,7 +85,7 @@ def trace_block(
             execution.apply(tx)
             continue
         kind = CallTracer if options.tracer == CALL_TRACER else StructLogger
-        tracer = kind(options, tx)
+        tracer = kind(options, tx, abort)
         execution.state.computation_class = _traced(untraced, tracer)
         gas_before = execution.gas.gas_used
         receipt = execution.apply(tx)
@@ -91,13 +94,17 @@ def trace_block(
 
 
 def trace_call(
-    simulator: Simulator, parent: BlockHeaderAPI, args: CallArgs, options: TraceOptions
+    simulator: Simulator,
+    parent: BlockHeaderAPI,
+    args: CallArgs,
+    options: TraceOptions,
+    abort: threading.Event | None = None,
 ) -> dict[str, Any]:
     """The trace of ``args`` run as ``eth_call`` runs it on the state after ``parent``."""
     gas = args.gas or min(parent.gas_limit, CALL_GAS_CAP)
     call = SimpleNamespace(sender=args.sender, to=args.to, data=args.data, gas=gas,
                            value=args.value)  # fmt: skip
-    tracer = (CallTracer if options.tracer == CALL_TRACER else StructLogger)(options, call)
+    tracer = (CallTracer if options.tracer == CALL_TRACER else StructLogger)(options, call, abort)
     with simulator.execution(
         parent, args, gas, computation_class=lambda base: _traced(base, tracer)
     ) as (computation, _):
@@ -112,9 +119,10 @@ class Tracer:
     Only the transaction's own message and what it calls are traced: a scheduled call
     first runs its predicate check as a message of its own, which is not the call."""
 
-    def __init__(self, options: TraceOptions, tx: Any) -> None:
+    def __init__(self, options: TraceOptions, tx: Any, abort: threading.Event | None) -> None:
         self.options = options
         self.tx = tx
+        self.abort = abort
         self.top: ComputationAPI | None = None
         self.ignoring = False  # inside a top-level message that is not the transaction's
         self.deadline = time.monotonic() + options.timeout
@@ -129,6 +137,8 @@ class Tracer:
         """Called before an opcode runs; returns what :meth:`done` gets back."""
         if time.monotonic() > self.deadline:
             raise TraceTimeout("execution timeout")  # geth's words
+        if self.abort is not None and self.abort.is_set():
+            raise TraceTimeout("trace aborted: the node is stopping")
 
     def done(self, token: Any, computation: ComputationAPI, error: VMError | None) -> None:
         """Called after the opcode ran (or raised ``error``)."""
@@ -144,8 +154,8 @@ def _is_the_transactions(msg: MessageAPI, tx: Any) -> bool:
 
 
 class StructLogger(Tracer):
-    def __init__(self, options: TraceOptions, tx: Any) -> None:
-        super().__init__(options, tx)
+    def __init__(self, options: TraceOptions, tx: Any, abort: threading.Event | None) -> None:
+        super().__init__(options, tx, abort)
         self.logs: list[dict[str, Any]] = []
         self.storage: dict[bytes, dict[int, int]] = {}  # per contract: slots touched so far
         self.running: tuple[dict[str, Any], ComputationAPI] | None = None
@@ -224,8 +234,8 @@ class StructLogger(Tracer):
 
 
 class CallTracer(Tracer):
-    def __init__(self, options: TraceOptions, tx: Any) -> None:
-        super().__init__(options, tx)
+    def __init__(self, options: TraceOptions, tx: Any, abort: threading.Event | None) -> None:
+        super().__init__(options, tx, abort)
         self.op = ""  # the opcode running in the innermost computation
         self.running: ComputationAPI | None = None  # and that computation
         self.kinds: dict[int, str] = {}  # id(computation) -> CALL, STATICCALL, CREATE2, ...

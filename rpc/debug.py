@@ -3,6 +3,7 @@ transactions, which followers use to import blocks from a peer, and traces of mi
 transactions and blocks (:mod:`chain.trace`)."""
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,6 +28,13 @@ class DebugApi:
         # Traces replay blocks: one at a time, off the event loop that serves every other
         # request (and the Engine API), each bounded by its timeout.
         self._tracing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace")
+        self.stopping = threading.Event()
+
+    def close(self) -> None:
+        """Stop a running trace (``stopping``) and wait for it: the store must outlive
+        its readers."""
+        self.stopping.set()
+        self._tracing.shutdown(wait=True, cancel_futures=True)
 
     def _header(self, block: BlockId) -> BlockHeaderAPI:
         header = self.eth.header(block)
@@ -79,7 +87,9 @@ class DebugApi:
     async def debug_traceCall(self, args: CallArgs, block: BlockId, options: TraceOptions) -> dict:
         """The call as eth_call runs it (in the context of the block after ``block``)."""
         header = self.eth.state_header(block)
-        return await self._run(trace_call, self.node.simulator, header, args, options)
+        return await self._run(
+            trace_call, self.node.simulator, header, args, options, self.stopping
+        )
 
     async def _trace_all(self, header: BlockHeaderAPI, options: TraceOptions) -> list[dict]:
         if header.block_number == 0:
@@ -98,7 +108,7 @@ class DebugApi:
         parent = node.reader.header(block.header.parent_hash)
         oracle = VerifyOracle(node.chain_config.chain_id, None, node.engine.replicas)
         replay = (node.chain_config, parent, block, node.store.state_get, node.reader.header,
-                  oracle, options, only)  # fmt: skip
+                  oracle, options, only, self.stopping)  # fmt: skip
         try:
             return await self._run(trace_block, *replay)
         except InvalidTransaction as exc:  # e.g. a replicate-mode model this node lacks

@@ -2,13 +2,21 @@
 (one entry per opcode, gas accounted to the unit) and callTracer (the call tree)."""
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from ai_chain import send_together
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
+from nodes import REPO, rpc
 from test_web3_e2e import GWEI, call_tx, raw, sign, transact
+
+from chain.genesis import genesis_block, load_genesis
+from chain.simulate import CallArgs, Simulator
+from chain.trace import TraceOptions, TraceTimeout, trace_call
+from scheduler.state import SCHEDULER as SCHEDULER_ADDRESS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BALANCE_SLOT = 3  # Token.sol's balanceOf mapping
@@ -316,3 +324,34 @@ def test_trace_call_traces_a_call_as_eth_call_runs_it(w3, accounts, token):
     assert raw(w3, "debug_traceCall", [{"to": "0x12"}, "latest"])["error"]["code"] == -32602
     poor = {"from": "0x" + "77" * 20, "to": accounts[0].address, "value": hex(10**30)}
     assert raw(w3, "debug_traceCall", [poor, "latest"])["error"]["code"] == -32000
+
+
+def test_a_stopping_node_aborts_a_running_trace():
+    genesis = load_genesis(REPO / "genesis" / "dev.json")
+    block, write = genesis_block(genesis)
+    simulator = Simulator(genesis.config, write.state.get, {block.hash: block.header}.get, None)
+    args = CallArgs(sender=b"\x01" * 20, to=SCHEDULER_ADDRESS, data=b"\x00" * 4)
+    assert trace_call(simulator, block.header, args, TraceOptions())["failed"] is True
+    stopping = threading.Event()
+    stopping.set()
+    code = CallArgs(sender=b"\x01" * 20, data=bytes.fromhex("600160015500"))  # a create
+    with pytest.raises(TraceTimeout, match="the node is stopping"):
+        trace_call(simulator, block.header, code, TraceOptions(), stopping)
+
+
+def test_a_long_trace_neither_blocks_requests_nor_the_nodes_stop(start_node, accounts):
+    node = start_node("tracing")
+    w3 = node.w3()
+    endless = deploy_code(w3, accounts[0], bytes.fromhex("5b600056"))  # JUMPDEST, JUMP to 0
+    burnt = transact(w3, accounts[0], {"to": endless, "gas": 20_000_000})
+    answers: dict = {}
+    request = [burnt.transactionHash.to_0x_hex(), {"timeout": "10m"}]
+    tracing = threading.Thread(
+        target=lambda: answers.update(rpc(node.url, "debug_traceTransaction", request, 300))
+    )
+    tracing.start()
+    time.sleep(1)  # the replay is under way
+    assert int(rpc(node.url, "eth_blockNumber", [])["result"], 16) == burnt.blockNumber
+    assert node.stop(timeout=30) == 0  # well before the trace could end
+    tracing.join(30)
+    assert answers["error"] == {"code": -32000, "message": "trace aborted: the node is stopping"}
