@@ -9,6 +9,7 @@ from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
 from chain.codec import Signers
 from chain.node import Node
+from chain.proofs import prove
 from chain.simulate import CallArgs
 from rpc import params as p
 from rpc.encoding import (
@@ -148,6 +149,26 @@ class EthApi:
             raise invalid_params("invalid argument 1: storage slot out of range")
         value = self.reader.accounts(self.state_header(block)).get_storage(address, slot)
         return d(value.to_bytes(32, "big"))
+
+    @method(Param(p.address), Param(p.storage_keys), Param(p.block_id, LATEST))
+    def eth_getProof(
+        self, address: bytes, keys: list[tuple[str, bytes]], block: BlockId
+    ) -> dict[str, Any]:
+        header = self.state_header(block)
+        proven = prove(self.reader.store.state_get, header.state_root, address,
+                       [key for _, key in keys])  # fmt: skip
+        return {
+            "address": d(address),
+            "accountProof": [d(node) for node in proven.proof],
+            "balance": q(proven.balance),
+            "codeHash": d(proven.code_hash),
+            "nonce": q(proven.nonce),
+            "storageHash": d(proven.storage_root),
+            "storageProof": [
+                {"key": given, "value": q(slot.value), "proof": [d(node) for node in slot.proof]}
+                for (given, _), slot in zip(keys, proven.storage, strict=True)
+            ],
+        }
 
     # calls
 

@@ -94,6 +94,26 @@ address = fixed_bytes(20, "common.Address")
 hash32 = fixed_bytes(32, "common.Hash")
 
 
+def storage_keys(value: Any) -> list[tuple[str, bytes]]:
+    """eth_getProof's slots: hex of at most 32 bytes each, as given and as a 32-byte key."""
+    if not isinstance(value, list):
+        raise ParamError(
+            f"json: cannot unmarshal {_json_type(value)} into Go value of type []string"
+        )
+    keys = []
+    for item in value:
+        text = item if isinstance(item, str) else None
+        digits = text[2:] if text and text[:2] in ("0x", "0X") else text
+        try:
+            raw = bytes.fromhex(digits if len(digits) % 2 == 0 else "0" + digits)
+        except (TypeError, ValueError):
+            raise ParamError(f"invalid storage key: {item!r}") from None
+        if len(raw) > 32:
+            raise ParamError(f"invalid storage key: {text!r} is longer than 32 bytes")
+        keys.append((text, raw.rjust(32, b"\x00")))
+    return keys
+
+
 def quantity(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ParamError(
