@@ -84,8 +84,7 @@ def trace_block(
         if only is not None and index < only:
             execution.apply(tx)
             continue
-        kind = CallTracer if options.tracer == CALL_TRACER else StructLogger
-        tracer = kind(options, tx, abort)
+        tracer = _tracer(options, tx, abort)
         execution.state.computation_class = _traced(untraced, tracer)
         gas_before = execution.gas.gas_used
         receipt = execution.apply(tx)
@@ -104,12 +103,12 @@ def trace_call(
     gas = args.gas or min(parent.gas_limit, CALL_GAS_CAP)
     call = SimpleNamespace(sender=args.sender, to=args.to, data=args.data, gas=gas,
                            value=args.value)  # fmt: skip
-    tracer = (CallTracer if options.tracer == CALL_TRACER else StructLogger)(options, call, abort)
+    tracer = _tracer(options, call, abort)
     with simulator.execution(
         parent, args, gas, computation_class=lambda base: _traced(base, tracer)
     ) as (computation, _):
         used = gas - computation.get_gas_remaining()
-        used -= min(computation.get_gas_refund(), used // 5)  # EIP-3529's cap
+        used -= min(computation.get_gas_refund(), used // 5)  # EIP-3529 (every Sibyl fork)
     return tracer.result(used)
 
 
@@ -355,6 +354,11 @@ class CallTracer(Tracer):
         if id(c) in self.logs and not failed:
             frame["logs"] = self.logs[id(c)]
         return frame
+
+
+def _tracer(options: TraceOptions, tx: Any, abort: threading.Event | None) -> Tracer:
+    kind = CallTracer if options.tracer == CALL_TRACER else StructLogger
+    return kind(options, tx, abort)
 
 
 def _word(value: int | bytes) -> int:
