@@ -37,7 +37,7 @@ from eth.vm.logic.invalid import InvalidOpcode
 from chain.execution import BlockExecution, HeaderLookup, StateLookup
 from chain.oracle import Oracle
 from chain.simulate import CALL_GAS_CAP, CallArgs, Simulator, halt_message, revert_reason
-from chain.vm import ChainConfig
+from chain.vm import ChainConfig, vm_class_at
 
 CALL_TRACER = "callTracer"
 DEFAULT_TIMEOUT = 5.0  # seconds, as geth
@@ -107,8 +107,9 @@ def trace_call(
     with simulator.execution(
         parent, args, gas, computation_class=lambda base: _traced(base, tracer)
     ) as (computation, _):
-        used = gas - computation.get_gas_remaining()
-        used -= min(computation.get_gas_refund(), used // 5)  # EIP-3529 (every Sibyl fork)
+        # what a transaction would be charged: the VM's own rule (refund cap, floor)
+        vm_class = vm_class_at(simulator.config, parent.timestamp + 1)
+        used = vm_class.finalize_gas_used(call, computation)
     return tracer.result(used)
 
 

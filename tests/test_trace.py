@@ -318,6 +318,11 @@ def test_trace_call_traces_a_call_as_eth_call_runs_it(w3, accounts, token):
         == token.functions.balanceOf(accounts[0].address).call()
     )
 
+    # gas as a transaction would be charged it, calldata floor (EIP-7623) included
+    heavy = {"from": accounts[0].address, "to": accounts[9].address, "data": "0x" + "ab" * 1000}
+    charged = w3.provider.make_request("debug_traceCall", [heavy, "latest"])["result"]["gas"]
+    assert charged == 21000 + 10 * 4 * 1000
+
     reverting = call_tx(token.functions.divide(0), accounts[0])
     failed = w3.provider.make_request("debug_traceCall", [reverting, "latest"])["result"]
     assert failed["failed"] is True and failed["structLogs"][-1]["op"] == "REVERT"
