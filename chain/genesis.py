@@ -16,13 +16,14 @@ from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA256, ZERO_ADDRESS, ZERO_HASH
 from eth.db.account import AccountDB
 
 from chain import codec, registry
+from chain.ai import jobs
 from chain.errors import SibylError
 from chain.slots import DictStorage
 from chain.storage import BlockWrite, state_view
 from chain.vm import ChainConfig, vm_class_at
 from scheduler.state import GAS_CAP_SLOT, SCHEDULER
 
-SYSTEM_ADDRESSES = (SCHEDULER, registry.EXECUTOR_REGISTRY, registry.MODEL_REGISTRY)
+SYSTEM_ADDRESSES = (SCHEDULER, registry.EXECUTOR_REGISTRY, registry.MODEL_REGISTRY, jobs.JOBS)
 DEFAULT_GAS_LIMIT = 30_000_000
 INITIAL_BASE_FEE = 1_000_000_000
 
@@ -48,6 +49,8 @@ class SibylGenesis:
     executors: tuple[registry.ExecutorRecord, ...] = ()
     models: tuple[registry.ModelRecord, ...] = ()
     scheduler_gas_per_block: int = 5_000_000
+    jobs_max_ttl: int = jobs.DEFAULT_MAX_TTL
+    jobs_expiry_gas_per_block: int = jobs.DEFAULT_EXPIRY_GAS
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,7 @@ def _executor(value: Any, key: str) -> registry.ExecutorRecord:
 
 def _sibyl(value: Any) -> SibylGenesis:
     data = _object(value, "sibyl")
-    _known_keys(data, "sibyl", {"admin", "minStake", "executors", "models", "scheduler"})
+    _known_keys(data, "sibyl", {"admin", "minStake", "executors", "models", "scheduler", "jobs"})
     executors = data.get("executors", [])
     models = data.get("models", [])
     if not isinstance(executors, list):
@@ -244,6 +247,8 @@ def _sibyl(value: Any) -> SibylGenesis:
         raise GenesisError("sibyl.models: must be a list")
     scheduler = _object(data.get("scheduler", {}), "sibyl.scheduler")
     _known_keys(scheduler, "sibyl.scheduler", {"maxGasPerBlock"})
+    job_limits = _object(data.get("jobs", {}), "sibyl.jobs")
+    _known_keys(job_limits, "sibyl.jobs", {"maxTtlBlocks", "maxExpiryGasPerBlock"})
     parsed = SibylGenesis(
         admin=_hex_bytes(data["admin"], "sibyl.admin", length=20) if data.get("admin") else None,
         min_stake=_quantity(data.get("minStake", 0), "sibyl.minStake"),
@@ -251,6 +256,14 @@ def _sibyl(value: Any) -> SibylGenesis:
         models=tuple(_model(m, f"sibyl.models[{i}]") for i, m in enumerate(models)),
         scheduler_gas_per_block=_quantity(
             scheduler.get("maxGasPerBlock", 5_000_000), "sibyl.scheduler.maxGasPerBlock", bits=64
+        ),
+        jobs_max_ttl=_quantity(
+            job_limits.get("maxTtlBlocks", jobs.DEFAULT_MAX_TTL), "sibyl.jobs.maxTtlBlocks", bits=32
+        ),
+        jobs_expiry_gas_per_block=_quantity(
+            job_limits.get("maxExpiryGasPerBlock", jobs.DEFAULT_EXPIRY_GAS),
+            "sibyl.jobs.maxExpiryGasPerBlock",
+            bits=64,
         ),
     )
     for kind, records in (("executors", parsed.executors), ("models", parsed.models)):
@@ -282,6 +295,11 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
         sibyl = _sibyl(data.get("sibyl", {}))
         if sibyl.scheduler_gas_per_block > gas_limit:
             raise GenesisError("sibyl.scheduler.maxGasPerBlock: must not exceed gasLimit")
+        if sibyl.scheduler_gas_per_block + sibyl.jobs_expiry_gas_per_block > gas_limit:
+            raise GenesisError(
+                "sibyl.jobs.maxExpiryGasPerBlock: with sibyl.scheduler.maxGasPerBlock, must "
+                "not exceed gasLimit (a block must hold its scheduled calls and expiries)"
+            )
         difficulty = _quantity(data.get("difficulty", 0), "difficulty")
         if difficulty != 0:
             raise GenesisError("difficulty: must be 0 (post-merge chains only)")
@@ -319,6 +337,9 @@ def genesis_block(genesis: Genesis) -> tuple[Any, BlockWrite]:
     system = DictStorage()
     registry.genesis_storage(genesis.sibyl, system)
     system.set_storage(SCHEDULER, GAS_CAP_SLOT, genesis.sibyl.scheduler_gas_per_block)
+    jobs.genesis_storage(
+        genesis.sibyl.jobs_max_ttl, genesis.sibyl.jobs_expiry_gas_per_block, system
+    )
     for address in SYSTEM_ADDRESSES:
         slots = system.slots.get(address, {})
         accounts.set_code(address, registry.SYSTEM_CODE)

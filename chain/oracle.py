@@ -145,6 +145,12 @@ class Oracle:
         self.index += 1
         return context
 
+    def async_call_index(self) -> int:
+        """The call index of an async call (its job id follows from it): async calls
+        count among the transaction's sidecar-backed calls, but record no result here."""
+        self.index += 1
+        return self.index - 1
+
 
 def _check_output(call: AiCall, output: bytes) -> None:
     if len(output) > call.model.output_limit:
@@ -326,20 +332,22 @@ class VerifyOracle(Oracle):
         return InvalidAiResult(f"cannot validate a replicate-mode call: {reason}")
 
     def finish(self) -> tuple[SpcResult, ...]:
-        if self.index != len(self.results):
+        made = len(self.signers)  # one entry per synchronous call, attested or failed
+        if made != len(self.results):
             raise InvalidAiResult(
                 f"transaction 0x{self.tx_hash.hex()} carries {len(self.results)} AI results "
-                f"but made {self.index} AI calls"
+                f"but made {made} AI calls"
             )
         return self.results
 
     def attested_call(self, call: AiCall, state: Any) -> bytes:
         index = self.index
+        slot = len(self.signers)  # async calls take a call index but no result
         where = f"AI call {index} of transaction 0x{self.tx_hash.hex()}"
-        if index >= len(self.results):
+        if slot >= len(self.results):
             raise InvalidAiResult(f"{where}: no recorded result")
         context = self._context()
-        result = self.results[index]
+        result = self.results[slot]
         if result.precompile != call.precompile:
             raise InvalidAiResult(
                 f"{where}: result is for precompile 0x{result.precompile.hex()}, "

@@ -4,8 +4,9 @@ It makes the same Engine API calls a consensus client makes (forkchoiceUpdated w
 attributes, getPayload, newPayload, forkchoiceUpdated to the new head), so the dev chain
 exercises the production path. With ``block_time == 0`` a block is made as soon as the
 pool holds pending transactions (those that arrived while the previous block was being
-built share the next one), and, while scheduled calls are active, at least once a second
-so that the block numbers they wait for come; with ``block_time > 0`` a block is made
+built share the next one), and, while scheduled calls are active or jobs pending, at
+least once a second, so that the block numbers they wait for come and job results are
+delivered; with ``block_time > 0`` a block is made
 every period, empty or not.
 """
 
@@ -17,6 +18,7 @@ import time
 from eth.constants import ZERO_HASH32
 from eth_utils import keccak
 
+from chain.ai import jobs
 from chain.execution import PayloadAttributes
 from chain.node import Node
 from scheduler import state as calls
@@ -50,8 +52,10 @@ class DevProducer:
                 log.exception("block production failed")
 
     def _schedules_active(self) -> bool:
+        """Scheduled calls wait for their blocks, or jobs for their delivery or expiry."""
         reader = self.node.reader
-        return calls.active_count(reader.accounts(reader.head)) > 0
+        state = reader.accounts(reader.head)
+        return calls.active_count(state) > 0 or jobs.pending_count(state) > 0
 
     async def produce(self) -> bytes | None:
         """Make one block on the current head; None when there is nothing to include."""

@@ -15,6 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
+from chain.ai.dispatch import JobDispatcher
 from chain.follower import Follower
 from chain.keys import address_of, dev_accounts
 from chain.node import Node, NodeConfig
@@ -104,6 +105,7 @@ async def serve(config: NodeConfig) -> None:
     servers: list[RpcServer | MetricsServer] = []
     tasks: list[asyncio.Task] = []
     debug: DebugApi | None = None
+    dispatcher: JobDispatcher | None = None
     try:
         filters = FilterManager()
         eth = EthApi(node, filters)
@@ -118,6 +120,12 @@ async def serve(config: NodeConfig) -> None:
             AccountsApi(node, eth, signers),
             SibylApi(node, eth.header, manager.status if manager else lambda: [], disagreements),
         )
+        if pool is not None and not config.follow:
+            dispatcher = JobDispatcher(pool, node.chain_config.chain_id)
+            await asyncio.to_thread(dispatcher.recover, node.reader)
+            node.head_listeners.append(dispatcher.on_block)
+            node.engine.deliveries = dispatcher.deliveries
+            dispatcher.start()
         node.head_listeners.append(subscriptions.on_commit)
         node.pool.listeners.append(subscriptions.on_pending)
         node.pool.listeners.append(lambda entry: filters.on_pending(entry.hash))
@@ -169,6 +177,8 @@ async def serve(config: NodeConfig) -> None:
             debug.stopping.set()  # a running trace ends now, and its request with it
         for server in servers:
             await server.stop()
+        if dispatcher is not None:
+            await asyncio.to_thread(dispatcher.stop)
         if debug is not None:
             await asyncio.to_thread(debug.close)  # it reads the store: wait for it first
         node.close()

@@ -1,4 +1,4 @@
-# The sidecar image: `sibyl sidecar serve` with the torch (CPU), ONNX and embed runtimes.
+# The sidecar image: `sibyl sidecar serve` with the torch (CPU), ONNX, embed and LLM runtimes.
 #
 # Built by .ci/docker-up from a staged context (see docs/sidecars.md, "Image"):
 #   src/      pyproject.toml, README.md and the package folders
@@ -15,7 +15,7 @@ RUN python3 -c "import venv, ensurepip" 2>/dev/null || ( \
         && rm -rf /var/lib/apt/lists/* )
 
 FROM python AS build
-ARG EXTRAS=sidecars,embed
+ARG EXTRAS=sidecars,embed,llm
 COPY pip/ /build/pip/
 COPY wheels/ /build/wheels/
 ENV PIP_CERT=/build/pip/ca.crt \

@@ -43,7 +43,8 @@ class CallResult:
     """The outcome of one sidecar call.
 
     ``status`` is "ok" (``output`` is valid and ``signature`` by ``executor`` attests it),
-    "failed" (``error`` says why), or, from :meth:`SidecarPool.result` only, "pending".
+    "failed" (``error`` says why), or, from :meth:`SidecarPool.result` only, "pending"
+    or "unknown" (the sidecar forgot the job, or did not answer).
     """
 
     status: str
@@ -370,7 +371,9 @@ class SidecarPool:
         chain_id: int,
         deadline: float | None = None,
     ) -> CallResult:
-        """The result of a submitted job: "pending", or "ok"/"failed" once done.
+        """The result of a submitted job: "pending", or "ok"/"failed" once done, or
+        "unknown" when the sidecar has forgotten it (restarted) or did not answer, and it
+        must be submitted again (to any sidecar of the model).
 
         The request's fields are given again so that the attestation (context = job id)
         can be checked against them.
@@ -378,13 +381,15 @@ class SidecarPool:
         with self._lock:
             name = self._jobs.get(job_id)
         if name is None:
-            return CallResult("failed", error=f"job 0x{job_id.hex()} was not submitted here")
+            return CallResult("unknown", error=f"job 0x{job_id.hex()} was not submitted here")
         request = sidecar_pb2.ResultRequest(job_id=job_id)
 
         def check(sidecar: _Sidecar, reply) -> CallResult:
             if reply.state == sidecar_pb2.JOB_STATE_PENDING:
                 return CallResult("pending")
-            if reply.state != sidecar_pb2.JOB_STATE_DONE:
+            if reply.state == sidecar_pb2.JOB_STATE_UNKNOWN:
+                result = CallResult("unknown", error=f"sidecar {sidecar.name} forgot the job")
+            elif reply.state != sidecar_pb2.JOB_STATE_DONE:
                 result = CallResult("failed", error=f"sidecar {sidecar.name} lost the job")
             else:
                 result = self._check_result(
@@ -394,13 +399,22 @@ class SidecarPool:
                 self._jobs.pop(job_id, None)
             return result
 
-        return self._call(
+        result = self._call(
             model_id,
             deadline,
             lambda s, timeout: self._idempotent(lambda: s.stub.Result(request, timeout=timeout)),
             check,
             only=name,
         )
+        with self._lock:
+            unanswered = self._jobs.get(job_id) == name
+        if result.status == "failed" and unanswered:
+            # the sidecar did not answer (down, or gone from the pool): the job may be
+            # submitted again, to it or to another sidecar of the model
+            with self._lock:
+                self._jobs.pop(job_id, None)
+            return CallResult("unknown", error=result.error)
+        return result
 
     # -- internals -------------------------------------------------------------------
 

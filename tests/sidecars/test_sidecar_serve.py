@@ -57,7 +57,7 @@ def test_taken_port_refuses_to_start():
     assert_refused(result, f"cannot listen on 127.0.0.1:{port}: the port is taken")
 
 
-@pytest.mark.parametrize("runtime", ["llm", "zk"])
+@pytest.mark.parametrize("runtime", ["zk"])
 def test_planned_runtimes_refuse_to_start(runtime):
     result = serve("--runtime", runtime, "--model", str(DEV_MODELS / "mlp.onnx"),
                    "--port", str(free_port()), "--executor-key", str(DEV_EXECUTOR_KEY))  # fmt: skip
