@@ -39,7 +39,13 @@ from jobs_chain import (
     settled,
 )
 from nodes import DEV_KEYS, rpc
+from web3 import Web3
 from web3.logs import DISCARD
+
+from chain.ai.jobs import SETTLED
+
+JOBS_ADDRESS = Web3.to_checksum_address(JOBS)
+SETTLED_TOPIC = HexBytes(SETTLED.to_bytes(32, "big"))
 
 
 @pytest.fixture(scope="module")
@@ -204,4 +210,37 @@ def test_jobs_expire_in_exactly_their_deadline_block_with_a_refund_when_no_one_s
         assert head(node.url) >= receipt.blockNumber + 3
     finally:
         shut_down(follower)
+        shut_down(node)
+
+
+def test_jobs_pending_when_the_producer_is_killed_are_delivered_after_restart_exactly_once(
+    tmp_path,
+):
+    """Asked while no LLM sidecar runs, then kill -9: the restarted node (now with its
+    sidecars) finds the pending jobs in state and their inputs in JobCreated logs."""
+    datadir = tmp_path / "producer"
+    node = start_producer(datadir, "--sidecars", "none")
+    try:
+        w3 = node.w3()
+        wallet = Wallet(w3, DEV_KEYS[5])
+        chat = deploy_chat(wallet)
+        asks = [wallet.sign(chat.address, calldata(chat, "ask", messages(q), 16, 60))
+                for q in QUESTIONS]  # fmt: skip
+        receipts = receipts_of(w3, send_together(node.url, asks))
+        job_ids = [asked_job(chat, r) for r in receipts]
+        pending = {j["id"] for j in rpc(node.url, "sibyl_pendingJobs")["result"]}
+        assert pending == {hexstr(j) for j in job_ids}
+        node.kill()
+        node = start_producer(datadir)
+        w3 = node.w3()
+        chat = w3.eth.contract(address=chat.address, abi=chat.abi)
+        for job_id, question in zip(job_ids, QUESTIONS, strict=True):
+            job = wait_until(lambda j=job_id: settled(node.url, j), "the answer", timeout=120)
+            assert job["status"] == "delivered"
+            assert chat.functions.answers(job_id).call()[1] == QUESTIONS[question]
+        logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": JOBS_ADDRESS})
+        settled_jobs = [bytes(log.topics[1]) for log in logs if log.topics[0] == SETTLED_TOPIC]
+        assert sorted(settled_jobs) == sorted(job_ids), "each job settles once"
+        assert rpc(node.url, "sibyl_pendingJobs")["result"] == []
+    finally:
         shut_down(node)
