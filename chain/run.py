@@ -26,7 +26,7 @@ from rpc.debug import DebugApi
 from rpc.engine import EngineApi, EngineServer, load_jwt_secret
 from rpc.eth import EthApi
 from rpc.filters import FilterManager
-from rpc.metrics import MetricsServer, render
+from rpc.metrics import JobCounters, MetricsServer, render
 from rpc.net import NetApi
 from rpc.server import RpcServer, collect_methods
 from rpc.sibyl import SibylApi
@@ -138,12 +138,15 @@ async def serve(config: NodeConfig) -> None:
             await engine.start(config.rpc.http_addr, config.rpc.engine_port)
             servers.append(engine)
         if config.metrics_port:
+            job_counters = JobCounters(node)
+            node.head_listeners.append(job_counters.on_commit)
             metrics = MetricsServer(
                 lambda: render(
                     node,
                     manager.pool.counters if manager else dict,
                     manager.status if manager else list,
                     len(disagreements),
+                    job_counters,
                 )
             )
             await metrics.start(config.rpc.http_addr, config.metrics_port)

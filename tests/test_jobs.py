@@ -10,6 +10,10 @@ expire in exactly their deadline block, with a callback of status 3 and the fee
 refunded; bad requests fail the call and create no job.
 """
 
+import asyncio
+import urllib.request
+
+import aiohttp
 import pytest
 from ai_chain import (
     GWEI,
@@ -26,6 +30,7 @@ from ai_chain import (
     wait_until,
 )
 from eth_abi import decode as abi_decode
+from eth_utils import keccak
 from hexbytes import HexBytes
 from jobs_chain import (
     FUND,
@@ -38,7 +43,7 @@ from jobs_chain import (
     messages,
     settled,
 )
-from nodes import DEV_KEYS, rpc
+from nodes import DEV_KEYS, free_port, rpc
 from web3 import Web3
 from web3.logs import DISCARD
 
@@ -49,8 +54,15 @@ SETTLED_TOPIC = HexBytes(SETTLED.to_bytes(32, "big"))
 
 
 @pytest.fixture(scope="module")
-def producer(tmp_path_factory):
-    node = start_producer(tmp_path_factory.mktemp("jobs") / "producer")
+def metrics_port():
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def producer(tmp_path_factory, metrics_port):
+    node = start_producer(
+        tmp_path_factory.mktemp("jobs") / "producer", "--metrics-port", str(metrics_port)
+    )
     yield node
     shut_down(node)
 
@@ -244,3 +256,47 @@ def test_jobs_pending_when_the_producer_is_killed_are_delivered_after_restart_ex
         assert rpc(node.url, "sibyl_pendingJobs")["result"] == []
     finally:
         shut_down(node)
+
+
+def test_settlements_reach_websocket_subscribers_metrics_and_traces(producer, w3, metrics_port):
+    wallet = Wallet(w3, DEV_KEYS[6])
+    chat = deploy_chat(wallet)
+
+    async def session() -> tuple[bytes, dict]:
+        async with aiohttp.ClientSession() as client, client.ws_connect(producer.ws_url) as ws:
+            await ws.send_json(
+                {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["jobSettlements"]}
+            )
+            subscription = (await ws.receive_json(timeout=10))["result"]
+            data = calldata(chat, "ask", messages("what color is the sky ?"), 16, 20)
+            receipt = await asyncio.to_thread(wallet.send, chat.address, data)
+            job_id = asked_job(chat, receipt)
+            while True:
+                message = await ws.receive_json(timeout=60)
+                assert message["params"]["subscription"] == subscription
+                if message["params"]["result"]["jobId"] == hexstr(job_id):
+                    return job_id, message["params"]["result"]
+
+    job_id, notice = asyncio.run(session())
+    job = get_job(producer.url, job_id)
+    assert notice == {
+        "jobId": hexstr(job_id), "status": "delivered", "signers": job["signers"],
+        "blockNumber": job["settledBlock"], "blockHash": notice["blockHash"],
+        "transactionHash": job["deliveryTransaction"],
+    }  # fmt: skip
+    assert chat.functions.answers(job_id).call()[1] == "the sky is blue ."
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+        text = response.read().decode()
+    samples = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert int(samples['sibyl_jobs_settled_total{status="delivered"}']) >= 1
+    assert int(samples["sibyl_job_latency_blocks_sum"]) >= 1
+    assert "sibyl_jobs_pending" in samples
+
+    trace = rpc(producer.url, "debug_traceTransaction",
+                [job["deliveryTransaction"], {"tracer": "callTracer"}])["result"]  # fmt: skip
+    assert trace["from"] == JOBS and trace["to"] == chat.address.lower()
+    selector = keccak(b"onAnswer(bytes32,uint8,bytes)")[:4]
+    assert trace["input"].startswith(hexstr(selector + job_id))
