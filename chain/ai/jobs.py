@@ -284,14 +284,7 @@ def create_job(computation: ComputationAPI, request: JobRequest, id_: bytes) -> 
             f"balance {balance} in JOBS is below the job's fee and callback gas {job.reserved}"
         )
     set_balance(state, requester, balance - job.reserved)
-    state.set_storage(JOBS, _deadline_gas_slot(deadline), booked + job.reserved_gas)
-    head = _deadline_slot(deadline)
-    job.next_due = state.get_storage(JOBS, head).to_bytes(32, "big")
-    state.set_storage(JOBS, head, int.from_bytes(id_, "big"))
-    state.set_storage(JOBS, mapping_slot(id_, NEXT_MAP), int.from_bytes(job.next_due, "big"))
-    _put_record(state, job)
-    _put_progress(state, job)
-    _count_pending(state, +1)
+    record_job(state, job)
     computation.add_log_entry(
         JOBS,
         [CREATED, int.from_bytes(id_, "big"), int.from_bytes(requester, "big"),
@@ -302,6 +295,20 @@ def create_job(computation: ComputationAPI, request: JobRequest, id_: bytes) -> 
         ),
     )  # fmt: skip
     return job
+
+
+def record_job(state: Storage, job: Job) -> None:
+    """Write a new pending job: its record, progress, place in its deadline's list and
+    the gas its expiry books there (its reservation is the caller's to move)."""
+    booked = state.get_storage(JOBS, _deadline_gas_slot(job.deadline))
+    state.set_storage(JOBS, _deadline_gas_slot(job.deadline), booked + job.reserved_gas)
+    head = _deadline_slot(job.deadline)
+    job.next_due = state.get_storage(JOBS, head).to_bytes(32, "big")
+    state.set_storage(JOBS, head, int.from_bytes(job.id, "big"))
+    state.set_storage(JOBS, mapping_slot(job.id, NEXT_MAP), int.from_bytes(job.next_due, "big"))
+    _put_record(state, job)
+    _put_progress(state, job)
+    _count_pending(state, +1)
 
 
 def settle(state: Any, job: Job, status: int, tx_hash: bytes) -> Job:
