@@ -15,6 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
+from chain import registry
 from chain.ai.dispatch import JobDispatcher
 from chain.follower import Follower
 from chain.keys import address_of, dev_accounts
@@ -121,7 +122,12 @@ async def serve(config: NodeConfig) -> None:
             SibylApi(node, eth.header, manager.status if manager else lambda: [], disagreements),
         )
         if pool is not None and not config.follow:
-            dispatcher = JobDispatcher(pool, node.chain_config.chain_id)
+
+            def quorum_of(model_id: bytes) -> int:
+                model = registry.get_model(node.reader.accounts(node.reader.head), model_id)
+                return model.quorum if model is not None else 1
+
+            dispatcher = JobDispatcher(pool, node.chain_config.chain_id, quorum_of)
             await asyncio.to_thread(dispatcher.recover, node.reader)
             node.head_listeners.append(dispatcher.on_block)
             node.engine.deliveries = dispatcher.deliveries

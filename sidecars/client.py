@@ -321,13 +321,18 @@ class SidecarPool:
     ) -> list[CallResult]:
         """Run the call once on a sidecar of every distinct executor serving ``model_id``,
         for models whose results need a quorum of attestations."""
+        return [
+            self._execute_on(name, precompile, model_id, data, context, chain_id, deadline)
+            for name in self.executors_for(model_id).values()
+        ]
+
+    def executors_for(self, model_id: bytes) -> dict[bytes, str]:
+        """One sidecar per distinct executor serving ``model_id`` (executor → name), for
+        jobs whose results need a quorum of attestations."""
         executors: dict[bytes, str] = {}
         for sidecar in self._route(model_id, None):
             executors.setdefault(sidecar.info.executor, sidecar.name)
-        return [
-            self._execute_on(name, precompile, model_id, data, context, chain_id, deadline)
-            for name in executors.values()
-        ]
+        return executors
 
     def serves(self, model_id: bytes) -> bool:
         """Whether any sidecar in the pool has reported serving ``model_id``."""
@@ -341,8 +346,10 @@ class SidecarPool:
         data: bytes,
         chain_id: int,
         deadline: float | None = None,
+        sidecar: str | None = None,
     ) -> CallResult:
-        """Queue an asynchronous job; "ok" means queued. Never retried."""
+        """Queue an asynchronous job (on ``sidecar``, or any serving the model); "ok"
+        means queued. Never retried."""
         request = sidecar_pb2.SubmitRequest(
             job_id=job_id,
             precompile=precompile,
@@ -359,7 +366,11 @@ class SidecarPool:
             return self._refusal(sidecar, reply.status, reply.reason)
 
         return self._call(
-            model_id, deadline, lambda s, timeout: s.stub.Submit(request, timeout=timeout), check
+            model_id,
+            deadline,
+            lambda s, timeout: s.stub.Submit(request, timeout=timeout),
+            check,
+            only=sidecar,
         )
 
     def result(
@@ -370,8 +381,10 @@ class SidecarPool:
         data: bytes,
         chain_id: int,
         deadline: float | None = None,
+        sidecar: str | None = None,
     ) -> CallResult:
-        """The result of a submitted job: "pending", or "ok"/"failed" once done, or
+        """The result of a job submitted (to ``sidecar``, or wherever :meth:`submit` put
+        it): "pending", or "ok"/"failed" once done, or
         "unknown" when the sidecar has forgotten it (restarted) or did not answer, and it
         must be submitted again (to any sidecar of the model).
 
@@ -379,7 +392,7 @@ class SidecarPool:
         can be checked against them.
         """
         with self._lock:
-            name = self._jobs.get(job_id)
+            name = sidecar or self._jobs.get(job_id)
         if name is None:
             return CallResult("unknown", error=f"job 0x{job_id.hex()} was not submitted here")
         request = sidecar_pb2.ResultRequest(job_id=job_id)
@@ -407,7 +420,7 @@ class SidecarPool:
             only=name,
         )
         with self._lock:
-            unanswered = self._jobs.get(job_id) == name
+            unanswered = sidecar is not None or self._jobs.get(job_id) == name
         if result.status == "failed" and unanswered:
             # the sidecar did not answer (down, or gone from the pool): the job may be
             # submitted again, to it or to another sidecar of the model

@@ -11,12 +11,14 @@ A worker thread submits each job to a sidecar that serves its model and polls
 attestation, or 2 when the model failed) that the next block built here includes. A
 sidecar that forgot a job (restarted: ``JOB_STATE_UNKNOWN``) gets it again; a job no
 sidecar of this node serves is left for other builders, and expires if none delivers it.
-A job settled in a block (by any builder) or past its deadline is dropped.
+A job settled in a block (by any builder) or past its deadline is dropped. A model whose
+results need several attestations runs on a sidecar of each of its executors, and the job
+is delivered once a quorum of them agree (:meth:`JobDispatcher._gather`).
 """
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -37,6 +39,11 @@ class PendingJob:
     input: bytes
     deadline: int
     submitted: bool = False
+    quorum: int = 0  # read from the model registry when first dispatched
+    # for a model that needs several attestations: the sidecar each executor runs it on,
+    # and each executor's answer once it came
+    assigned: dict[bytes, str] = field(default_factory=dict)
+    answers: dict[bytes, Any] = field(default_factory=dict)
 
 
 def created_jobs(receipts: Any) -> list[PendingJob]:
@@ -70,9 +77,10 @@ def settled_jobs(receipts: Any) -> list[bytes]:
 class JobDispatcher:
     """Jobs this node may deliver, their sidecar calls, and the deliveries ready."""
 
-    def __init__(self, pool: Any, chain_id: int) -> None:
+    def __init__(self, pool: Any, chain_id: int, quorum_of: Any = lambda model_id: 1) -> None:
         self.pool = pool
         self.chain_id = chain_id
+        self.quorum_of = quorum_of  # model id → attestations its results need
         self.pending: dict[bytes, PendingJob] = {}
         self.ready: dict[bytes, DeliveryTransaction] = {}
         self.lock = threading.Lock()
@@ -143,6 +151,10 @@ class JobDispatcher:
     def _advance(self, job: PendingJob) -> None:
         if not self.pool.serves(job.model_id):
             return  # left for a builder that serves the model
+        job.quorum = job.quorum or self.quorum_of(job.model_id)
+        if job.quorum > 1:
+            self._gather(job, job.quorum)
+            return
         args = (job.id, job.precompile, job.model_id, job.input, self.chain_id)
         if not job.submitted:
             result = self.pool.submit(*args)
@@ -164,7 +176,41 @@ class JobDispatcher:
         else:
             log.info("job failed job=0x%s reason=%s", job.id.hex(), result.error)
             delivery = DeliveryTransaction(job.id, jobs.FAILED)
+        self._ready(job, delivery)
+
+    def _ready(self, job: PendingJob, delivery: DeliveryTransaction) -> None:
         with self.lock:
             if job.id in self.pending:
                 self.ready[job.id] = delivery
         log.info("job result ready job=0x%s status=%d", job.id.hex(), delivery.status)
+
+    def _gather(self, job: PendingJob, quorum: int) -> None:
+        """Run the job on a sidecar of every executor of its model and deliver once
+        ``quorum`` of them signed the same output. An executor whose sidecar is down (or
+        forgot the job) is asked again, on whichever of its sidecars is up, while the
+        others go on: the job waits for a quorum, not for every executor."""
+        args = (job.id, job.precompile, job.model_id, job.input, self.chain_id)
+        executors = self.pool.executors_for(job.model_id)
+        for executor, name in executors.items():
+            if executor in job.assigned or executor in job.answers:
+                continue
+            if self.pool.submit(*args, sidecar=name).status == "ok":
+                job.assigned[executor] = name
+        for executor, name in list(job.assigned.items()):
+            result = self.pool.result(*args, sidecar=name)
+            if result.status == "pending":
+                continue
+            del job.assigned[executor]
+            if result.status != "unknown":
+                job.answers[executor] = result
+        agreeing: dict[bytes, list[bytes]] = {}
+        for result in job.answers.values():
+            if result.status == "ok":
+                agreeing.setdefault(result.output, []).append(result.signature)
+        for output, signatures in agreeing.items():
+            if len(signatures) >= quorum:
+                self._ready(job, DeliveryTransaction(job.id, jobs.OK, output, signatures[:quorum]))
+                return
+        if not job.assigned and len(job.answers) >= len(executors) and not agreeing:
+            log.info("job failed on every executor job=0x%s", job.id.hex())
+            self._ready(job, DeliveryTransaction(job.id, jobs.FAILED))
