@@ -168,8 +168,8 @@ def bench_pending(genesis: Any, sizes: list[int], blocks: int) -> None:
     config = genesis.config
     chains = {}
     for count in sizes:
-        for delivering in (True, False):
-            store, parent, ids = fresh_chain(genesis, count)
+        for delivering in (True, False):  # `count` jobs stay pending while 2 a block go
+            store, parent, ids = fresh_chain(genesis, count + 2 * blocks)
             chains[count, delivering] = {"store": store, "parent": parent, "ids": ids,
                                          "samples": []}  # fmt: skip
     order = list(chains)

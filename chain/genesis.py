@@ -8,7 +8,7 @@ so an operator can fix the file without reading code.
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class SibylGenesis:
     models: tuple[registry.ModelRecord, ...] = ()
     scheduler_gas_per_block: int = 5_000_000
     jobs_max_ttl: int = jobs.DEFAULT_MAX_TTL
-    jobs_expiry_gas_per_block: int = jobs.DEFAULT_EXPIRY_GAS
+    jobs_expiry_gas_per_block: int | None = jobs.DEFAULT_EXPIRY_GAS  # None: the default
 
 
 @dataclass(frozen=True)
@@ -261,10 +261,10 @@ def _sibyl(value: Any) -> SibylGenesis:
             job_limits.get("maxTtlBlocks", jobs.DEFAULT_MAX_TTL), "sibyl.jobs.maxTtlBlocks", bits=32
         ),
         jobs_expiry_gas_per_block=_quantity(
-            job_limits.get("maxExpiryGasPerBlock", jobs.DEFAULT_EXPIRY_GAS),
-            "sibyl.jobs.maxExpiryGasPerBlock",
-            bits=64,
-        ),
+            job_limits.get("maxExpiryGasPerBlock", -1), "sibyl.jobs.maxExpiryGasPerBlock", bits=64
+        )
+        if "maxExpiryGasPerBlock" in job_limits
+        else None,
     )
     for kind, records in (("executors", parsed.executors), ("models", parsed.models)):
         keys = [getattr(r, "address", None) or getattr(r, "id", None) for r in records]
@@ -295,7 +295,10 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
         sibyl = _sibyl(data.get("sibyl", {}))
         if sibyl.scheduler_gas_per_block > gas_limit:
             raise GenesisError("sibyl.scheduler.maxGasPerBlock: must not exceed gasLimit")
-        if sibyl.scheduler_gas_per_block + sibyl.jobs_expiry_gas_per_block > gas_limit:
+        room = gas_limit - sibyl.scheduler_gas_per_block  # a block holds calls and expiries
+        if sibyl.jobs_expiry_gas_per_block is None:
+            sibyl = replace(sibyl, jobs_expiry_gas_per_block=min(jobs.DEFAULT_EXPIRY_GAS, room))
+        elif sibyl.jobs_expiry_gas_per_block > room:
             raise GenesisError(
                 "sibyl.jobs.maxExpiryGasPerBlock: with sibyl.scheduler.maxGasPerBlock, must "
                 "not exceed gasLimit (a block must hold its scheduled calls and expiries)"

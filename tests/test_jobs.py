@@ -11,12 +11,14 @@ refunded; bad requests fail the call and create no job.
 """
 
 import asyncio
+import json
 import urllib.request
 
 import aiohttp
 import pytest
 from ai_chain import (
     GWEI,
+    TORCH_ID,
     Wallet,
     assert_follower_agrees,
     calldata,
@@ -43,7 +45,7 @@ from jobs_chain import (
     messages,
     settled,
 )
-from nodes import DEV_KEYS, free_port, rpc
+from nodes import DEV_KEYS, REPO, free_port, rpc
 from web3 import Web3
 from web3.logs import DISCARD
 
@@ -300,3 +302,30 @@ def test_settlements_reach_websocket_subscribers_metrics_and_traces(producer, w3
     assert trace["from"] == JOBS and trace["to"] == chat.address.lower()
     selector = keccak(b"onAnswer(bytes32,uint8,bytes)")[:4]
     assert trace["input"].startswith(hexstr(selector + job_id))
+
+
+def test_a_callback_that_calls_infer_is_delivered_as_an_attested_transaction(
+    producer, follower, w3
+):
+    artifact = json.loads((REPO / "tests/fixtures/JobInferProbe.json").read_text())
+    wallet = Wallet(w3, DEV_KEYS[8])
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    deployed = wallet.send(
+        None, bytes(HexBytes(factory.constructor(LLM_ID, TORCH_ID).data_in_transaction)),
+        gas=3_000_000,
+    )  # fmt: skip
+    probe = w3.eth.contract(address=deployed.contractAddress, abi=artifact["abi"])
+    assert wallet.send(probe.address, calldata(probe, "fund"), value=FUND).status == 1
+    receipt = wallet.send(probe.address, calldata(probe, "ask", messages("say hello .")))
+    (created,) = rpc(producer.url, "eth_getTransactionReceipt", [hexstr(receipt.transactionHash)])[
+        "result"
+    ]["jobs"]
+    job = wait_until(lambda: settled(producer.url, bytes.fromhex(created[2:])), "the delivery")
+    assert probe.functions.lastStatus().call() == 1 and probe.functions.inferred().call()
+    raw = rpc(producer.url, "debug_getRawTransaction", [job["deliveryTransaction"]])["result"]
+    assert raw.startswith("0x13"), "the delivery is wrapped with its INFER result"
+    delivery = rpc(producer.url, "eth_getTransactionReceipt", [job["deliveryTransaction"]])
+    (call,) = delivery["result"]["spcCalls"]
+    assert call["address"] == "0x0000000000000000000000000000000000000800"
+    assert delivery["result"]["delivery"]["jobId"] == created
+    assert_follower_agrees(producer, follower)

@@ -22,7 +22,7 @@ same expiries:
   keccak(id ‖ 6)      the next job whose deadline is the same block (0 ends the list)
   keccak(id ‖ 7)      the hash of the transaction that settled it
   keccak(block ‖ 8)   the first job whose deadline is ``block``
-  keccak(block ‖ 9)   the gas the expiries at ``block`` may take, reserved so far
+  keccak(block ‖ 9)   the gas the expiries at ``block`` may take, booked so far
 
 A block reads its deadline list (the jobs created with that deadline, settled or not) and
 the records of the jobs it delivers: its work follows the jobs due or delivered in it,
@@ -63,7 +63,7 @@ DEADLINE_MAP, DEADLINE_GAS_MAP = 8, 9
 PENDING, OK, FAILED, EXPIRED = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", OK: "delivered", FAILED: "failed", EXPIRED: "expired"}
 DEFAULT_MAX_TTL = 256
-DEFAULT_EXPIRY_GAS = 10_000_000
+DEFAULT_EXPIRY_GAS = 20_000_000
 MAX_CALLBACK_GAS = 5_000_000
 # what creating a job costs the caller: its record, progress, list link and the two
 # deadline slots, the balance, and the JobCreated log (plus 8 gas a byte of its input)
@@ -139,6 +139,12 @@ def reserved_gas(state_class: Any, callback_gas_limit: int, output_limit: int) -
     """The callback's gas limit plus what the largest output's calldata could cost."""
     worst = callback_data(b"\xff" * 32, b"\xff" * 4, EXPIRED, b"\xff" * output_limit)
     return callback_gas_limit + callback_overhead(state_class, worst.replace(b"\x00", b"\xff"))
+
+
+def expiry_gas(state_class: Any, job: "Job") -> int:
+    """The most gas the job's expiry can take: its callback, with no output."""
+    data = callback_data(job.id, job.callback_selector, EXPIRED, b"")
+    return job.callback_gas_limit + callback_overhead(state_class, data)
 
 
 # storage
@@ -273,7 +279,7 @@ def create_job(computation: ComputationAPI, request: JobRequest, id_: bytes) -> 
     )
     booked = state.get_storage(JOBS, _deadline_gas_slot(deadline))
     cap = state.get_storage(JOBS, EXPIRY_GAS_SLOT)
-    if booked + job.reserved_gas > cap:
+    if booked + expiry_gas(type(state), job) > cap:
         raise JobRefused(
             f"the expiries of deadline block {deadline} would need more than {cap} gas; "
             "choose another ttlBlocks"
@@ -301,7 +307,7 @@ def record_job(state: Storage, job: Job) -> None:
     """Write a new pending job: its record, progress, place in its deadline's list and
     the gas its expiry books there (its reservation is the caller's to move)."""
     booked = state.get_storage(JOBS, _deadline_gas_slot(job.deadline))
-    state.set_storage(JOBS, _deadline_gas_slot(job.deadline), booked + job.reserved_gas)
+    state.set_storage(JOBS, _deadline_gas_slot(job.deadline), booked + expiry_gas(type(state), job))
     head = _deadline_slot(job.deadline)
     job.next_due = state.get_storage(JOBS, head).to_bytes(32, "big")
     state.set_storage(JOBS, head, int.from_bytes(job.id, "big"))
