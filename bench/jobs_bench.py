@@ -70,7 +70,7 @@ def pending_state(store: Store, root: bytes, count: int, deadline: int) -> tuple
             callback_gas_limit=50_000, gas_price=GAS_PRICE, fee=10**12, reserved_gas=200_000,
             created_block=0, deadline=deadline,
         )  # fmt: skip
-        jobs.record_job(storage, job)
+        jobs.record_job(storage, job, job.callback_gas_limit + 30_000)
         reserved += job.reserved
     storage_root, nodes = trie_nodes(
         {

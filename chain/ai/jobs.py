@@ -279,7 +279,8 @@ def create_job(computation: ComputationAPI, request: JobRequest, id_: bytes) -> 
     )
     booked = state.get_storage(JOBS, _deadline_gas_slot(deadline))
     cap = state.get_storage(JOBS, EXPIRY_GAS_SLOT)
-    if booked + expiry_gas(type(state), job) > cap:
+    expiry = expiry_gas(type(state), job)
+    if booked + expiry > cap:
         raise JobRefused(
             f"the expiries of deadline block {deadline} would need more than {cap} gas; "
             "choose another ttlBlocks"
@@ -290,7 +291,7 @@ def create_job(computation: ComputationAPI, request: JobRequest, id_: bytes) -> 
             f"balance {balance} in JOBS is below the job's fee and callback gas {job.reserved}"
         )
     set_balance(state, requester, balance - job.reserved)
-    record_job(state, job)
+    record_job(state, job, expiry)
     computation.add_log_entry(
         JOBS,
         [CREATED, int.from_bytes(id_, "big"), int.from_bytes(requester, "big"),
@@ -303,11 +304,11 @@ def create_job(computation: ComputationAPI, request: JobRequest, id_: bytes) -> 
     return job
 
 
-def record_job(state: Storage, job: Job) -> None:
+def record_job(state: Storage, job: Job, expiry: int) -> None:
     """Write a new pending job: its record, progress, place in its deadline's list and
-    the gas its expiry books there (its reservation is the caller's to move)."""
+    the ``expiry`` gas it books there (its reservation is the caller's to move)."""
     booked = state.get_storage(JOBS, _deadline_gas_slot(job.deadline))
-    state.set_storage(JOBS, _deadline_gas_slot(job.deadline), booked + expiry_gas(type(state), job))
+    state.set_storage(JOBS, _deadline_gas_slot(job.deadline), booked + expiry)
     head = _deadline_slot(job.deadline)
     job.next_due = state.get_storage(JOBS, head).to_bytes(32, "big")
     state.set_storage(JOBS, head, int.from_bytes(job.id, "big"))
