@@ -311,6 +311,43 @@ class SpotChecker:
             self.report(disagreement)
 
 
+def verified_signers(
+    state: Any,
+    digest: bytes,
+    signatures: tuple[bytes, ...],
+    precompile: bytes,
+    quorum: int,
+    where: str,
+) -> tuple[bytes, ...]:
+    """The executors whose ``signatures`` over ``digest`` make a result valid: each one
+    registered, active with the precompile's capability, none twice, at least ``quorum``
+    of them; otherwise :class:`InvalidAiResult` saying which attestation failed."""
+    capability = registry.PRECOMPILE_CAPABILITY[precompile]
+    signers: list[bytes] = []
+    for position, signature in enumerate(signatures):
+        try:
+            signer = recover_signer(digest, signature)
+        except InvalidAttestation as exc:
+            raise InvalidAiResult(f"{where}: attestation {position}: {exc}") from None
+        executor = registry.get_executor(state, signer)
+        if executor is None:
+            raise InvalidAiResult(
+                f"{where}: attestation {position}: signer 0x{signer.hex()} is not a "
+                "registered executor"
+            )
+        if not executor.can(capability):
+            raise InvalidAiResult(
+                f"{where}: attestation {position}: executor 0x{signer.hex()} is not "
+                f"active with the {capability} capability"
+            )
+        if signer in signers:
+            raise InvalidAiResult(f"{where}: executor 0x{signer.hex()} signed twice")
+        signers.append(signer)
+    if len(signers) < quorum:
+        raise InvalidAiResult(f"{where}: {len(signers)} attestations, the model needs {quorum}")
+    return tuple(signers)
+
+
 class VerifyOracle(Oracle):
     """Consumes recorded results, checking each against the call and the registries."""
 
@@ -369,32 +406,10 @@ class VerifyOracle(Oracle):
             keccak(result.output),
             context,
         )
-        capability = registry.PRECOMPILE_CAPABILITY[call.precompile]
-        signers: list[bytes] = []
-        for position, signature in enumerate(result.signatures):
-            try:
-                signer = recover_signer(digest, signature)
-            except InvalidAttestation as exc:
-                raise InvalidAiResult(f"{where}: attestation {position}: {exc}") from None
-            executor = registry.get_executor(state, signer)
-            if executor is None:
-                raise InvalidAiResult(
-                    f"{where}: attestation {position}: signer 0x{signer.hex()} is not a "
-                    "registered executor"
-                )
-            if not executor.can(capability):
-                raise InvalidAiResult(
-                    f"{where}: attestation {position}: executor 0x{signer.hex()} is not "
-                    f"active with the {capability} capability"
-                )
-            if signer in signers:
-                raise InvalidAiResult(f"{where}: executor 0x{signer.hex()} signed twice")
-            signers.append(signer)
-        if len(signers) < call.model.quorum:
-            raise InvalidAiResult(
-                f"{where}: {len(signers)} attestations, the model needs {call.model.quorum}"
-            )
-        self.signers.append(tuple(signers))
+        signers = verified_signers(
+            state, digest, result.signatures, call.precompile, call.model.quorum, where
+        )
+        self.signers.append(signers)
         if self.spot_checker is not None:
             self.spot_checker.maybe_check(
                 call, context, self.chain_id, result.output, signers, self.tx_hash, index

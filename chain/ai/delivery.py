@@ -30,7 +30,8 @@ from eth_utils import keccak
 from chain import registry
 from chain.ai import jobs
 from chain.attested import SIGNATURE_LENGTH
-from sidecars.attestation import InvalidAttestation, attestation_digest, recover_signer
+from chain.oracle import InvalidAiResult, verified_signers
+from sidecars.attestation import attestation_digest
 
 DELIVERY_TX_TYPE = 0x12
 MAX_SIGNATURES = 64
@@ -50,15 +51,12 @@ class DeliveryReceipt(TypedReceipt):
     codecs = {DELIVERY_TX_TYPE: Receipt}
 
 
-class DeliveryTransaction:
-    """A job's result (or expiry), as a transaction of the block."""
+class _FromJobs:
+    """What py-evm and the RPC read of a transaction JOBS sends: no value, no fee of its
+    own, no signature, no access or authorization list, no blobs."""
 
     type_id = DELIVERY_TX_TYPE
     sender = jobs.JOBS
-    to = jobs.JOBS
-    chain_id = 0
-    nonce = 0
-    gas = 0  # the callback's gas is the job's, checked against the block when it runs
     value = 0
     gas_price = max_fee_per_gas = max_priority_fee_per_gas = 0
     access_list: tuple = ()
@@ -66,6 +64,18 @@ class DeliveryTransaction:
     blob_versioned_hashes: tuple = ()
     max_fee_per_blob_gas = 0
     y_parity = v = r = s = 0
+
+    def get_sender(self) -> bytes:
+        return jobs.JOBS
+
+
+class DeliveryTransaction(_FromJobs):
+    """A job's result (or expiry), as a transaction of the block."""
+
+    to = jobs.JOBS
+    chain_id = 0
+    nonce = 0
+    gas = 0  # the callback's gas is the job's, checked against the block when it runs
 
     def __init__(
         self, job_id: bytes, status: int, output: bytes = b"", signatures: tuple = ()
@@ -117,9 +127,6 @@ class DeliveryTransaction:
     def hash(self) -> bytes:
         return keccak(self.encode())
 
-    def get_sender(self) -> bytes:
-        return jobs.JOBS
-
     def __eq__(self, other: object) -> bool:
         return isinstance(other, DeliveryTransaction) and other.encode() == self.encode()
 
@@ -127,20 +134,10 @@ class DeliveryTransaction:
         return hash(self.encode())
 
 
-class JobCallback:
+class JobCallback(_FromJobs):
     """The callback of a delivery, as py-evm's transaction executor runs it: sent by JOBS
     to the requester with the job's gas limit plus what its calldata costs. It buys no gas
     (its price is zero: :func:`chain.ai.jobs.pay` charges the job instead)."""
-
-    type_id = DELIVERY_TX_TYPE
-    sender = jobs.JOBS
-    value = 0
-    gas_price = max_fee_per_gas = max_priority_fee_per_gas = 0
-    access_list: tuple = ()
-    authorization_list: tuple = ()
-    blob_versioned_hashes: tuple = ()
-    max_fee_per_blob_gas = 0
-    y_parity = v = r = s = 0
 
     def __init__(self, nonce: int, to: bytes, data: bytes, gas_limit: int, overhead: int):
         self.nonce = nonce
@@ -148,9 +145,6 @@ class JobCallback:
         self.data = data
         self.intrinsic_gas = overhead
         self.gas = gas_limit + overhead
-
-    def get_sender(self) -> bytes:
-        return jobs.JOBS
 
     def get_intrinsic_gas(self) -> int:
         return self.intrinsic_gas
@@ -204,32 +198,13 @@ def check_delivery(state: Any, tx: DeliveryTransaction, chain_id: int) -> tuple[
     digest = attestation_digest(
         chain_id, job.precompile, job.model_id, job.input_hash, keccak(tx.output), job.id
     )
-    capability = registry.PRECOMPILE_CAPABILITY[job.precompile]
-    signers: list[bytes] = []
-    for position, signature in enumerate(tx.signatures):
-        try:
-            signer = recover_signer(digest, signature)
-        except InvalidAttestation as exc:
-            raise InvalidDelivery(f"{where}: attestation {position}: {exc}") from None
-        executor = registry.get_executor(state, signer)
-        if executor is None:
-            raise InvalidDelivery(
-                f"{where}: attestation {position}: signer 0x{signer.hex()} is not a registered "
-                "executor"
-            )
-        if not executor.can(capability):
-            raise InvalidDelivery(
-                f"{where}: attestation {position}: executor 0x{signer.hex()} is not active "
-                f"with the {capability} capability"
-            )
-        if signer in signers:
-            raise InvalidDelivery(f"{where}: executor 0x{signer.hex()} signed twice")
-        signers.append(signer)
-    if len(signers) < model.quorum:
-        raise InvalidDelivery(
-            f"{where}: {len(signers)} attestations, the model needs {model.quorum}"
+    try:
+        signers = verified_signers(
+            state, digest, tx.signatures, job.precompile, model.quorum, where
         )
-    return job, tuple(signers)
+    except InvalidAiResult as exc:
+        raise InvalidDelivery(str(exc)) from None
+    return job, signers
 
 
 @dataclass
