@@ -138,15 +138,20 @@ class JobDispatcher:
 
     def _run(self) -> None:
         while not self.stopping.wait(POLL_SECONDS):
-            with self.lock:
-                waiting = [j for j in self.pending.values() if j.id not in self.ready]
-            for job in waiting:
-                if self.stopping.is_set():
-                    return
-                try:
-                    self._advance(job)
-                except Exception:
-                    log.exception("job dispatch failed job=0x%s", job.id.hex())
+            self.poll()
+
+    def poll(self) -> None:
+        """One round: submit each job not yet on a sidecar, ask each submitted one for
+        its result (the worker thread's loop; tests call it directly)."""
+        with self.lock:
+            waiting = [j for j in self.pending.values() if j.id not in self.ready]
+        for job in waiting:
+            if self.stopping.is_set():
+                return
+            try:
+                self._advance(job)
+            except Exception:
+                log.exception("job dispatch failed job=0x%s", job.id.hex())
 
     def _advance(self, job: PendingJob) -> None:
         if not self.pool.serves(job.model_id):
