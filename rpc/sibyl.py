@@ -9,6 +9,7 @@ from eth_abi import decode as abi_decode
 
 from chain import registry
 from chain.ai import jobs
+from chain.ai.delivery import DeliveryTransaction
 from chain.ai.dispatch import created_jobs
 from chain.attested import inner_transaction
 from chain.node import Node
@@ -19,6 +20,16 @@ from rpc.errors import not_found
 from rpc.params import LATEST, BlockId, Param, method
 from scheduler import state as calls
 from scheduler.transactions import ScheduledTransaction
+
+
+def _delivery_of(reader: Any, header: Any, job_id: bytes) -> tuple[Any, int] | None:
+    """The transaction of ``header``'s block that settled ``job_id``, and its index."""
+    block = reader.block(header.hash)
+    for index, tx in enumerate(block.transactions):
+        inner = inner_transaction(tx)
+        if isinstance(inner, DeliveryTransaction) and inner.job_id == job_id:
+            return tx, index
+    return None
 
 
 def model_json(record: registry.ModelRecord) -> dict[str, Any]:
@@ -168,13 +179,13 @@ class SibylApi:
             "output": None,
             "signers": [],
         }
-        tx_hash = jobs.settled_by(reader.accounts(reader.head), job.id)
-        found = reader.transaction(tx_hash) if tx_hash is not None else None
+        settled_in = reader.canonical_header(job.settled_block) if job.settled_block else None
+        found = _delivery_of(reader, settled_in, job.id) if settled_in is not None else None
         if found is not None:
-            tx, location = found
-            out["deliveryTransaction"] = d(tx_hash)
+            tx, index = found
+            out["deliveryTransaction"] = d(tx.hash)
             out["output"] = d(inner_transaction(tx).output)
-            receipt = reader.receipts(reader.header(location.block_hash)).receipts[location.index]
+            receipt = reader.receipts(settled_in).receipts[index]
             for entry in receipt.logs:
                 if entry.address == jobs.JOBS and entry.topics[0] == jobs.SETTLED:
                     (_, signers) = abi_decode(["uint8", "address[]"], entry.data)

@@ -232,7 +232,7 @@ def run_delivery(
             f"delivery of job 0x{job.id.hex()}: its callback needs {callback.gas} gas, the "
             f"block has {gas_left} left"
         )
-    job = jobs.settle(state, job, tx.status, tx.hash)
+    job = jobs.settle(state, job, tx.status)
     computation = state.apply_transaction(callback)
     own = vm.make_receipt(_NoGasYet(), callback, computation, state)
     jobs.pay(state, job, own.gas_used, signers)

@@ -20,9 +20,12 @@ same expiries:
                       fee, reservedGas, createdBlock, deadline]`` stored as a byte string
   keccak(id ‖ 5)      where it is: status (8 bits), settledBlock (64 bits above them)
   keccak(id ‖ 6)      the next job whose deadline is the same block (0 ends the list)
-  keccak(id ‖ 7)      the hash of the transaction that settled it
-  keccak(block ‖ 8)   the first job whose deadline is ``block``
-  keccak(block ‖ 9)   the gas the expiries at ``block`` may take, booked so far
+  keccak(block ‖ 7)   the first job whose deadline is ``block``
+  keccak(block ‖ 8)   the gas the expiries at ``block`` may take, booked so far
+
+Settling a job rewrites its progress word only (the transaction that settled it is found
+in its settledBlock): each write rehashes a path through a trie as deep as the jobs are
+many.
 
 A block reads its deadline list (the jobs created with that deadline, settled or not) and
 the records of the jobs it delivers: its work follows the jobs due or delivered in it,
@@ -57,8 +60,8 @@ from chain.slots import Storage, mapping_slot, read_blob, write_blob
 
 JOBS = bytes.fromhex("0000000000000000000000000000000000000a04")
 PENDING_COUNT_SLOT, MAX_TTL_SLOT, EXPIRY_GAS_SLOT = 0, 1, 2
-BALANCE_MAP, RECORD_MAP, PROGRESS_MAP, NEXT_MAP, SETTLED_BY_MAP = 3, 4, 5, 6, 7
-DEADLINE_MAP, DEADLINE_GAS_MAP = 8, 9
+BALANCE_MAP, RECORD_MAP, PROGRESS_MAP, NEXT_MAP = 3, 4, 5, 6
+DEADLINE_MAP, DEADLINE_GAS_MAP = 7, 8
 
 PENDING, OK, FAILED, EXPIRED = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", OK: "delivered", FAILED: "failed", EXPIRED: "expired"}
@@ -104,7 +107,6 @@ class Job:
     deadline: int
     status: int = PENDING
     settled_block: int = 0
-    next_due: bytes = b"\x00" * 32
 
     @property
     def reserved(self) -> int:
@@ -180,14 +182,7 @@ def get_job(state: Storage, id_: bytes) -> Job | None:
         return None
     fields = rlp.decode(blob, sedes=_RECORD)
     progress = state.get_storage(JOBS, mapping_slot(id_, PROGRESS_MAP))
-    next_due = state.get_storage(JOBS, mapping_slot(id_, NEXT_MAP)).to_bytes(32, "big")
-    return Job(id_, *fields, status=progress & 0xFF, settled_block=progress >> 8, next_due=next_due)
-
-
-def settled_by(state: Storage, id_: bytes) -> bytes | None:
-    """The hash of the transaction that settled the job, None while it is pending."""
-    word = state.get_storage(JOBS, mapping_slot(id_, SETTLED_BY_MAP))
-    return word.to_bytes(32, "big") if word else None
+    return Job(id_, *fields, status=progress & 0xFF, settled_block=progress >> 8)
 
 
 def _put_record(state: Storage, job: Job) -> None:
@@ -220,7 +215,7 @@ def jobs_due_at(state: Storage, block: int) -> list[Job]:
         job = get_job(state, word.to_bytes(32, "big"))
         if job.status == PENDING:
             due.append(job)
-        word = int.from_bytes(job.next_due, "big")
+        word = state.get_storage(JOBS, mapping_slot(job.id, NEXT_MAP))
     return sorted(due, key=lambda job: job.id)
 
 
@@ -310,20 +305,18 @@ def record_job(state: Storage, job: Job, expiry: int) -> None:
     booked = state.get_storage(JOBS, _deadline_gas_slot(job.deadline))
     state.set_storage(JOBS, _deadline_gas_slot(job.deadline), booked + expiry)
     head = _deadline_slot(job.deadline)
-    job.next_due = state.get_storage(JOBS, head).to_bytes(32, "big")
+    state.set_storage(JOBS, mapping_slot(job.id, NEXT_MAP), state.get_storage(JOBS, head))
     state.set_storage(JOBS, head, int.from_bytes(job.id, "big"))
-    state.set_storage(JOBS, mapping_slot(job.id, NEXT_MAP), int.from_bytes(job.next_due, "big"))
     _put_record(state, job)
     _put_progress(state, job)
     _count_pending(state, +1)
 
 
-def settle(state: Any, job: Job, status: int, tx_hash: bytes) -> Job:
-    """Mark ``job`` settled by ``tx_hash`` (before its callback runs, so the callback
+def settle(state: Any, job: Job, status: int) -> Job:
+    """Mark ``job`` settled in this block (before its callback runs, so the callback
     reads it settled); the money moves in :func:`pay`."""
     job = replace(job, status=status, settled_block=state.block_number)
     _put_progress(state, job)
-    state.set_storage(JOBS, mapping_slot(job.id, SETTLED_BY_MAP), int.from_bytes(tx_hash, "big"))
     _count_pending(state, -1)
     return job
 
