@@ -35,19 +35,19 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
 
-from chain import registry
-from chain.attested import AttestedTransaction
-from chain.codec import decode_any_block
+from chain.ai import registry
+from chain.ai.attested import AttestedTransaction
 from chain.engine import Engine
 from chain.execution import PayloadAttributes
 from chain.genesis import genesis_block, load_genesis
-from chain.keys import dev_accounts
-from chain.reader import ChainReader
-from chain.storage import Store
+from chain.storage.codec import decode_any_block
+from chain.storage.reader import ChainReader
+from chain.storage.store import Store
 from chain.txpool import PoolConfig, TxPool
 from genesis import DEV_GENESIS
 from sidecars.attestation import attestation_digest, recover_signer, sync_context
 from sidecars.config import dev_sidecar_specs
+from sidecars.keys import dev_accounts
 from sidecars.manager import SidecarManager
 
 CHAIN_ID = 19183

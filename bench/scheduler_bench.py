@@ -34,8 +34,8 @@ from eth_utils import keccak, to_wei
 from chain.execution import BlockExecution, PayloadAttributes, next_header
 from chain.genesis import genesis_block, load_genesis
 from chain.slots import DictStorage
-from chain.storage import MERGE_EVERY, CanonicalChange, Store, state_view
-from chain.trie_root import trie_nodes
+from chain.storage.store import MERGE_EVERY, CanonicalChange, Store, state_view
+from chain.trie.root import trie_nodes
 from genesis import DEV_GENESIS
 from scheduler import state as calls
 

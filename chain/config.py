@@ -1,6 +1,6 @@
 """The node's configuration: a TOML file, overridden by command-line flags.
 
-Every key is checked at start against the typed dataclasses of :mod:`chain.node`; an
+Every key is checked at start against the typed dataclasses below; an
 unknown key or a value of the wrong type stops the node with a message that names it
 (``node.toml: rpc.http_port: must be an integer``), and defaults run on a laptop.
 
@@ -28,15 +28,52 @@ model = "genesis/models/mlp.pt"
 import dataclasses
 import tomllib
 import types
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from chain.errors import SibylError
-from chain.node import NodeConfig, RpcConfig
 from chain.txpool import PoolConfig
-from sidecars.config import SidecarConfigError, parse_sidecar_specs
+from sidecars.config import (
+    DEFAULT_IMAGE,
+    MODES,
+    SidecarConfigError,
+    SidecarSpec,
+    parse_sidecar_specs,
+)
 
-SIDECAR_MODES = ("auto", "docker", "process", "none")
+
+@dataclass
+class RpcConfig:
+    http_addr: str = "127.0.0.1"
+    http_port: int = 8545
+    engine_port: int = 8551
+    jwt_secret: Path | None = None
+    cors_origins: tuple[str, ...] = ("*",)
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_batch: int = 1000
+    max_subscriptions: int = 1000
+    max_log_range: int = 10_000
+    max_logs: int = 10_000
+
+
+@dataclass
+class NodeConfig:
+    datadir: Path | None = None
+    genesis: Path | None = None
+    dev: bool = False
+    block_time: float = 0.0
+    sidecar_mode: str = "auto"
+    follow: str | None = None
+    metrics_port: int | None = None
+    rpc: RpcConfig = field(default_factory=RpcConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    fee_recipient: bytes = b"\x00" * 20
+    sidecar_image: str = DEFAULT_IMAGE
+    model_dirs: tuple[str, ...] = ()  # where replicate-mode model artifacts are found
+    spot_check_rate: float = 0.0
+    sidecar_specs: list[SidecarSpec] = field(default_factory=list)
+    temporary: bool = False
 
 
 class ConfigError(SibylError):
@@ -124,6 +161,6 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> NodeConfig:
         if overrides.get(key) is not None:
             setattr(rpc, key, overrides.pop(key))
     top.update({k: v for k, v in overrides.items() if v is not None})
-    if top.get("sidecar_mode", "auto") not in SIDECAR_MODES:
-        raise ConfigError(f"{source}: sidecar_mode: must be one of {', '.join(SIDECAR_MODES)}")
+    if top.get("sidecar_mode", "auto") not in MODES:
+        raise ConfigError(f"{source}: sidecar_mode: must be one of {', '.join(MODES)}")
     return NodeConfig(rpc=rpc, pool=pool, sidecar_specs=specs, **top)

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 
 from eth.abc import BlockAPI, BlockHeaderAPI
 
-from chain import codec
-from chain.attested import inner_transaction
+from chain.ai.attested import inner_transaction
+from chain.ai.replicas import LocalModels
+from chain.ai.results import BuildOracle, SidecarPool, SpotChecker, VerifyOracle
 from chain.builder import BuiltPayload, build_payload
 from chain.execution import ExecutedBlock, InvalidBlock, PayloadAttributes, execute_block
-from chain.oracle import BuildOracle, SidecarPool, SpotChecker, VerifyOracle
-from chain.reader import ChainReader
-from chain.replicas import LocalModels
-from chain.storage import BlockWrite, CanonicalChange, Store
+from chain.storage import codec
+from chain.storage.reader import ChainReader
+from chain.storage.store import BlockWrite, CanonicalChange, Store
 from chain.txpool import PooledTx
 from chain.vm import ChainConfig
 from scheduler.transactions import ScheduledTransaction

@@ -12,7 +12,6 @@ instead of copying an RLP header after every transaction, which is what makes
 ``MiningChain.mine_all`` and ``apply_transaction`` slow.
 """
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -23,13 +22,14 @@ from eth.consensus.context import ConsensusContext
 from eth.exceptions import HeaderNotFound
 from eth.vm.chain_context import ChainContext
 from eth.vm.forks.cancun.state import get_total_blob_gas
+from eth.vm.forks.prague import PragueVM
 from eth_utils import ValidationError
 
-from chain import codec
-from chain.attested import AttestedTransaction, inner_transaction
-from chain.oracle import InvalidAiResult, Oracle, ReplicaNotHere
-from chain.storage import BlockWrite, state_view
-from chain.trie_root import ordered_trie_root
+from chain.ai.attested import AttestedTransaction, inner_transaction
+from chain.ai.results import InvalidAiResult, Oracle, ReplicaNotHere
+from chain.storage import codec
+from chain.storage.store import BlockWrite, state_view
+from chain.trie.root import ordered_trie_root
 from chain.vm import ChainConfig, vm_class_at
 from scheduler.top_of_block import due_calls, run_scheduled, scheduled_transactions
 from scheduler.transactions import ScheduledTransaction
@@ -255,12 +255,15 @@ class BlockExecution:
 
 
 def requests_hash(requests: list[bytes]) -> bytes:
-    """EIP-7685: sha256 over the sha256 of each non-empty request."""
-    outer = hashlib.sha256()
-    for request in requests:
-        if len(request) > 1:
-            outer.update(hashlib.sha256(request).digest())
-    return outer.digest()
+    """EIP-7685's commitment to a block's requests, by py-evm's own rule (Prague's
+    ``compute_requests_hash``, which reads the requests from a block and writes the hash
+    into a copy of its header: here the copies are the hash itself)."""
+    block = SimpleNamespace(
+        block_requests=requests,
+        header=SimpleNamespace(copy=lambda requests_hash: requests_hash),
+        copy=lambda header: header,
+    )
+    return PragueVM.compute_requests_hash(block)
 
 
 def execute_block(

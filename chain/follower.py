@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 import rlp
 
-from chain import codec
 from chain.execution import InvalidBlock
 from chain.node import Node
+from chain.storage import codec
 
 log = logging.getLogger("sibyl.follower")
 

@@ -15,10 +15,11 @@ from typing import Any
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA256, ZERO_ADDRESS, ZERO_HASH32
 from eth.db.account import AccountDB
 
-from chain import codec, registry
+from chain.ai import registry
 from chain.errors import SibylError
 from chain.slots import DictStorage
-from chain.storage import BlockWrite, state_view
+from chain.storage import codec
+from chain.storage.store import BlockWrite, state_view
 from chain.vm import ChainConfig, vm_class_at
 from scheduler.state import GAS_CAP_SLOT, SCHEDULER
 

@@ -14,56 +14,22 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chain.ai.replicas import LocalModels
+from chain.ai.results import SidecarPool, SpotChecker
+from chain.config import NodeConfig
 from chain.engine import Engine
 from chain.execution import ExecutedBlock
 from chain.genesis import Genesis, genesis_block, load_genesis, parse_genesis
-from chain.oracle import SidecarPool, SpotChecker
-from chain.reader import ChainReader
-from chain.replicas import LocalModels
 from chain.simulate import Simulator
-from chain.storage import Store, StoreError
-from chain.txpool import PoolConfig, TxPool, TxPoolError
+from chain.storage.reader import ChainReader
+from chain.storage.store import Store, StoreError
+from chain.txpool import TxPool, TxPoolError
 from genesis import DEV_GENESIS, DEV_MODELS
-from sidecars.config import SidecarSpec
 
 log = logging.getLogger("sibyl.node")
-
-
-@dataclass
-class RpcConfig:
-    http_addr: str = "127.0.0.1"
-    http_port: int = 8545
-    engine_port: int = 8551
-    jwt_secret: Path | None = None
-    cors_origins: tuple[str, ...] = ("*",)
-    max_body_bytes: int = 5 * 1024 * 1024
-    max_batch: int = 1000
-    max_subscriptions: int = 1000
-    max_log_range: int = 10_000
-    max_logs: int = 10_000
-
-
-@dataclass
-class NodeConfig:
-    datadir: Path | None = None
-    genesis: Path | None = None
-    dev: bool = False
-    block_time: float = 0.0
-    sidecar_mode: str = "auto"
-    follow: str | None = None
-    metrics_port: int | None = None
-    rpc: RpcConfig = field(default_factory=RpcConfig)
-    pool: PoolConfig = field(default_factory=PoolConfig)
-    fee_recipient: bytes = b"\x00" * 20
-    sidecar_image: str = "sibyl-sidecar:dev"
-    model_dirs: tuple[str, ...] = ()  # where replicate-mode model artifacts are found
-    spot_check_rate: float = 0.0
-    sidecar_specs: list[SidecarSpec] = field(default_factory=list)
-    temporary: bool = False
 
 
 def initialise(datadir: Path, genesis: Genesis) -> bytes:

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth._utils.state import code_is_delegation_designation
 from eth.abc import BlockHeaderAPI, ComputationAPI
 from eth.consensus.context import ConsensusContext
 from eth.exceptions import (
@@ -37,15 +36,16 @@ from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
 from eth_utils import ValidationError, to_checksum_address
 
+from chain.ai.replicas import LocalModels
+from chain.ai.results import NO_TX, CallOracle, SidecarPool
 from chain.execution import VMChainDB
-from chain.oracle import NO_TX, CallOracle, SidecarPool
-from chain.replicas import LocalModels
-from chain.storage import state_view
+from chain.gas import TX_GAS, intrinsic_gas
+from chain.precompiles.native import ERROR_SELECTOR
+from chain.state_db import access_list, is_delegation
+from chain.storage.store import state_view
 from chain.vm import ChainConfig, vm_class_at
 
 CALL_GAS_CAP = 50_000_000
-TX_GAS = 21000
-ERROR_SELECTOR = bytes.fromhex("08c379a0")
 PANIC_SELECTOR = bytes.fromhex("4e487b71")
 PANIC_REASONS = {
     0x00: "generic panic",
@@ -180,11 +180,11 @@ class Simulator:
         """eth_call's fast path: the message alone, as the transaction executor would send
         it (same gas, same warm accounts, same delegation), without buying gas, bumping
         the nonce or settling fees, none of which a call's result depends on."""
-        intrinsic = _intrinsic_gas(args)
+        intrinsic = intrinsic_gas(args.data, args.access_list)
         if gas < intrinsic:
             raise CallError(f"intrinsic gas too low: gas {gas}, minimum needed {intrinsic}")
         code, code_address = state.get_code(args.to), args.to
-        if code_is_delegation_designation(code):  # EIP-7702: run the delegate's code
+        if is_delegation(code):  # EIP-7702: run the delegate's code
             code_address = code[3:]
             state.mark_address_warm(code_address)
             code = state.get_code(code_address)
@@ -305,7 +305,7 @@ class Simulator:
                 state.computation_class.get_precompiles()
             )
             # py-evm records every account the state read; the call touched those it warmed.
-            touched = state._account_db._get_access_list()
+            touched = access_list(state)
             entries = [
                 (address, sorted(tracker.slots_queried))
                 for address, tracker in sorted(touched.items())
@@ -314,18 +314,6 @@ class Simulator:
             failed = computation.is_error
             error = (str(computation.error) or "execution reverted") if failed else None
         return entries, error
-
-
-def _intrinsic_gas(args: CallArgs) -> int:
-    zeros = args.data.count(0)
-    slots = sum(len(s) for _, s in args.access_list)
-    return (
-        TX_GAS
-        + 4 * zeros
-        + 16 * (len(args.data) - zeros)
-        + 2400 * len(args.access_list)
-        + (1900 * slots)
-    )
 
 
 # geth's words for an exceptional halt (core/vm/errors.go), which clients and tests match

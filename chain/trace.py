@@ -28,16 +28,20 @@ import threading
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, MessageAPI
 from eth.exceptions import Revert, VMError
 from eth.vm.logic.invalid import InvalidOpcode
 
+from chain.ai.results import Oracle, VerifyOracle
 from chain.execution import BlockExecution, HeaderLookup, StateLookup
-from chain.oracle import Oracle
 from chain.simulate import CALL_GAS_CAP, CallArgs, Simulator, halt_message, revert_reason
+from chain.state_db import last_log, memory_bytes, stack_values
 from chain.vm import ChainConfig, vm_class_at
+
+if TYPE_CHECKING:  # the node holds what a replay reads; it never imports this module
+    from chain.node import Node
 
 CALL_TRACER = "callTracer"
 DEFAULT_TIMEOUT = 5.0  # seconds, as geth
@@ -90,6 +94,24 @@ def trace_block(
         receipt = execution.apply(tx)
         traces.append(tracer.result(receipt.gas_used - gas_before))
     return traces
+
+
+def trace_mined(
+    node: "Node",
+    block: BlockAPI,
+    options: TraceOptions,
+    only: int | None = None,
+    abort: threading.Event | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`trace_block` for a block of the node's chain: replayed on its parent's
+    stored state, its AI calls answered by the results the block records (checked as an
+    importer checks them), so a node without sidecars traces them too."""
+    parent = node.reader.header(block.header.parent_hash)
+    oracle = VerifyOracle(node.chain_config.chain_id, None, node.engine.replicas)
+    return trace_block(
+        node.chain_config, parent, block, node.store.state_get, node.reader.header,
+        oracle, options, only, abort,
+    )  # fmt: skip
 
 
 def trace_call(
@@ -185,7 +207,7 @@ class StructLogger(Tracer):
         # the pc where the code ends.
         if code.program_counter == self.resume.get(id(computation)) == len(code):
             pc += 1
-        stack = computation._stack.values
+        stack = stack_values(computation)
         entry: dict[str, Any] = {
             "pc": pc,
             "op": mnemonic,
@@ -194,7 +216,7 @@ class StructLogger(Tracer):
         }
         if not self.options.disable_stack:
             entry["stack"] = [hex(_word(v)) for v in stack]
-        memory = computation._memory._bytes
+        memory = memory_bytes(computation)
         if self.options.enable_memory and memory:  # geth leaves out what is empty
             entry["memory"] = [memory[i : i + 32].hex() for i in range(0, len(memory), 32)]
         if self.options.enable_return_data and computation.return_data:
@@ -257,7 +279,7 @@ class CallTracer(Tracer):
             return None
         if mnemonic.startswith("LOG") and self.options.with_log:
             return "log"
-        stack = computation._stack.values
+        stack = stack_values(computation)
         if mnemonic != "SELFDESTRUCT" or not stack:
             return None
         address = computation.msg.storage_address
@@ -275,7 +297,7 @@ class CallTracer(Tracer):
         if token is None or error is not None:
             return
         if token == "log":
-            _, address, topics, data = computation._log_entries[-1]
+            _, address, topics, data = last_log(computation)
             self.logs.setdefault(id(computation), []).append(
                 {
                     "address": "0x" + address.hex(),

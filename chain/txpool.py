@@ -25,7 +25,7 @@ from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError, to_checksum_address
 
-from chain.calldata_floor import floor_gas
+from chain.gas import floor_gas
 from chain.vm import vm_class_at
 
 MAX_TX_SIZE = 128 * 1024

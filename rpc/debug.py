@@ -11,9 +11,8 @@ from eth.abc import BlockAPI, BlockHeaderAPI
 
 from chain.execution import InvalidTransaction
 from chain.node import Node
-from chain.oracle import VerifyOracle
 from chain.simulate import CallArgs
-from chain.trace import TraceOptions, TraceTimeout, trace_block, trace_call
+from chain.trace import TraceOptions, TraceTimeout, trace_call, trace_mined
 from rpc import params as p
 from rpc.encoding import d
 from rpc.errors import SERVER_ERROR, RpcError, not_found
@@ -104,13 +103,8 @@ class DebugApi:
     async def _trace(
         self, block: BlockAPI, options: TraceOptions, only: int | None = None
     ) -> list[dict[str, Any]]:
-        node = self.node
-        parent = node.reader.header(block.header.parent_hash)
-        oracle = VerifyOracle(node.chain_config.chain_id, None, node.engine.replicas)
-        replay = (node.chain_config, parent, block, node.store.state_get, node.reader.header,
-                  oracle, options, only, self.stopping)  # fmt: skip
         try:
-            return await self._run(trace_block, *replay)
+            return await self._run(trace_mined, self.node, block, options, only, self.stopping)
         except InvalidTransaction as exc:  # e.g. a replicate-mode model this node lacks
             raise RpcError(
                 SERVER_ERROR, f"cannot replay block {block.header.block_number}: {exc}"

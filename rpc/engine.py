@@ -20,10 +20,10 @@ from eth.vm.forks.shanghai.withdrawals import Withdrawal
 from chain.engine import PayloadStatus
 from chain.execution import PayloadAttributes, requests_hash
 from chain.node import Node
-from chain.trie_root import ordered_trie_root
+from chain.trie.root import ordered_trie_root
 from chain.vm import vm_class_at
 from rpc import params as p
-from rpc.encoding import d, q
+from rpc.encoding import d, q, withdrawal_json
 from rpc.errors import RpcError
 from rpc.params import Param, method
 from rpc.server import RpcServer
@@ -72,15 +72,6 @@ def _withdrawals(values: Any) -> list[Withdrawal]:
     ]
 
 
-def _withdrawal_json(w: Withdrawal) -> dict[str, str]:
-    return {
-        "index": q(w.index),
-        "validatorIndex": q(w.validator_index),
-        "address": d(w.address),
-        "amount": q(w.amount),
-    }
-
-
 def payload_json(block: Any) -> dict[str, Any]:
     header = block.header
     out = {
@@ -98,7 +89,7 @@ def payload_json(block: Any) -> dict[str, Any]:
         "baseFeePerGas": q(header.base_fee_per_gas),
         "blockHash": d(header.hash),
         "transactions": [d(tx.encode()) for tx in block.transactions],
-        "withdrawals": [_withdrawal_json(w) for w in block.withdrawals],
+        "withdrawals": [withdrawal_json(w) for w in block.withdrawals],
     }
     if hasattr(header, "blob_gas_used"):
         out["blobGasUsed"] = q(header.blob_gas_used)

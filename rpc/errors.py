@@ -9,8 +9,8 @@ revert bytes as ``data``), and -38xxx for the Engine API.
 
 from typing import Any
 
+from chain.ai.results import ModelUnavailable
 from chain.engine import EngineError
-from chain.oracle import ModelUnavailable
 from chain.simulate import CallError, ExecutionReverted, OutOfGasError
 from chain.txpool import TxPoolError
 

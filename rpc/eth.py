@@ -7,10 +7,10 @@ from typing import Any
 from eth.abc import BlockHeaderAPI
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
-from chain.codec import Signers
 from chain.node import Node
-from chain.proofs import prove
 from chain.simulate import CallArgs
+from chain.storage.codec import Signers
+from chain.storage.proofs import prove
 from rpc import params as p
 from rpc.encoding import (
     PENDING,

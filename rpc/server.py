@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from chain.node import RpcConfig
+from chain.config import RpcConfig
 from rpc.errors import (
     INTERNAL_ERROR,
     INVALID_REQUEST,

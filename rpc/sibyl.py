@@ -4,10 +4,10 @@ disagreements found by re-running a sample of attested calls (DESIGN section 9).
 from collections.abc import Callable
 from typing import Any
 
-from chain import registry
-from chain.attested import inner_transaction
+from chain.ai import registry
+from chain.ai.attested import inner_transaction
+from chain.ai.results import Disagreement
 from chain.node import Node
-from chain.oracle import Disagreement
 from rpc import params as p
 from rpc.encoding import d, q
 from rpc.errors import not_found

@@ -15,10 +15,11 @@ from eth.rlp.receipts import Receipt
 from eth.vm.forks.berlin.receipts import TypedReceipt
 from eth_utils import keccak
 
+from chain.envelope import envelope_fields
+from chain.gas import intrinsic_gas
 from scheduler.state import SCHEDULER
 
 SCHEDULED_TX_TYPE = 0x10
-TX_GAS = 21000
 
 
 class MalformedScheduledTransaction(ValueError):
@@ -29,11 +30,6 @@ class ScheduledReceipt(TypedReceipt):
     """The receipt of a scheduled transaction: ``0x10 ‖ rlp(receipt)``."""
 
     codecs = {SCHEDULED_TX_TYPE: Receipt}
-
-
-def intrinsic_gas(data: bytes) -> int:
-    zeros = data.count(0)
-    return TX_GAS + 4 * zeros + 16 * (len(data) - zeros)
 
 
 class ScheduledTransaction:
@@ -84,11 +80,8 @@ class ScheduledTransaction:
 
     @classmethod
     def decode(cls, encoded: bytes, decode_inner: Any = None) -> "ScheduledTransaction":
-        try:
-            items = rlp.decode(encoded[1:])
-        except rlp.DecodingError as exc:
-            raise MalformedScheduledTransaction(f"scheduled transaction: {exc}") from None
-        if not isinstance(items, list) or len(items) != 8:
+        items = envelope_fields(encoded, "scheduled transaction", MalformedScheduledTransaction)
+        if len(items) != 8:
             raise MalformedScheduledTransaction("scheduled transaction: must hold 8 fields")
         if not all(isinstance(item, bytes) for item in items) or len(items[4]) != 20:
             raise MalformedScheduledTransaction("scheduled transaction: malformed field")

@@ -27,11 +27,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sidecars.attestation import InvalidAttestation, attestation_digest, keccak, recover_signer
-from sidecars.protocol import sidecar_pb2, sidecar_pb2_grpc
+from sidecars.protocol import SERVICE_NAME, sidecar_pb2, sidecar_pb2_grpc
 
 log = logging.getLogger("sidecars.client")
 
-SERVICE_NAME = "sibyl.sidecar.v1.Sidecar"
 DEFAULT_DEADLINE = 10.0
 MAX_REASON_CHARS = 300
 IDEMPOTENT_ATTEMPTS = 3

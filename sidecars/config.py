@@ -28,8 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import genesis
-from chain.errors import SibylError
+from sidecars.errors import SidecarError
 from sidecars.runtimes import RUNTIMES
+
+MODES = ("auto", "docker", "process", "none")  # --sidecars: how the node runs its sidecars
+DEFAULT_IMAGE = "sibyl-sidecar:dev"  # the image .ci/docker-up builds (docker/sidecar.Dockerfile)
 
 DEV_MODELS = genesis.DEV_MODELS
 DEV_EXECUTOR_KEY = genesis.DIR / "dev-executor.key"
@@ -38,7 +41,7 @@ LOCAL_KEYS = {"name", "runtime", "model", "model_id", "executor_key", "gpu", "po
 REMOTE_KEYS = {"name", "address", "runtime"}
 
 
-class SidecarConfigError(SibylError):
+class SidecarConfigError(SidecarError):
     """A ``[[sidecars]]`` table is invalid; the message names the key."""
 
 

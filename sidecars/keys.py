@@ -1,4 +1,4 @@
-"""Key files for executors and dev accounts.
+"""Key files for executors.
 
 A key file holds one secp256k1 private key as 64 hex digits (an optional ``0x`` and
 surrounding whitespace are accepted), like geth's ``--nodekey`` file. It is written with
@@ -8,16 +8,13 @@ mode 0600 because whoever reads it can sign attestations in the key's name.
 import os
 from pathlib import Path
 
-from eth_account import Account
 from eth_keys import keys
 from eth_utils import to_checksum_address
 
-from chain.errors import SibylError
-
-TEST_MNEMONIC = "test test test test test test test test test test test junk"
+from sidecars.errors import SidecarError
 
 
-class KeyFileError(SibylError):
+class KeyFileError(SidecarError):
     """A key file is missing, unreadable or does not hold a valid private key."""
 
 
@@ -54,14 +51,3 @@ def new_key() -> keys.PrivateKey:
 def address_of(key: keys.PrivateKey) -> str:
     """The checksummed address that ``key`` signs for."""
     return to_checksum_address(key.public_key.to_canonical_address())
-
-
-def dev_accounts(count: int = 10) -> list[keys.PrivateKey]:
-    """The accounts of the well-known test mnemonic, as hardhat and anvil derive them."""
-    Account.enable_unaudited_hdwallet_features()
-    return [
-        keys.PrivateKey(
-            bytes(Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key)
-        )
-        for i in range(count)
-    ]

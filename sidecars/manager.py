@@ -32,15 +32,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chain.errors import SibylError
 from sidecars.client import SidecarPool
-from sidecars.config import SidecarSpec
+from sidecars.config import DEFAULT_IMAGE, MODES, SidecarSpec
+from sidecars.errors import SidecarError
 from sidecars.serve import PARENT_PID_ENV
 
 log = logging.getLogger("sidecars.manager")
 
-MODES = ("auto", "docker", "process", "none")
-DEFAULT_IMAGE = "sibyl-sidecar:dev"
 CONTAINER_PORT = 50051
 CONTAINER_KEY = "/keys/executor.key"
 CHECK_INTERVAL = 0.5
@@ -51,7 +49,7 @@ HUNG_CHECKS = 3
 DOCKER_PING_TIMEOUT = 1
 
 
-class SidecarStartError(SibylError):
+class SidecarStartError(SidecarError):
     """A sidecar did not become healthy; the message says which and why."""
 
 
@@ -266,7 +264,7 @@ class SidecarManager:
         command = [
             sys.executable,
             "-m",
-            "chain.cli",
+            "chain.cmd.cli",
             "sidecar",
             "serve",
             *_serve_args(spec, str(spec.model), port, "127.0.0.1", str(spec.executor_key)),

@@ -13,8 +13,8 @@ import signal
 import sys
 import threading
 
-from chain.keys import KeyFileError, load_key
 from sidecars.attestation import signing_key
+from sidecars.keys import KeyFileError, load_key
 from sidecars.runtimes import ModelLoadError, load_model
 from sidecars.server import build_server
 

@@ -21,12 +21,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from sidecars.attestation import attestation_digest, keccak, sign_digest
-from sidecars.protocol import sidecar_pb2, sidecar_pb2_grpc
+from sidecars.protocol import SERVICE_NAME, sidecar_pb2, sidecar_pb2_grpc
 from sidecars.runtimes import Failed, Model, Refused
 
 log = logging.getLogger("sidecars.server")
 
-SERVICE_NAME = "sibyl.sidecar.v1.Sidecar"
 SERVER_WORKERS = 8
 MAX_JOBS = 1024
 SIBYL_VERSION = "0.1.0"

@@ -33,7 +33,7 @@ CHAIN_ID = 19183
 def sibyl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the ``sibyl`` command line from the repository, its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "chain.cli", *args],
+        [sys.executable, "-m", "chain.cmd.cli", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -79,7 +79,7 @@ class NodeProcess:
 
     def start(self, timeout: float = 60) -> "NodeProcess":
         command = [
-            sys.executable, "-m", "chain.cli", "run",
+            sys.executable, "-m", "chain.cmd.cli", "run",
             "--datadir", str(self.datadir),
             "--http-port", str(self.http_port),
             "--engine-port", str(self.engine_port),

@@ -47,8 +47,8 @@ from eth_account import Account
 from eth_utils import keccak
 from nodes import CHAIN_ID, DEV_KEYS, rpc
 
-from chain import codec
 from chain.genesis import load_genesis
+from chain.storage import codec
 from sidecars.abi import INFER_ADDRESS
 from sidecars.attestation import attestation_digest, recover_signer, sync_context
 from sidecars.runtimes import load_model

@@ -13,6 +13,8 @@ from typing import Any
 
 import rlp
 
+from chain.envelope import envelope_fields
+
 ATTESTED_TX_TYPE = 0x13
 OK, FAILED = 1, 0
 MAX_RESULTS = 1024
@@ -101,11 +103,8 @@ class AttestedTransaction:
     @classmethod
     def decode(cls, encoded: bytes, decode_inner: Any) -> "AttestedTransaction":
         """Decode ``0x13 ‖ rlp(...)``; ``decode_inner`` decodes the inner transaction."""
-        try:
-            payload = rlp.decode(encoded[1:])
-        except rlp.DecodingError as exc:
-            raise MalformedAttestedTransaction(f"attested transaction: {exc}") from None
-        if not isinstance(payload, list) or len(payload) != 2:
+        payload = envelope_fields(encoded, "attested transaction", MalformedAttestedTransaction)
+        if len(payload) != 2:
             raise MalformedAttestedTransaction("attested transaction: must hold [inner, results]")
         inner_bytes, items = payload
         if not isinstance(inner_bytes, bytes) or not inner_bytes:

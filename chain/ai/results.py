@@ -28,11 +28,11 @@ from typing import Any, Protocol
 
 from eth_utils import keccak
 
-from chain import registry
-from chain.attested import FAILED, OK, SpcResult
+from chain.ai import registry
+from chain.ai.attested import FAILED, OK, SpcResult
+from chain.ai.registry import ModelRecord
+from chain.ai.replicas import LocalModels, ReplicaFailed, ReplicaUnavailable
 from chain.errors import SibylError
-from chain.registry import ModelRecord
-from chain.replicas import LocalModels, ReplicaFailed, ReplicaUnavailable
 from sidecars.attestation import (
     InvalidAttestation,
     attestation_digest,

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import rlp
 
-from chain import codec
+from chain.config import NodeConfig
 from chain.engine import Engine
 from chain.errors import SibylError
 from chain.execution import InvalidBlock
-from chain.node import NodeConfig, open_datadir
-from chain.reader import ChainReader
-from chain.storage import StoreError, number_key
+from chain.node import open_datadir
+from chain.storage import codec
+from chain.storage.reader import ChainReader
+from chain.storage.store import StoreError, number_key
 
 log = logging.getLogger("sibyl.blockfile")
 

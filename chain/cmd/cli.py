@@ -10,7 +10,11 @@ import sys
 from pathlib import Path
 
 from chain.errors import SibylError
-from chain.keys import address_of, load_key, new_key, write_key
+from chain.startup import prepare_process
+from sidecars.config import MODES
+from sidecars.errors import SidecarError
+from sidecars.keys import address_of, load_key, new_key, write_key
+from sidecars.runtimes import PLANNED_RUNTIMES, RUNTIMES
 
 
 def _keys_new(args: argparse.Namespace) -> int:
@@ -38,9 +42,9 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from chain.cmd.run import default_datadir, run
     from chain.config import load_config
     from chain.node import temporary_datadir
-    from chain.run import default_datadir, run
 
     overrides = {
         "genesis": args.genesis,
@@ -65,8 +69,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _blockfile(args: argparse.Namespace) -> int:
-    from chain.blockfile import export_blocks, import_blocks
-    from chain.node import NodeConfig
+    from chain.cmd.blockfile import export_blocks, import_blocks
+    from chain.config import NodeConfig
 
     config = NodeConfig(datadir=args.datadir, genesis=args.genesis)
     if args.command == "export":
@@ -102,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine-port", type=int, default=None)
     run.add_argument("--jwt-secret", type=Path)
     run.add_argument("--block-time", type=float, default=None)
-    run.add_argument("--sidecars", choices=["auto", "docker", "process", "none"], default=None)
+    run.add_argument("--sidecars", choices=MODES, default=None)
     run.add_argument("--follow", metavar="URL")
     run.add_argument("--metrics-port", type=int, default=None)
     run.set_defaults(handler=_run)
@@ -111,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sidecar_command", required=True
     )
     serve = sidecar.add_parser("serve", help="serve one model over gRPC")
-    serve.add_argument("--runtime", required=True, choices=["torch", "onnx", "embed", "llm", "zk"])
+    serve.add_argument("--runtime", required=True, choices=RUNTIMES + PLANNED_RUNTIMES)
     serve.add_argument("--model", required=True, type=Path)
     serve.add_argument("--model-id", help="expected model id (0x keccak256 of the artifact)")
     serve.add_argument("--port", required=True, type=int)
@@ -140,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    prepare_process()
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)-5s %(name)s %(message)s",
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
-    except SibylError as exc:
+    except (SibylError, SidecarError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -15,10 +15,13 @@ import signal
 import sys
 from pathlib import Path
 
+from eth_account import Account
+from eth_keys import keys
+
+from chain.ai.results import Disagreement, SpotChecker
+from chain.config import NodeConfig
 from chain.follower import Follower
-from chain.keys import address_of, dev_accounts
-from chain.node import Node, NodeConfig
-from chain.oracle import Disagreement, SpotChecker
+from chain.node import Node
 from chain.producer import DevProducer
 from rpc.accounts import AccountsApi
 from rpc.debug import DebugApi
@@ -32,9 +35,22 @@ from rpc.sibyl import SibylApi
 from rpc.subscriptions import Subscriptions
 from rpc.txpool import TxPoolApi
 from sidecars.config import dev_sidecar_specs
+from sidecars.keys import address_of
 from sidecars.manager import SidecarManager
 
 log = logging.getLogger("sibyl.run")
+TEST_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def dev_accounts(count: int = 10) -> list[keys.PrivateKey]:
+    """The accounts of the well-known test mnemonic, as hardhat and anvil derive them."""
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        keys.PrivateKey(
+            bytes(Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key)
+        )
+        for i in range(count)
+    ]
 
 
 def jwt_secret(config: NodeConfig) -> bytes:

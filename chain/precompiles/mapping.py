@@ -1,6 +1,6 @@
 """Sibyl's additions to the precompile map, by address (DESIGN sections 4 and 6)."""
 
-from chain import registry
+from chain.ai import registry
 from chain.precompiles import ai
 from chain.precompiles.executor_registry import ExecutorRegistry
 from chain.precompiles.model_registry import ModelRegistry

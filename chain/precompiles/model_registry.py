@@ -1,11 +1,11 @@
 """MODEL_REGISTRY (0x…0a03): registered models and their policy (kind, gas schedule,
 output limit, quorum, verification mode). Only the registry admin may change it; any
-contract may read it. Layout: :mod:`chain.registry`."""
+contract may read it. Layout: :mod:`chain.ai.registry`."""
 
 from eth.abc import ComputationAPI
 from eth_abi import encode as abi_encode
 
-from chain import registry
+from chain.ai import registry
 from chain.precompiles.native import (
     LOG_GAS,
     READ_GAS,

@@ -12,10 +12,10 @@ import rlp
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.rlp.accounts import Account
 from eth_utils import keccak
-from trie import HexaryTrie
 
 from chain.execution import StateLookup
-from chain.storage import state_view
+from chain.storage.store import state_view
+from chain.trie.reads import WalkingTrie
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,11 @@ def prove(
 ) -> AccountProof:
     """Proofs of ``address`` and its 32-byte ``slots`` in the state at ``state_root``."""
     db, _ = state_view(state)
-    accounts = HexaryTrie(db, state_root)
+    accounts = WalkingTrie(db, state_root)
     key = keccak(address)
     encoded = accounts.get(key)
     account = rlp.decode(encoded, sedes=Account) if encoded else Account(0, 0)
-    storage = HexaryTrie(db, account.storage_root)
+    storage = WalkingTrie(db, account.storage_root)
     return AccountProof(
         address=address,
         nonce=account.nonce,

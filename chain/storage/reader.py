@@ -12,8 +12,8 @@ from typing import Any
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.db.account import AccountDB
 
-from chain import codec
-from chain.storage import Store, state_view
+from chain.storage import codec
+from chain.storage.store import Store, state_view
 from chain.vm import ChainConfig, vm_class_at
 
 
@@ -88,7 +88,7 @@ class ChainReader:
         return self.store.get("headers", block_hash)
 
     def receipts(self, header: BlockHeaderAPI) -> BlockReceipts:
-        """Receipts, senders and AI-call signers of a block (see :mod:`chain.codec`)."""
+        """Receipts, senders and AI-call signers of a block (see :mod:`chain.storage.codec`)."""
         raw = self.store.get("receipts", header.hash)
         if raw is None:
             return BlockReceipts([], [], [])

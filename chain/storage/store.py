@@ -139,7 +139,7 @@ def _lock(path: Path) -> int:
 
 
 class Store:
-    """Bytes-level access to the LMDB data dir; decoding lives in :mod:`chain.reader`."""
+    """Bytes-level access to the LMDB data dir; decoding lives in :mod:`chain.storage.reader`."""
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
         """Open the data dir at ``path`` as its owner, or ``readonly`` beside its owner

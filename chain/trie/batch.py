@@ -12,7 +12,7 @@ checks against py-trie on random tries and batches.
 Nodes are walked as hex digit strings (a key's nibbles) and read through
 :func:`chain.trie_reads.node_at`, whose values are shared: nothing here edits a node
 it did not build, nor one it built once it is referenced (built nodes join
-:data:`chain.trie_reads.NODES` by hash). A child is referenced by its hash, or embedded
+:data:`chain.trie.reads.NODES` by hash). A child is referenced by its hash, or embedded
 in its parent when its encoding is shorter than 32 bytes; the root is always stored
 under its hash.
 """
@@ -25,7 +25,7 @@ from eth_hash.auto import keccak
 from rlp.codec import encode_raw
 from trie.constants import BLANK_NODE_HASH
 
-from chain.trie_reads import NODES, hex_path, node_at
+from chain.trie.reads import NODES, hex_path, node_at
 
 BLANK = b""
 Changes = list[tuple[str, bytes]]  # (remaining hex path, new value or b"" to delete)

@@ -5,12 +5,14 @@ to a leaf. ``HexaryTrie.get`` spends about 45 µs on it whatever the depth (nibb
 tuples, node type checks, validation at each level), ten times what the walk needs; a
 block of scheduled calls reads fifty slots, an ``eth_call`` a dozen. This walk follows
 the same nodes over the hex digits of the key, reading each node's decoded form shared
-from :mod:`chain.rlp_backend` (it only reads them). Anything it does not expect (a key
+from :mod:`chain.trie.rlp_cache` (it only reads them). Anything it does not expect (a key
 that is not bytes, a missing node, a malformed reference) goes to py-trie's own ``get``,
-so errors are py-trie's.
+so errors are py-trie's. :class:`WalkingTrie` is py-trie's ``HexaryTrie`` with this
+``get``: the node's account and storage databases (:mod:`chain.state_db`) and its proofs
+construct it, and py-trie itself is left as it is.
 
 Decoded nodes are also kept by hash (:data:`NODES`, filled by reads and by
-:mod:`chain.trie_batch` as it builds nodes): a hash names its node's content, so an
+:mod:`chain.trie.batch` as it builds nodes): a hash names its node's content, so an
 entry is right for every trie and database that holds it and never goes stale. The upper
 levels every path crosses, and the nodes the last block wrote, are then found without
 going through the database layers (py-evm's logging, atomic and overlay wrappers, then
@@ -25,9 +27,8 @@ from rlp import DecodingError
 from trie import HexaryTrie
 from trie.constants import BLANK_NODE_HASH
 
-from chain.rlp_backend import decoded
+from chain.trie.rlp_cache import decoded
 
-_pytrie_get = HexaryTrie.get
 NODES: LRU = LRU(1 << 14)  # node hash -> decoded node, shared: never to be modified
 
 
@@ -52,13 +53,16 @@ class _Unexpected(Exception):
     """Let py-trie answer: it raises the error this walk would have to imitate."""
 
 
-def trie_get(trie: HexaryTrie, key: bytes) -> bytes:
-    if type(key) is not bytes:
-        return _pytrie_get(trie, key)
-    try:
-        return _walk(trie.db, trie.root_hash, key.hex())
-    except (_Unexpected, KeyError, DecodingError):
-        return _pytrie_get(trie, key)
+class WalkingTrie(HexaryTrie):
+    """py-trie's hexary trie whose reads walk the decoded nodes directly."""
+
+    def get(self, key: bytes) -> bytes:
+        if type(key) is not bytes:
+            return super().get(key)
+        try:
+            return _walk(self.db, self.root_hash, key.hex())
+        except (_Unexpected, KeyError, DecodingError):
+            return super().get(key)
 
 
 def _walk(db: Any, root_hash: bytes, path: str) -> bytes:
@@ -95,6 +99,3 @@ def _node(db: Any, reference: bytes) -> list:
     if node.__class__ is not list:
         raise _Unexpected
     return node
-
-
-HexaryTrie.get = trie_get

@@ -13,6 +13,10 @@ a branch node takes 10 µs to decode. An encoding always decodes to the same val
 short list encodings (trie nodes, accounts) are kept decoded, keyed by their bytes, as
 geth keeps a clean cache of trie nodes. Each caller gets its own lists, because py-trie
 edits branch nodes in place; the byte strings in them are immutable and shared.
+
+Both choices replace pyrlp's ``decode_raw``, so they take effect only when the node's
+start-up calls :func:`install` (:mod:`chain.startup`); importing this module changes
+nothing.
 """
 
 from typing import Any
@@ -57,5 +61,9 @@ def _decode_long(item: bytes, strict: bool) -> Any:
     return result, per_item_rlp
 
 
-_native = rlp.codec.decode_raw
-rlp.codec.decode_raw = _decode_raw
+_native = rlp.codec.decode_raw  # pyrlp's own (rusty-rlp's when it is installed)
+
+
+def install() -> None:
+    """Route pyrlp's decoding through :func:`_decode_raw` (once, at start-up)."""
+    rlp.codec.decode_raw = _decode_raw

@@ -14,10 +14,10 @@ import pytest
 from eth_hash.auto import keccak
 from sidecar_helpers import CHAIN_ID, dev_spec, wait_until
 
-from chain.keys import address_of, load_key
 from sidecars.abi import INFER_ADDRESS
 from sidecars.attestation import sync_context
 from sidecars.config import DEV_EXECUTOR_KEY, SidecarSpec
+from sidecars.keys import address_of, load_key
 from sidecars.manager import SidecarManager, SidecarStartError
 
 CONTEXT = sync_context(keccak(b"tx"), 0)

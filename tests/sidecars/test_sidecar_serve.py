@@ -16,7 +16,7 @@ ONNX_ID = next(s.model_id for s in dev_sidecar_specs() if s.runtime == "onnx")
 
 def serve(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "chain.cli", "sidecar", "serve", *args],
+        [sys.executable, "-m", "chain.cmd.cli", "sidecar", "serve", *args],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
