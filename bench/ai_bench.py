@@ -40,6 +40,7 @@ from chain.ai.attested import AttestedTransaction
 from chain.engine import Engine
 from chain.execution import PayloadAttributes
 from chain.genesis import genesis_block, load_genesis
+from chain.startup import prepare_process
 from chain.storage.codec import decode_any_block
 from chain.storage.reader import ChainReader
 from chain.storage.store import Store
@@ -189,6 +190,7 @@ def line(**fields) -> None:  # noqa: ANN003
 
 
 def main() -> int:
+    prepare_process()  # as the node does at start-up
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3, help="blocks of each kind")

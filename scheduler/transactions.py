@@ -15,7 +15,7 @@ from eth.rlp.receipts import Receipt
 from eth.vm.forks.berlin.receipts import TypedReceipt
 from eth_utils import keccak
 
-from chain.envelope import envelope_fields
+from chain.envelope import Envelope, envelope_fields
 from chain.gas import intrinsic_gas
 from scheduler.state import SCHEDULER
 
@@ -32,7 +32,7 @@ class ScheduledReceipt(TypedReceipt):
     codecs = {SCHEDULED_TX_TYPE: Receipt}
 
 
-class ScheduledTransaction:
+class ScheduledTransaction(Envelope):
     type_id = SCHEDULED_TX_TYPE
     sender = SCHEDULER
     value = 0
@@ -99,12 +99,6 @@ class ScheduledTransaction:
     @property
     def hash(self) -> bytes:
         return keccak(self.encode())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ScheduledTransaction) and other.encode() == self.encode()
-
-    def __hash__(self) -> int:
-        return hash(self.encode())
 
     # what py-evm's transaction executor reads
 

@@ -264,9 +264,7 @@ class SidecarManager:
         command = [
             sys.executable,
             "-m",
-            "chain.cmd.cli",
-            "sidecar",
-            "serve",
+            "sidecars.serve",
             *_serve_args(spec, str(spec.model), port, "127.0.0.1", str(spec.executor_key)),
         ]
         env = {

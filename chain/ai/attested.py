@@ -13,7 +13,7 @@ from typing import Any
 
 import rlp
 
-from chain.envelope import envelope_fields
+from chain.envelope import Envelope, envelope_fields
 
 ATTESTED_TX_TYPE = 0x13
 OK, FAILED = 1, 0
@@ -66,7 +66,7 @@ class SpcResult:
         return cls(precompile, input_hash, code, output, tuple(signatures))
 
 
-class AttestedTransaction:
+class AttestedTransaction(Envelope):
     """The inner transaction, plus ``results``; attribute reads go to the inner one."""
 
     def __init__(self, inner: Any, results: tuple[SpcResult, ...]) -> None:
@@ -93,12 +93,6 @@ class AttestedTransaction:
             payload = [self.inner.encode(), [r.to_rlp() for r in self.results]]
             self._encoded = bytes([ATTESTED_TX_TYPE]) + rlp.encode(payload)
             return self._encoded
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, AttestedTransaction) and other.encode() == self.encode()
-
-    def __hash__(self) -> int:
-        return hash(self.encode())
 
     @classmethod
     def decode(cls, encoded: bytes, decode_inner: Any) -> "AttestedTransaction":

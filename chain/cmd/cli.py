@@ -14,7 +14,7 @@ from chain.startup import prepare_process
 from sidecars.config import MODES
 from sidecars.errors import SidecarError
 from sidecars.keys import address_of, load_key, new_key, write_key
-from sidecars.runtimes import PLANNED_RUNTIMES, RUNTIMES
+from sidecars.serve import add_arguments as serve_arguments
 
 
 def _keys_new(args: argparse.Namespace) -> int:
@@ -115,12 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sidecar_command", required=True
     )
     serve = sidecar.add_parser("serve", help="serve one model over gRPC")
-    serve.add_argument("--runtime", required=True, choices=RUNTIMES + PLANNED_RUNTIMES)
-    serve.add_argument("--model", required=True, type=Path)
-    serve.add_argument("--model-id", help="expected model id (0x keccak256 of the artifact)")
-    serve.add_argument("--port", required=True, type=int)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--executor-key", required=True, type=Path)
+    serve_arguments(serve)
     serve.set_defaults(handler=_sidecar_serve)
 
     keys_cmd = commands.add_parser("keys", help="executor and account keys").add_subparsers(
