@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[sidecars,embed,test]'
+	$(BIN)/pip install --quiet -e '.[node,sidecars,embed,test]'
 	touch $@
 
 # The embedded default: a fresh dev chain with the bundled CPU models.
