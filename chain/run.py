@@ -15,6 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
+from chain.dev import DevChain
 from chain.follower import Follower
 from chain.keys import address_of, dev_accounts
 from chain.node import Node, NodeConfig
@@ -22,6 +23,7 @@ from chain.oracle import Disagreement, SpotChecker
 from chain.producer import DevProducer
 from rpc.accounts import AccountsApi
 from rpc.debug import DebugApi
+from rpc.dev import DevApi, dev_methods, refusals
 from rpc.engine import EngineApi, EngineServer, load_jwt_secret
 from rpc.eth import EthApi
 from rpc.filters import FilterManager
@@ -106,18 +108,25 @@ async def serve(config: NodeConfig) -> None:
     debug: DebugApi | None = None
     try:
         filters = FilterManager()
-        eth = EthApi(node, filters)
+        dev_chain = config.dev and not config.follow
+        producer = DevProducer(node, config.block_time) if dev_chain else None
+        eth = EthApi(node, filters, producer)
         subscriptions = Subscriptions()
         signers = dev_accounts() if config.dev else []
         debug = DebugApi(node, eth)
+        impersonated: set[bytes] = set()
         methods = collect_methods(
             eth,
             NetApi(node),
             debug,
             TxPoolApi(node),
-            AccountsApi(node, eth, signers),
+            AccountsApi(node, eth, signers, impersonated),
             SibylApi(node, eth.header, manager.status if manager else lambda: [], disagreements),
         )
+        if producer is not None:
+            methods |= dev_methods(DevApi(DevChain(node, producer), impersonated))
+        else:
+            methods |= refusals()
         node.head_listeners.append(subscriptions.on_commit)
         node.pool.listeners.append(subscriptions.on_pending)
         node.pool.listeners.append(lambda entry: filters.on_pending(entry.hash))
@@ -149,8 +158,8 @@ async def serve(config: NodeConfig) -> None:
         if config.follow:
             log.info("following peer url=%s", config.follow)
             tasks.append(asyncio.create_task(Follower(node, config.follow).run()))
-        elif config.dev:
-            tasks.append(asyncio.create_task(DevProducer(node, config.block_time).run()))
+        elif producer is not None:
+            tasks.append(asyncio.create_task(producer.run()))
         if config.dev:
             print_dev_accounts(node, signers)
 
