@@ -109,6 +109,27 @@ class DevChain:
         )
         reader.refresh_head()
 
+    def _move_head(self, head_hash: bytes) -> None:
+        """Make the stored block ``head_hash`` the head in one store transaction: the
+        engine's reorg, except that the branch may part from the canonical chain below
+        block 1 (a re-sealed genesis block) and the pool is left to the caller."""
+        store, reader = self.node.store, self.node.reader
+        branch: list[bytes] = []
+        header = reader.header(head_hash)
+        while header is not None and not reader.is_canonical(header):
+            branch.append(header.hash)
+            parent = header.parent_hash
+            header = reader.header(parent) if header.block_number else None
+        first = header.block_number + 1 if header is not None else 0
+        removed = []
+        for number in range(first, reader.head.block_number + 1):
+            block = reader.block(store.canonical_hash(number) or b"")
+            assert block is not None
+            removed.append((number, [tx.hash for tx in block.transactions]))
+        added = [self.node.engine.stored_write(block_hash) for block_hash in reversed(branch)]
+        store.commit(CanonicalChange(removed=removed, added=added, head=head_hash))
+        reader.refresh_head()
+
     # snapshots
 
     def snapshot(self) -> int:
@@ -150,8 +171,7 @@ class DevChain:
         node = self.node
         async with self.producer.exclusive():
             if node.reader.head.hash != head_hash:
-                engine = node.engine
-                await node.chain_call(engine.forkchoice_updated, head_hash, head_hash, head_hash)
+                await node.chain_call(self._move_head, head_hash)
             node.pool.clear()  # what the reorg handed back was not waiting at the snapshot
             for raw in pool:
                 with contextlib.suppress(TxPoolError):  # as after any reorg

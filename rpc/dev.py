@@ -93,8 +93,9 @@ class DevApi:
         self.producer.set_automine(enabled)
 
     @method(Param(p.quantity))
-    def evm_setIntervalMining(self, milliseconds: int) -> None:
-        self.producer.set_interval(milliseconds / 1000)
+    def evm_setIntervalMining(self, seconds: int) -> None:
+        """In seconds, as anvil takes it (hardhat's is milliseconds: docs/decisions.md)."""
+        self.producer.set_interval(seconds)
 
     @method()
     def anvil_getAutomine(self) -> bool:

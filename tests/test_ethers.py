@@ -6,30 +6,17 @@ the test is skipped only where Node.js or npm is not installed.
 """
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
+import js_tools
 import pytest
 
-JS = Path(__file__).resolve().parent / "js"
+JS = js_tools.JS
 
 
 @pytest.fixture(scope="module")
 def node_js() -> str:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("the ethers v6 test needs Node.js and npm on PATH (not installed here)")
-    if not (JS / "node_modules" / "ethers").is_dir():
-        installed = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=JS,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout}{installed.stderr}"
-    return node
+    return js_tools.node_js()
 
 
 def test_ethers_deploys_transfers_and_follows_events(node_js, node, w3, token_artifact):
