@@ -71,7 +71,8 @@ def print_dev_accounts(node: Node, signers: list) -> None:
 
 def start_sidecars(config: NodeConfig) -> SidecarManager | None:
     """The node's sidecars: those of the config file, or on a dev chain the bundled
-    models; None when there are none to run (``--sidecars none``, or nothing declared)."""
+    models; None when there are none to run (``--sidecars none``, or nothing declared).
+    They start in the background, so JSON-RPC answers before the slowest model loads."""
     specs = config.sidecar_specs or (dev_sidecar_specs() if config.dev else [])
     if config.sidecar_mode == "none" or not specs:
         return None
@@ -83,9 +84,14 @@ def start_sidecars(config: NodeConfig) -> SidecarManager | None:
         owner=owner,
         image=config.sidecar_image,
         log_dir=config.datadir / "sidecars",
+        on_ready=print_sidecar_ready,
     )
-    manager.start()
+    manager.start(wait=False)  # the RPC opens now; each sidecar says when it is ready
     return manager
+
+
+def print_sidecar_ready(name: str, models: list[str]) -> None:
+    print(f"Sidecar {name} ready (models {', '.join(models) or 'none'})", flush=True)
 
 
 async def serve(config: NodeConfig) -> None:
