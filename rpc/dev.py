@@ -88,14 +88,18 @@ class DevApi:
                 self.producer.next_timestamp = self.node.reader.head.timestamp + max(interval, 1)
             await self.producer.mine()
 
+    # A mode changes between blocks: a block being made when it is asked for is in first.
+
     @method(Param(p.boolean))
-    def evm_setAutomine(self, enabled: bool) -> None:
-        self.producer.set_automine(enabled)
+    async def evm_setAutomine(self, enabled: bool) -> None:
+        async with self.producer.exclusive():
+            self.producer.set_automine(enabled)
 
     @method(Param(p.quantity))
-    def evm_setIntervalMining(self, seconds: int) -> None:
+    async def evm_setIntervalMining(self, seconds: int) -> None:
         """In seconds, as anvil takes it (hardhat's is milliseconds: docs/decisions.md)."""
-        self.producer.set_interval(seconds)
+        async with self.producer.exclusive():
+            self.producer.set_interval(seconds)
 
     @method()
     def anvil_getAutomine(self) -> bool:
