@@ -535,8 +535,11 @@ def test_sibyl_rpc_describes_models_executors_and_sidecars(producer, follower):
         hexstr(EMBED_ID),
     }
     for sidecar in sidecars:
-        assert set(sidecar) == {"name", "runtime", "endpoint", "healthy", "models", "executor"}
+        assert set(sidecar) == {
+            "name", "runtime", "endpoint", "healthy", "state", "models", "executor"
+        }  # fmt: skip
         assert sidecar["runtime"] == "process" and sidecar["healthy"] is True
+        assert sidecar["state"] == "healthy"
         assert sidecar["executor"] == DEV_EXECUTOR
         assert sidecar["endpoint"].startswith("127.0.0.1:")
     assert rpc(follower.url, "sibyl_sidecars")["result"] == []
