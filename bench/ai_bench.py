@@ -64,13 +64,13 @@ TEXTS = [
 class Side:
     """One node's chain: a store in a temporary dir and an engine over it."""
 
-    def __init__(self, genesis, pool=None) -> None:  # noqa: ANN001
+    def __init__(self, genesis, pool=None, replicas=None) -> None:  # noqa: ANN001
         self.dir = Path(tempfile.mkdtemp(prefix="sibyl-ai-bench-"))
         self.store = Store(self.dir)
         _, write = genesis_block(genesis)
         self.store.initialise(write, genesis.raw)
         self.reader = ChainReader(self.store, genesis.config)
-        self.engine = Engine(genesis.config, self.store, self.reader, pool)
+        self.engine = Engine(genesis.config, self.store, self.reader, pool, None, replicas)
         self.txpool = TxPool(
             CHAIN_ID, PoolConfig(), lambda: self.reader.head, self.reader.accounts, genesis.config
         )

@@ -1,0 +1,190 @@
+"""Proofs through Sibyl beside raw ezkl on the same circuit, in the same run.
+
+The dev ZK MLP (``genesis/models/zk-mlp``, registered in ``prove`` mode) is proved and
+verified three ways, each the median of ``--rounds`` calls on distinct inputs:
+
+* **raw ezkl**: ``gen_witness`` + ``prove``, then ``verify``, on files, as ezkl's own
+  users call it: the baseline;
+* **prove through the sidecar**: one INFER call on a real ``sibyl sidecar serve
+  --runtime zk`` process over gRPC (the sidecar also checks its proof before answering);
+  target ≤ 1.1× raw prove;
+* **verify through the follower's import**: a block of ``--calls`` prove-mode INFER
+  calls is built by a producer on that sidecar and imported by a follower process with
+  no sidecar, which checks every proof; its import time per call, beside raw verify
+  (target ≤ 1.2×), and the whole import beside the builder's build time.
+
+Prints JSON lines (bench ``zk``); logs go to stderr.
+
+    python bench/zk_bench.py [--calls 10] [--rounds 5]
+"""
+
+import argparse
+import json
+import logging
+import multiprocessing
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import median
+
+import ezkl
+import rlp
+from ai_bench import Side, ms
+from eth_abi import encode
+from eth_account import Account
+
+from chain.attested import AttestedTransaction
+from chain.genesis import load_genesis
+from chain.keys import dev_accounts
+from chain.replicas import LocalModels
+from genesis import DEV_GENESIS, DEV_MODELS
+from sidecars import zk
+from sidecars.abi import INFER_ADDRESS
+from sidecars.config import dev_sidecar_specs
+from sidecars.manager import SidecarManager
+
+CHAIN_ID = 19183
+ZK_MODEL = DEV_MODELS / "zk-mlp"
+
+
+def line(**fields) -> None:  # noqa: ANN003
+    print(json.dumps({"bench": "zk", **fields}), flush=True)
+
+
+def inputs(i: int) -> list[int]:
+    """Distinct fixed-point inputs (6 decimals) inside the circuit's range."""
+    return [(i * 37_000 + k * 211_000) % 2_000_000 - 1_000_000 for k in range(4)]
+
+
+def infer_input(model_id: bytes, values: list[int]) -> bytes:
+    return encode(["bytes32", "int256[]", "uint32[]", "uint8"], [model_id, values, [1, 4], 6])
+
+
+def raw_ezkl(circuit: zk.Circuit, values: list[int], work: Path) -> tuple[float, float]:
+    """ezkl's own prove (witness + proof) and verify on files; the two times."""
+    quantized = [zk.to_field(q) for q in zk.quantize(values, 6, circuit.input_scale)]
+    data, witness, proof = work / "input.json", work / "witness.json", work / "proof.json"
+    data.write_text(
+        json.dumps({"input_data": [[q.to_bytes(32, "little").hex() for q in quantized]]})
+    )
+    files = {name: str(ZK_MODEL / name) for name in zk.PROVER_FILES}
+    started = time.perf_counter()
+    ezkl.gen_witness(
+        str(data), files[zk.CIRCUIT], str(witness), files[zk.VERIFYING_KEY], files[zk.SRS]
+    )
+    ezkl.prove(str(witness), files[zk.CIRCUIT], files[zk.PROVING_KEY], str(proof), files[zk.SRS])
+    proved = time.perf_counter()
+    assert ezkl.verify(str(proof), files[zk.SETTINGS], files[zk.VERIFYING_KEY], files[zk.SRS])
+    return proved - started, time.perf_counter() - proved
+
+
+def follower(connection) -> None:  # noqa: ANN001
+    """A follower process with no sidecar: imports each block it is sent."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    side = Side(load_genesis(DEV_GENESIS), None, LocalModels([DEV_MODELS]))
+    while (message := connection.recv()) is not None:
+        decode, imported = side.import_(message)
+        connection.send((decode, imported, side.reader.head.hash))
+
+
+def prove_transactions(model_id: bytes, first: int, count: int, nonces: dict) -> list[bytes]:
+    keys = dev_accounts(10)
+    raws = []
+    for i in range(first, first + count):
+        account = Account.from_key(keys[i % len(keys)].to_bytes())
+        tx = {
+            "to": "0x" + INFER_ADDRESS.hex(),
+            "data": infer_input(model_id, inputs(i)),
+            "gas": 300_000,
+            "maxFeePerGas": 10**11,
+            "maxPriorityFeePerGas": 10**9,
+            "nonce": nonces.get(account.address, 0),
+            "chainId": CHAIN_ID,
+            "value": 0,
+        }
+        nonces[account.address] = tx["nonce"] + 1
+        raws.append(bytes(account.sign_transaction(tx).raw_transaction))
+    return raws
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=10, help="prove-mode calls per block")
+    parser.add_argument("--rounds", type=int, default=5, help="calls timed each way")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+    (spec,) = [s for s in dev_sidecar_specs() if s.runtime == "zk"]
+    circuit = zk.load_circuit(ZK_MODEL, zk.PROVER_FILES)
+    manager = SidecarManager([spec], "process", owner="sibyl-zk-bench")
+    manager.start()
+    try:
+        pool, model_id = manager.pool, spec.model_id
+        raw_prove, raw_verify, sidecar_prove = [], [], []
+        with tempfile.TemporaryDirectory() as work:
+            raw_ezkl(circuit, inputs(0), Path(work))  # warm up both paths
+            pool.execute(
+                INFER_ADDRESS, model_id, infer_input(model_id, inputs(0)), b"\0" * 32, CHAIN_ID
+            )
+            for i in range(1, args.rounds + 1):
+                proved, verified = raw_ezkl(circuit, inputs(i), Path(work))
+                raw_prove.append(proved)
+                raw_verify.append(verified)
+                started = time.perf_counter()
+                result = pool.execute(
+                    INFER_ADDRESS, model_id, infer_input(model_id, inputs(i)), b"\0" * 32, CHAIN_ID
+                )
+                sidecar_prove.append(time.perf_counter() - started)
+                assert result.status == "ok", result.error
+        prove_ratio = median(sidecar_prove) / median(raw_prove)
+        common = {"rounds": args.rounds}
+        line(
+            metric="prove_through_sidecar_ms", value=ms(median(sidecar_prove)),
+            baseline="raw_ezkl_prove_ms", baseline_value=ms(median(raw_prove)),
+            ratio=round(prove_ratio, 3), target_ratio=1.1, meets_target=prove_ratio <= 1.1,
+            **common,
+        )  # fmt: skip
+
+        genesis = load_genesis(DEV_GENESIS)
+        producer = Side(genesis, pool, LocalModels([DEV_MODELS]))
+        ours, theirs = multiprocessing.get_context("spawn").Pipe()
+        process = multiprocessing.get_context("spawn").Process(
+            target=follower, args=(theirs,), daemon=True
+        )
+        process.start()
+        nonces: dict = {}
+        builds, imports = [], []
+        for first in (100, 200, 300):  # a warm-up block, then two timed ones
+            block, build = producer.build(prove_transactions(model_id, first, args.calls, nonces))
+            proved = [tx for tx in block.transactions if isinstance(tx, AttestedTransaction)]
+            assert len(proved) == args.calls and all(tx.results[0].proof for tx in proved)
+            ours.send(rlp.encode(block))
+            _, imported, head = ours.recv()
+            assert head == producer.reader.head.hash
+            builds.append(build)
+            imports.append(imported)
+        ours.send(None)
+        process.join()
+        build, imported = median(builds[1:]), median(imports[1:])
+        per_call = imported / args.calls
+        verify_ratio = per_call / median(raw_verify)
+        common |= {"calls": args.calls}
+        line(
+            metric="verify_through_follower_import_ms_per_call", value=round(per_call * 1000, 2),
+            baseline="raw_ezkl_verify_ms", baseline_value=round(median(raw_verify) * 1000, 2),
+            ratio=round(verify_ratio, 3), target_ratio=1.2, meets_target=verify_ratio <= 1.2,
+            **common,
+        )  # fmt: skip
+        line(
+            metric="follower_import_ms", value=ms(imported),
+            baseline="producer_build_ms", baseline_value=ms(build),
+            ratio=round(imported / build, 4), **common,
+        )  # fmt: skip
+    finally:
+        manager.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
