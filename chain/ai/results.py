@@ -32,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
 from chain.ai import registry
@@ -41,7 +40,7 @@ from chain.ai.registry import ModelRecord
 from chain.ai.replicas import LocalModels, ReplicaFailed, ReplicaUnavailable
 from chain.errors import SibylError
 from sidecars import zk
-from sidecars.abi import AbiError, decode_infer_input, encode_infer_output
+from sidecars.abi import AbiError, decode_infer_input, decode_infer_output
 from sidecars.attestation import (
     InvalidAttestation,
     attestation_digest,
@@ -161,18 +160,16 @@ def proof_problem(replicas: LocalModels | None, call: AiCall, output: bytes, pro
         return "this node has no verifying key for the model"
     request = decode_infer_input(call.input)  # the precompile has checked it
     try:
-        values, shape = abi_decode(["int256[]", "uint32[]"], output)
-        if encode_infer_output(list(values), list(shape)) != output:
-            raise AbiError("not the canonical encoding")
-    except Exception:  # eth_abi raises several types for bytes that are no encoding
-        return "output is not an INFER output (int256[] values, uint32[] shape)"
+        values, shape = decode_infer_output(output)
+    except AbiError as exc:
+        return f"output is not an INFER output: {exc}"
     if tuple(shape) != circuit.output_shape:
         return f"output shape {list(shape)} is not the circuit's {list(circuit.output_shape)}"
     try:
         decoded = zk.Proof.decode(proof)
     except zk.MalformedProof as exc:
         return str(exc)
-    return circuit.check(decoded, request.values, list(values), request.decimals)
+    return circuit.check(decoded, request.values, values, request.decimals)
 
 
 def _check_output(call: AiCall, output: bytes) -> None:
