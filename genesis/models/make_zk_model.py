@@ -13,7 +13,9 @@ the script refuses to replace an existing directory unless ``--force`` is given,
 circuit (``setup`` is deterministic) and that ``models.json`` names the directory's ids.
 It prints the model id and the verifying key hash and writes them to ``models.json``.
 
-Run it as ``python genesis/models/make_zk_model.py [--force | --check]``.
+Run it as ``python genesis/models/make_zk_model.py [--force | --check | --ids DIR]``;
+``--ids`` prints the model id and verifying key hash of any ZK model directory (one an
+operator set up with a ceremony SRS, say), for its genesis entry.
 """
 
 import argparse
@@ -123,9 +125,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="replace an existing directory")
     parser.add_argument("--check", action="store_true", help="check the committed directory")
+    parser.add_argument("--ids", type=Path, help="print a ZK model directory's two hashes")
     options = parser.parse_args()
     if options.check:
         return check()
+    if options.ids:
+        try:
+            zk.load_circuit(options.ids)
+            print(
+                f"id=0x{zk.model_id_of(options.ids).hex()} "
+                f"verifyingKeyHash=0x{zk.verifying_key_hash(options.ids).hex()}"
+            )
+        except zk.ZkModelError as exc:
+            print(f"error: {exc}")
+            return 1
+        return 0
     if TARGET.exists() and not options.force:
         print(f"error: {TARGET} exists; a rebuild changes its model id (use --force)")
         return 1
