@@ -37,6 +37,7 @@ from eth_utils import keccak
 
 from chain.ai import registry
 from chain.ai.attested import AttestedTransaction
+from chain.cmd.run import dev_accounts
 from chain.engine import Engine
 from chain.execution import PayloadAttributes
 from chain.genesis import genesis_block, load_genesis
@@ -48,7 +49,6 @@ from chain.txpool import PoolConfig, TxPool
 from genesis import DEV_GENESIS
 from sidecars.attestation import attestation_digest, recover_signer, sync_context
 from sidecars.config import dev_sidecar_specs
-from sidecars.keys import dev_accounts
 from sidecars.manager import SidecarManager
 
 CHAIN_ID = 19183

@@ -37,10 +37,11 @@ from ai_bench import Side, ms
 from eth_abi import encode
 from eth_account import Account
 
-from chain.attested import AttestedTransaction
+from chain.ai.attested import AttestedTransaction
+from chain.ai.replicas import LocalModels
+from chain.cmd.run import dev_accounts
 from chain.genesis import load_genesis
-from chain.keys import dev_accounts
-from chain.replicas import LocalModels
+from chain.startup import prepare_process
 from genesis import DEV_GENESIS, DEV_MODELS
 from sidecars import zk
 from sidecars.abi import INFER_ADDRESS
@@ -84,6 +85,7 @@ def follower(connection) -> None:  # noqa: ANN001
     """A follower process with no sidecar: imports each block it is sent, and times raw
     ezkl verify on the proof files it is sent, so both are measured in one process."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    prepare_process()
     side = Side(load_genesis(DEV_GENESIS), None, LocalModels([DEV_MODELS]))
     files = [str(ZK_MODEL / name) for name in (zk.SETTINGS, zk.VERIFYING_KEY, zk.SRS)]
     while (message := connection.recv()) is not None:
@@ -123,9 +125,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=10, help="prove-mode calls per block")
     parser.add_argument("--rounds", type=int, default=10, help="calls timed each way")
-    parser.add_argument("--blocks", type=int, default=3, help="blocks timed of each kind")
+    parser.add_argument("--blocks", type=int, default=5, help="blocks timed of each kind")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    prepare_process()  # as the node does at start-up
 
     specs = {s.runtime: s for s in dev_sidecar_specs() if s.runtime in ("zk", "onnx")}
     spec = specs["zk"]
