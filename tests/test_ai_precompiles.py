@@ -27,6 +27,7 @@ from ai_chain import (
     ONNX_ID,
     SHAPE,
     TORCH_ID,
+    ZK_ID,
     Wallet,
     assert_follower_agrees,
     calldata,
@@ -533,6 +534,7 @@ def test_sibyl_rpc_describes_models_executors_and_sidecars(producer, follower):
         hexstr(TORCH_ID),
         hexstr(ONNX_ID),
         hexstr(EMBED_ID),
+        hexstr(ZK_ID),
     }
     for sidecar in sidecars:
         assert set(sidecar) == {
