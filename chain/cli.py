@@ -11,6 +11,7 @@ from pathlib import Path
 
 from chain.errors import SibylError
 from chain.keys import address_of, load_key, new_key, write_key
+from chain.limits import contain_recursion
 
 
 def _keys_new(args: argparse.Namespace) -> int:
@@ -29,6 +30,7 @@ def _keys_show(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
+    contain_recursion()
     from chain.genesis import load_genesis
     from chain.node import initialise
 
@@ -38,6 +40,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    contain_recursion()
     from chain.config import load_config
     from chain.node import temporary_datadir
     from chain.run import default_datadir, run
@@ -65,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _blockfile(args: argparse.Namespace) -> int:
+    contain_recursion()
     from chain.blockfile import export_blocks, import_blocks
     from chain.node import NodeConfig
 

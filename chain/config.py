@@ -111,6 +111,8 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> NodeConfig:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib recurses once per nested array or table
+            raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     try:
         rpc = RpcConfig(**_section(RpcConfig, data.pop("rpc", {}), "rpc.", base, set()))
         pool = PoolConfig(**_section(PoolConfig, data.pop("pool", {}), "pool.", base, set()))

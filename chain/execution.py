@@ -38,6 +38,9 @@ HeaderLookup = Callable[[bytes], BlockHeaderAPI | None]
 StateLookup = Callable[[bytes], bytes | None]
 
 
+MAX_NONCE = 2**64 - 1  # EIP-2681: an account's nonce stays below it
+
+
 class InvalidTransaction(Exception):
     """A transaction that cannot be included on top of the current block state."""
 
@@ -185,6 +188,8 @@ class BlockExecution:
         if oracle is not None:
             oracle.begin(tx.hash, tx.results if isinstance(tx, AttestedTransaction) else ())
         inner = inner_transaction(tx)
+        if getattr(inner, "nonce", 0) >= MAX_NONCE:  # EIP-2681; py-evm only bounds it by 2**256
+            raise InvalidTransaction(f"nonce has max value: nonce {inner.nonce}")
         try:
             if isinstance(inner, ScheduledTransaction):
                 call = self.due.get(inner.call_id)

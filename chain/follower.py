@@ -13,10 +13,10 @@ import logging
 from typing import Any
 
 import aiohttp
-import rlp
 
 from chain import codec
 from chain.execution import InvalidBlock
+from chain.limits import load_json
 from chain.node import Node
 
 log = logging.getLogger("sibyl.follower")
@@ -38,7 +38,10 @@ class Follower:
     async def _call(self, session: aiohttp.ClientSession, method: str, *params: Any) -> Any:
         body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
         async with session.post(self.url, json=body) as response:
-            reply = await response.json(content_type=None)
+            try:
+                reply = await response.json(content_type=None, loads=load_json)
+            except ValueError as exc:
+                raise PeerError(f"{method}: the reply is not JSON: {exc}") from None
         if not isinstance(reply, dict) or "error" in reply or "result" not in reply:
             raise PeerError(
                 f"{method} failed: {reply.get('error') if isinstance(reply, dict) else reply}"
@@ -60,13 +63,7 @@ class Follower:
         raw = await self._call(session, "debug_getRawBlock", hex(number))
         try:
             return codec.decode_any_block(self.node.chain_config, bytes.fromhex(raw[2:]))
-        except (
-            rlp.DecodingError,
-            rlp.DeserializationError,
-            ValueError,
-            IndexError,
-            TypeError,
-        ) as exc:
+        except codec.DECODE_ERRORS as exc:
             raise PeerError(f"block {number} from the peer does not decode: {exc}") from None
 
     async def sync(self, session: aiohttp.ClientSession) -> None:

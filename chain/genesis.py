@@ -7,7 +7,6 @@ contents are checked by the modules that own them. Every error names the offendi
 so an operator can fix the file without reading code.
 """
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from eth.db.account import AccountDB
 
 from chain import codec, registry
 from chain.errors import SibylError
+from chain.limits import load_json
 from chain.slots import DictStorage
 from chain.storage import BlockWrite, state_view
 from chain.vm import ChainConfig, vm_class_at
@@ -264,8 +264,8 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
     """Parse and validate a genesis file's bytes; errors are prefixed with ``source``."""
     try:
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = load_json(raw)
+        except ValueError as exc:
             raise GenesisError(f"not valid JSON: {exc}") from None
         data = _object(data, "genesis")
         config = _chain_config(_object(data.get("config"), "config"))
