@@ -24,13 +24,18 @@ from chain.genesis import Genesis, genesis_block, load_genesis, parse_genesis
 from chain.oracle import SidecarPool, SpotChecker
 from chain.reader import ChainReader
 from chain.replicas import LocalModels
-from chain.simulate import Simulator
+from chain.simulate import CALL_GAS_CAP, CALL_TIMEOUT, Simulator
 from chain.storage import Store, StoreError
 from chain.txpool import PoolConfig, TxPool, TxPoolError
 from genesis import DEV_GENESIS, DEV_MODELS
 from sidecars.config import SidecarSpec
 
 log = logging.getLogger("sibyl.node")
+
+# Threads that run requests' EVM work (eth_call, eth_estimateGas, ...): off the event
+# loop, so a long call delays no other request, and several, so one caller's long calls
+# do not queue everyone else's behind them.
+EVM_THREADS = 4
 
 
 @dataclass
@@ -45,6 +50,9 @@ class RpcConfig:
     max_subscriptions: int = 1000
     max_log_range: int = 10_000
     max_logs: int = 10_000
+    max_trace_timeout: float = 60.0  # seconds: the most a trace's `timeout` may ask for
+    max_trace_bytes: int = 256 * 1024 * 1024  # the most a struct-logger trace may hold
+    max_proof_keys: int = 1024  # storage keys one eth_getProof may ask for, as geth
 
 
 @dataclass
@@ -63,6 +71,8 @@ class NodeConfig:
     model_dirs: tuple[str, ...] = ()  # where replicate-mode model artifacts are found
     spot_check_rate: float = 0.0
     sidecar_specs: list[SidecarSpec] = field(default_factory=list)
+    rpc_gas_cap: int = CALL_GAS_CAP  # most gas an eth_call or estimate runs with
+    rpc_evm_timeout: float = CALL_TIMEOUT  # seconds an eth_call or estimate may run
     temporary: bool = False
 
 
@@ -137,8 +147,15 @@ class Node:
             self.chain_config,
         )
         self.simulator = Simulator(
-            self.chain_config, self.store.state_get, self.reader.header, sidecars, replicas
+            self.chain_config,
+            self.store.state_get,
+            self.reader.header,
+            sidecars,
+            replicas,
+            config.rpc_gas_cap,
+            config.rpc_evm_timeout,
         )
+        self.evm_threads = ThreadPoolExecutor(max_workers=EVM_THREADS, thread_name_prefix="evm")
         self.head_listeners: list[Callable[[ExecutedBlock], None]] = []
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
         self._lock = asyncio.Lock()
@@ -160,6 +177,10 @@ class Node:
             finally:
                 self._publish(*self.engine.take_commits())
 
+    async def run_evm(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a request's EVM work (bounded by the simulator's caps) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.evm_threads, fn, *args)
+
     def _publish(self, commits: list[ExecutedBlock], dropped: list[bytes]) -> None:
         if not commits and not dropped:
             return
@@ -176,6 +197,7 @@ class Node:
                     log.exception("head listener failed")
 
     def close(self) -> None:
+        self.evm_threads.shutdown(wait=True, cancel_futures=True)  # they read the store
         self.executor.shutdown(wait=True)
         self.store.close()
         if self.config.temporary:

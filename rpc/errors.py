@@ -10,6 +10,7 @@ revert bytes as ``data``), and -38xxx for the Engine API.
 from typing import Any
 
 from chain.engine import EngineError
+from chain.evm_timeout import EvmTimeout
 from chain.oracle import ModelUnavailable
 from chain.simulate import CallError, ExecutionReverted, OutOfGasError
 from chain.txpool import TxPoolError
@@ -53,7 +54,7 @@ def from_exception(exc: Exception) -> RpcError | None:
         return exc
     if isinstance(exc, ExecutionReverted):
         return RpcError(EXECUTION_REVERTED, str(exc), "0x" + exc.data.hex())
-    if isinstance(exc, TxPoolError | CallError | OutOfGasError):
+    if isinstance(exc, TxPoolError | CallError | OutOfGasError | EvmTimeout):
         return RpcError(SERVER_ERROR, str(exc))
     if isinstance(exc, EngineError):
         return RpcError(exc.code, str(exc))

@@ -154,6 +154,11 @@ class EthApi:
     def eth_getProof(
         self, address: bytes, keys: list[tuple[str, bytes]], block: BlockId
     ) -> dict[str, Any]:
+        if len(keys) > self.limits.max_proof_keys:  # geth's bound and words
+            raise invalid_params(
+                f"too many storage keys requested (max {self.limits.max_proof_keys}, "
+                f"got {len(keys)})"
+            )
         header = self.state_header(block)
         proven = prove(self.reader.store.state_get, header.state_root, address,
                        [key for _, key in keys])  # fmt: skip
@@ -173,16 +178,21 @@ class EthApi:
     # calls
 
     @method(Param(p.call_object), Param(p.block_id, LATEST))
-    def eth_call(self, args: CallArgs, block: BlockId) -> str:
-        return d(self.node.simulator.call(self.state_header(block), args))
-
-    @method(Param(p.call_object), Param(p.block_id, LATEST))
-    def eth_estimateGas(self, args: CallArgs, block: BlockId) -> str:
-        return q(self.node.simulator.estimate_gas(self.state_header(block), args))
-
-    @method(Param(p.call_object), Param(p.block_id, LATEST))
-    def eth_createAccessList(self, args: CallArgs, block: BlockId) -> dict[str, Any]:
+    async def eth_call(self, args: CallArgs, block: BlockId) -> str:
         header = self.state_header(block)
+        return d(await self.node.run_evm(self.node.simulator.call, header, args))
+
+    @method(Param(p.call_object), Param(p.block_id, LATEST))
+    async def eth_estimateGas(self, args: CallArgs, block: BlockId) -> str:
+        header = self.state_header(block)
+        return q(await self.node.run_evm(self.node.simulator.estimate_gas, header, args))
+
+    @method(Param(p.call_object), Param(p.block_id, LATEST))
+    async def eth_createAccessList(self, args: CallArgs, block: BlockId) -> dict[str, Any]:
+        header = self.state_header(block)
+        return await self.node.run_evm(self._access_list, header, args)
+
+    def _access_list(self, header: BlockHeaderAPI, args: CallArgs) -> dict[str, Any]:
         entries, error = self.node.simulator.access_list(header, args)
         args.access_list = entries
         result: dict[str, Any] = {
