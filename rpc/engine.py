@@ -287,10 +287,20 @@ class EngineServer(RpcServer):
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip()
         try:
+            # The Engine API's rule: iat within 60 s of our clock, either way. pyjwt would
+            # refuse an iat ahead of the clock by any amount without the leeway, and read
+            # a numeric string as an integer; the spec wants an integer.
             claims = jwt.decode(
-                token, self.secret, algorithms=["HS256"], options={"require": ["iat"]}
+                token,
+                self.secret,
+                algorithms=["HS256"],
+                options={"require": ["iat"]},
+                leeway=JWT_LEEWAY,
             )
-            if abs(time.time() - int(claims["iat"])) > JWT_LEEWAY:
+            iat = claims["iat"]
+            if type(iat) is not int:
+                raise jwt.InvalidTokenError("iat must be an integer")
+            if abs(time.time() - iat) > JWT_LEEWAY:
                 raise jwt.InvalidTokenError("stale token")
         except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
             body = {
