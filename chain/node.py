@@ -47,7 +47,12 @@ class RpcConfig:
     cors_origins: tuple[str, ...] = ("*",)
     max_body_bytes: int = 5 * 1024 * 1024
     max_batch: int = 1000
-    max_subscriptions: int = 1000
+    max_subscriptions: int = 1000  # per WebSocket connection
+    max_connections_per_ip: int = 256
+    header_timeout: float = 30.0  # seconds to send a request's headers (or stay idle)
+    body_timeout: float = 30.0  # seconds to send a request's body
+    max_ws_queue_bytes: int = 8 * 1024 * 1024  # unsent to one WebSocket client
+    max_filters_per_ip: int = 1000  # polling filters (eth_newFilter...) per client address
     max_log_range: int = 10_000
     max_logs: int = 10_000
     max_trace_timeout: float = 60.0  # seconds: the most a trace's `timeout` may ask for

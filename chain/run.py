@@ -105,7 +105,7 @@ async def serve(config: NodeConfig) -> None:
     tasks: list[asyncio.Task] = []
     debug: DebugApi | None = None
     try:
-        filters = FilterManager()
+        filters = FilterManager(config.rpc.max_filters_per_ip)
         eth = EthApi(node, filters)
         subscriptions = Subscriptions()
         signers = dev_accounts() if config.dev else []

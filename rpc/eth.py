@@ -23,8 +23,9 @@ from rpc.encoding import (
     tx_json,
 )
 from rpc.errors import LIMIT_EXCEEDED, RpcError, invalid_params, not_found
-from rpc.filters import FilterManager, block_logs, may_contain
+from rpc.filters import FilterLimitError, FilterManager, block_logs, may_contain
 from rpc.params import LATEST, BlockId, Param, method
+from rpc.server import client_address
 
 DEFAULT_TIP = 1_000_000_000  # 1 gwei, what geth suggests when recent blocks say nothing
 TIP_SAMPLE_BLOCKS = 20
@@ -442,15 +443,21 @@ class EthApi:
     def eth_newFilter(self, criteria: p.LogFilter) -> str:
         head = self.reader.head.block_number
         start = self._number(criteria.from_block, head) if criteria.from_block else head + 1
-        return self.filters.install("logs", criteria, start)
+        return self._install("logs", criteria, start)
 
     @method()
     def eth_newBlockFilter(self) -> str:
-        return self.filters.install("blocks", None, self.reader.head.block_number + 1)
+        return self._install("blocks", None, self.reader.head.block_number + 1)
 
     @method()
     def eth_newPendingTransactionFilter(self) -> str:
-        return self.filters.install("pending", None, 0)
+        return self._install("pending", None, 0)
+
+    def _install(self, kind: str, criteria: p.LogFilter | None, next_block: int) -> str:
+        try:
+            return self.filters.install(kind, criteria, next_block, client_address.get())
+        except FilterLimitError as exc:
+            raise RpcError(LIMIT_EXCEEDED, str(exc)) from None
 
     @method(Param(p.string))
     def eth_uninstallFilter(self, filter_id: str) -> bool:
@@ -467,7 +474,8 @@ class EthApi:
         found = self._filter(filter_id)
         head = self.reader.head.block_number
         if found.kind == "pending":
-            changes, found.pending = found.pending, []
+            changes = list(found.pending)
+            found.pending.clear()
             return changes
         start, found.next_block = found.next_block, head + 1
         if found.kind == "blocks":

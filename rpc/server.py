@@ -3,12 +3,16 @@
 Requests are decoded with orjson, dispatched to the handler that declares the method
 (see :mod:`rpc.params`), and every failure becomes a JSON-RPC error object: a bug in a
 handler is logged with its traceback here and reaches the client only as ``-32603``.
-Limits protect the node from a single client: request body size, batch length and
-subscriptions per WebSocket connection.
+Limits protect the node from a single client: request body size, batch length,
+connections per address, the time a request's headers and body may take (slowloris),
+the bytes queued for a WebSocket client that does not read (it is disconnected and its
+queue dropped), and subscriptions per WebSocket connection.
 """
 
 import asyncio
+import contextvars
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +34,11 @@ from rpc.params import decode_params
 log = logging.getLogger("sibyl.rpc")
 
 Methods = dict[str, Callable[..., Any]]
+
+# The address of the client whose request is being served: per-client limits read it.
+client_address: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "client_address", default=None
+)
 
 
 def collect_methods(*apis: object) -> Methods:
@@ -106,9 +115,11 @@ class RpcServer:
         self.limits = limits
         self.ws_methods = ws_methods
         self.connections: set[Connection] = set()
+        self.per_address: dict[str | None, int] = {}  # open TCP connections by address
         self.app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[self._cors])
         self.app.router.add_route("*", "/", self.handle)
         self.runner: web.AppRunner | None = None
+        self.listener: asyncio.Server | None = None
 
     @web.middleware
     async def _cors(self, request: web.Request, handler: Callable) -> web.StreamResponse:
@@ -128,6 +139,7 @@ class RpcServer:
         return response
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        client_address.set(request.remote)
         if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
             return await self.handle_ws(request)
         if request.method == "GET":
@@ -137,9 +149,11 @@ class RpcServer:
         if (request.content_length or 0) > self.limits.max_body_bytes:
             return self._too_large()
         try:
-            body = await request.read()
+            body = await asyncio.wait_for(request.read(), self.limits.body_timeout)
         except web.HTTPRequestEntityTooLarge:
             return self._too_large()
+        except TimeoutError:
+            return web.Response(status=408, text="request body too slow\n")
         payload = await serve_payload(self.methods, body, self.limits)
         return web.Response(body=payload or b"", content_type="application/json")
 
@@ -154,7 +168,7 @@ class RpcServer:
     async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=self.limits.max_body_bytes, heartbeat=30)
         await ws.prepare(request)
-        connection = Connection(ws, self.limits)
+        connection = Connection(ws, self.limits, request.transport)
         methods = dict(self.methods)
         if self.ws_methods is not None:
             methods.update(self.ws_methods(connection))
@@ -173,45 +187,125 @@ class RpcServer:
         return ws
 
     async def start(self, host: str, port: int) -> None:
-        self.runner = web.AppRunner(self.app, access_log=None)
+        # aiohttp's keep-alive timer also runs while a request's headers are arriving:
+        # a connection gets header_timeout from connecting (or from its last response)
+        # to send complete headers, whether it is idle or sending them a byte at a time.
+        self.runner = web.AppRunner(
+            self.app, access_log=None, keepalive_timeout=self.limits.header_timeout
+        )
         await self.runner.setup()
-        await web.TCPSite(self.runner, host, port, backlog=1024).start()
+        loop = asyncio.get_running_loop()
+        self.listener = await loop.create_server(
+            lambda: _Guard(self), host, port, backlog=1024, reuse_address=True
+        )
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
         for connection in list(self.connections):
             await connection.ws.close()
         if self.runner is not None:
             await self.runner.cleanup()
 
 
+class _Guard(asyncio.Protocol):
+    """One TCP connection, counted against its address's limit before aiohttp's request
+    handler (the protocol it hands everything to) sees it: a connection over the limit
+    is dropped at once, so one address cannot take every file descriptor."""
+
+    def __init__(self, server: RpcServer) -> None:
+        assert server.runner is not None and server.runner.server is not None
+        self.server = server
+        self.handler = server.runner.server()
+        self.admitted = False
+        self.address: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self.address = peer[0] if isinstance(peer, tuple) else None
+        counts = self.server.per_address
+        if counts.get(self.address, 0) >= self.server.limits.max_connections_per_ip:
+            log.debug("connection refused address=%s reason=too many connections", self.address)
+            transport.abort()
+            return
+        counts[self.address] = counts.get(self.address, 0) + 1
+        self.admitted = True
+        self.handler.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.admitted:
+            return
+        counts = self.server.per_address
+        counts[self.address] -= 1
+        if not counts[self.address]:
+            del counts[self.address]
+        self.handler.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.admitted:
+            self.handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.handler.eof_received() if self.admitted else None
+
+    def pause_writing(self) -> None:
+        self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.handler.resume_writing()
+
+
 class Connection:
-    """One WebSocket client: its outgoing queue and its subscriptions."""
+    """One WebSocket client: its outgoing queue and its subscriptions.
 
-    MAX_QUEUED = 10_000
+    The queue is bounded in bytes: a client that does not read what it is sent (its
+    TCP window full, the queue growing) is disconnected at once, its socket aborted and
+    its queue dropped, rather than holding the node's memory."""
 
-    def __init__(self, ws: web.WebSocketResponse, limits: RpcConfig) -> None:
+    def __init__(self, ws: web.WebSocketResponse, limits: RpcConfig, transport: Any = None) -> None:
         self.ws = ws
         self.limits = limits
+        self.transport = transport
         self.subscriptions: dict[str, Any] = {}
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.queue: deque[bytes] = deque()
+        self.queued_bytes = 0
+        self.open = True
+        self._ready = asyncio.Event()
         self.writer = asyncio.get_running_loop().create_task(self._write())
 
     def send(self, payload: bytes) -> None:
-        if self.queue.qsize() >= self.MAX_QUEUED:
-            log.warning("websocket client too slow, closing connection")
-            self.writer.cancel()
-            asyncio.get_running_loop().create_task(self.ws.close())
+        if not self.open:
             return
-        self.queue.put_nowait(payload)
+        if self.queued_bytes + len(payload) > self.limits.max_ws_queue_bytes:
+            log.warning(
+                "websocket client too slow, disconnected queued_bytes=%d limit=%d",
+                self.queued_bytes,
+                self.limits.max_ws_queue_bytes,
+            )
+            self.close()
+            if self.transport is not None:
+                self.transport.abort()  # what the kernel and the transport hold, too
+            return
+        self.queue.append(payload)
+        self.queued_bytes += len(payload)
+        self._ready.set()
 
     async def _write(self) -> None:
         while True:
-            payload = await self.queue.get()
+            if not self.queue:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            payload = self.queue.popleft()
+            self.queued_bytes -= len(payload)
             try:
                 await self.ws.send_str(payload.decode())
             except (ConnectionResetError, RuntimeError):
                 return
 
     def close(self) -> None:
+        self.open = False
         self.writer.cancel()
         self.subscriptions.clear()
+        self.queue.clear()
+        self.queued_bytes = 0
