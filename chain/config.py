@@ -26,10 +26,12 @@ model = "genesis/models/mlp.pt"
 """
 
 import dataclasses
+import math
 import tomllib
 import types
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 from chain.errors import SibylError
 from chain.node import NodeConfig, RpcConfig
@@ -59,6 +61,8 @@ def _convert(value: Any, kind: Any, key: str, base: Path) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ConfigError(f"{key}: must be a non-negative number")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number")
         return float(value)
     if kind is str:
         if not isinstance(value, str):
@@ -128,4 +132,59 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> NodeConfig:
     top.update({k: v for k, v in overrides.items() if v is not None})
     if top.get("sidecar_mode", "auto") not in SIDECAR_MODES:
         raise ConfigError(f"{source}: sidecar_mode: must be one of {', '.join(SIDECAR_MODES)}")
-    return NodeConfig(rpc=rpc, pool=pool, sidecar_specs=specs, **top)
+    config = NodeConfig(rpc=rpc, pool=pool, sidecar_specs=specs, **top)
+    try:
+        check_values(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return config
+
+
+# Values the types allow but the node cannot run with; flags are checked here too.
+AT_LEAST_ONE = (
+    "rpc.max_body_bytes", "rpc.max_batch", "rpc.max_subscriptions", "rpc.max_log_range",
+    "rpc.max_logs", "rpc.max_trace_bytes", "rpc.max_proof_keys",
+    "rpc.max_connections_per_ip", "rpc.max_ws_queue_bytes", "rpc.max_filters_per_ip",
+    "pool.max_txs", "pool.max_queued_per_account", "rpc_gas_cap",
+)  # fmt: skip
+POSITIVE_SECONDS = ("rpc_evm_timeout", "rpc.header_timeout", "rpc.body_timeout",
+                    "rpc.max_trace_timeout")  # fmt: skip
+
+
+def _value(config: NodeConfig, key: str) -> Any:
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(config, section) if section else config, name)
+
+
+def check_values(config: NodeConfig) -> None:
+    """Refuse, naming the key, what would start a node that cannot work: a port out of
+    range (70000 would listen on 4464), an infinite or non-positive time, a zero limit,
+    a peer URL that does not parse."""
+    ports = [("rpc.http_port", False), ("rpc.engine_port", True), ("metrics_port", True)]
+    for key, may_be_off in ports:
+        port = _value(config, key)
+        if not (port is None or (may_be_off and port == 0) or 1 <= port <= 65535):
+            raise ConfigError(f"{key}: {port} is not a port (1-65535)")
+    for key in AT_LEAST_ONE:
+        if _value(config, key) < 1:
+            raise ConfigError(f"{key}: must be at least 1")
+    for key in POSITIVE_SECONDS:
+        seconds = _value(config, key)
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ConfigError(f"{key}: must be a positive, finite number of seconds")
+    if not (math.isfinite(config.block_time) and config.block_time >= 0):
+        raise ConfigError("block_time: must be a finite number of seconds, 0 or more")
+    if not 0 <= config.spot_check_rate <= 1:
+        raise ConfigError("spot_check_rate: must be between 0 and 1")
+    if config.follow is not None:
+        _check_url("follow", config.follow)
+
+
+def _check_url(key: str, url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises for a port that is not a number or out of range)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {url!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{key}: {url!r} is not an http:// or https:// URL")

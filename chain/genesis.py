@@ -288,9 +288,13 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
         extra = _hex_bytes(data.get("extraData", "0x"), "extraData")
         if len(extra) > 32:
             raise GenesisError("extraData: at most 32 bytes")
+        # Each block's timestamp exceeds its parent's: a genesis at the top of uint64
+        # could have no block 1. Below 2**63 leaves the chain its life, and int64 readers
+        # (Go's time, which consensus clients use) their range.
+        timestamp = _quantity(data.get("timestamp", 0), "timestamp", bits=63)
         return Genesis(
             config=config,
-            timestamp=_quantity(data.get("timestamp", 0), "timestamp", bits=64),
+            timestamp=timestamp,
             gas_limit=gas_limit,
             base_fee=_quantity(data.get("baseFeePerGas", INITIAL_BASE_FEE), "baseFeePerGas"),
             extra_data=extra,

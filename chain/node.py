@@ -21,11 +21,12 @@ from typing import Any
 from chain.engine import Engine
 from chain.execution import ExecutedBlock
 from chain.genesis import Genesis, genesis_block, load_genesis, parse_genesis
+from chain.integrity import check_head
 from chain.oracle import SidecarPool, SpotChecker
 from chain.reader import ChainReader
 from chain.replicas import LocalModels
 from chain.simulate import CALL_GAS_CAP, CALL_TIMEOUT, Simulator
-from chain.storage import Store, StoreError
+from chain.storage import Store, StoreError, damaged
 from chain.txpool import PoolConfig, TxPool, TxPoolError
 from genesis import DEV_GENESIS, DEV_MODELS
 from sidecars.config import SidecarSpec
@@ -97,7 +98,9 @@ def open_datadir(config: NodeConfig, readonly: bool = False) -> tuple[Store, Gen
     ``readonly`` to read it beside the node that owns it."""
     store = Store(config.datadir, readonly)
     try:
-        return store, _genesis_of(store, config, readonly)
+        genesis = _genesis_of(store, config, readonly)
+        check_head(store)
+        return store, genesis
     except BaseException:
         store.close()  # and let go of the data dir
         raise
@@ -105,6 +108,8 @@ def open_datadir(config: NodeConfig, readonly: bool = False) -> tuple[Store, Gen
 
 def _genesis_of(store: Store, config: NodeConfig, readonly: bool) -> Genesis:
     stored = store.get("meta", b"genesis")
+    if stored is None and (store.head_hash() or store.canonical_hash(0)):
+        raise damaged(config.datadir, "it holds blocks but no genesis")
     if stored is None:
         genesis_path = config.genesis or (DEV_GENESIS if config.dev else None)
         if genesis_path is None or readonly:
