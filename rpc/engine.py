@@ -49,6 +49,17 @@ def _object(value: Any) -> dict[str, Any]:
     return value
 
 
+def _list(decode: Any) -> Any:
+    """A decoder of a JSON array whose items ``decode`` decodes."""
+
+    def decode_list(value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise p.ParamError("expected an array")
+        return [decode(item) for item in value]
+
+    return decode_list
+
+
 def _get(data: dict[str, Any], name: str, decode: Any) -> Any:
     if name not in data or data[name] is None:
         raise p.ParamError(f"missing field {name}")
@@ -179,15 +190,15 @@ class EngineApi:
     async def engine_newPayloadV2(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self._new_payload(payload)
 
-    @method(Param(_object), Param(lambda v: [p.hash32(h) for h in v]), Param(p.hash32))
+    @method(Param(_object), Param(_list(p.hash32)), Param(p.hash32))
     async def engine_newPayloadV3(self, payload, blob_hashes, beacon_root) -> dict[str, Any]:  # noqa: ANN001
         return await self._new_payload(payload, blob_hashes, beacon_root)
 
     @method(
         Param(_object),
-        Param(lambda v: [p.hash32(h) for h in v]),
+        Param(_list(p.hash32)),
         Param(p.hash32),
-        Param(lambda v: [p.hex_bytes(r) for r in v]),
+        Param(_list(p.hex_bytes)),
     )
     async def engine_newPayloadV4(self, payload, blob_hashes, beacon_root, requests):  # noqa: ANN001, ANN201
         return await self._new_payload(payload, blob_hashes, beacon_root, requests)

@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 from chain.node import RpcConfig
 from rpc.errors import (
     INTERNAL_ERROR,
+    INVALID_PARAMS,
     INVALID_REQUEST,
     LIMIT_EXCEEDED,
     METHOD_NOT_FOUND,
@@ -29,7 +30,7 @@ from rpc.errors import (
     RpcError,
     from_exception,
 )
-from rpc.params import decode_params
+from rpc.params import ParamError, decode_params
 
 log = logging.getLogger("sibyl.rpc")
 
@@ -74,6 +75,8 @@ async def call(methods: Methods, request: Any) -> dict[str, Any] | None:
         result = handler(*decode_params(handler, request.get("params")))
         if asyncio.iscoroutine(result):
             result = await result
+    except ParamError as exc:  # a handler that decodes a nested value itself
+        return None if is_notification else _error(request_id, RpcError(INVALID_PARAMS, str(exc)))
     except Exception as exc:
         error = from_exception(exc)
         if error is None:
