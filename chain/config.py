@@ -144,7 +144,8 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> NodeConfig:
 AT_LEAST_ONE = (
     "rpc.max_body_bytes", "rpc.max_batch", "rpc.max_subscriptions", "rpc.max_log_range",
     "rpc.max_logs", "rpc.max_trace_bytes", "rpc.max_proof_keys",
-    "rpc.max_connections_per_ip", "rpc.max_ws_queue_bytes", "rpc.max_filters_per_ip",
+    "rpc.max_connections_per_ip", "rpc.max_ws_queue_bytes", "rpc.max_ws_queue_total",
+    "rpc.max_filters_per_ip",
     "pool.max_txs", "pool.max_queued_per_account", "rpc_gas_cap",
 )  # fmt: skip
 POSITIVE_SECONDS = ("rpc_evm_timeout", "rpc.header_timeout", "rpc.body_timeout",

@@ -118,6 +118,7 @@ class RpcServer:
         self.limits = limits
         self.ws_methods = ws_methods
         self.connections: set[Connection] = set()
+        self.ws_queued = 0  # bytes queued for every WebSocket client together
         self.per_address: dict[str | None, int] = {}  # open TCP connections by address
         self.app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[self._cors])
         self.app.router.add_route("*", "/", self.handle)
@@ -171,13 +172,15 @@ class RpcServer:
     async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=self.limits.max_body_bytes, heartbeat=30)
         await ws.prepare(request)
-        connection = Connection(ws, self.limits, request.transport)
+        connection = Connection(ws, self, request.transport)
         methods = dict(self.methods)
         if self.ws_methods is not None:
             methods.update(self.ws_methods(connection))
         self.connections.add(connection)
         try:
             async for message in ws:
+                if not connection.open or request.transport is None:
+                    break  # dropped, or gone: what it still had queued is not served
                 if message.type == WSMsgType.TEXT or message.type == WSMsgType.BINARY:
                     payload = await serve_payload(methods, message.data, self.limits)
                     if payload is not None:
@@ -217,9 +220,8 @@ class _Guard(asyncio.Protocol):
     is dropped at once, so one address cannot take every file descriptor."""
 
     def __init__(self, server: RpcServer) -> None:
-        assert server.runner is not None and server.runner.server is not None
         self.server = server
-        self.handler = server.runner.server()
+        self.handler: Any = None  # made only for an admitted connection: refusing is cheap
         self.admitted = False
         self.address: str | None = None
 
@@ -233,6 +235,8 @@ class _Guard(asyncio.Protocol):
             return
         counts[self.address] = counts.get(self.address, 0) + 1
         self.admitted = True
+        assert self.server.runner is not None and self.server.runner.server is not None
+        self.handler = self.server.runner.server()
         self.handler.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -252,22 +256,26 @@ class _Guard(asyncio.Protocol):
         return self.handler.eof_received() if self.admitted else None
 
     def pause_writing(self) -> None:
-        self.handler.pause_writing()
+        if self.admitted:
+            self.handler.pause_writing()
 
     def resume_writing(self) -> None:
-        self.handler.resume_writing()
+        if self.admitted:
+            self.handler.resume_writing()
 
 
 class Connection:
     """One WebSocket client: its outgoing queue and its subscriptions.
 
-    The queue is bounded in bytes: a client that does not read what it is sent (its
-    TCP window full, the queue growing) is disconnected at once, its socket aborted and
-    its queue dropped, rather than holding the node's memory."""
+    Queues are bounded in bytes, each and all together: a client that does not read what
+    it is sent (its TCP window full, its queue growing) is disconnected, its socket
+    aborted and its queue dropped, rather than holding the node's memory. Past the bound
+    on all queues, the client with the longest queue goes first."""
 
-    def __init__(self, ws: web.WebSocketResponse, limits: RpcConfig, transport: Any = None) -> None:
+    def __init__(self, ws: web.WebSocketResponse, server: RpcServer, transport: Any) -> None:
         self.ws = ws
-        self.limits = limits
+        self.server = server
+        self.limits = server.limits
         self.transport = transport
         self.subscriptions: dict[str, Any] = {}
         self.queue: deque[bytes] = deque()
@@ -280,18 +288,21 @@ class Connection:
         if not self.open:
             return
         if self.queued_bytes + len(payload) > self.limits.max_ws_queue_bytes:
-            log.warning(
-                "websocket client too slow, disconnected queued_bytes=%d limit=%d",
-                self.queued_bytes,
-                self.limits.max_ws_queue_bytes,
-            )
-            self.close()
-            if self.transport is not None:
-                self.transport.abort()  # what the kernel and the transport hold, too
+            self.drop()
             return
         self.queue.append(payload)
         self.queued_bytes += len(payload)
+        self.server.ws_queued += len(payload)
         self._ready.set()
+        while self.server.ws_queued > self.limits.max_ws_queue_total:
+            max(self.server.connections, key=lambda c: c.queued_bytes).drop()
+
+    def drop(self) -> None:
+        """Disconnect a client that does not read, and forget what it was to be sent."""
+        log.warning("websocket client too slow, disconnected queued_bytes=%d", self.queued_bytes)
+        self.close()
+        self.server.connections.discard(self)
+        self.transport.abort()  # what the transport holds, too
 
     async def _write(self) -> None:
         while True:
@@ -301,9 +312,11 @@ class Connection:
                 continue
             payload = self.queue.popleft()
             self.queued_bytes -= len(payload)
+            self.server.ws_queued -= len(payload)
             try:
                 await self.ws.send_str(payload.decode())
             except (ConnectionResetError, RuntimeError):
+                self.close()
                 return
 
     def close(self) -> None:
@@ -311,4 +324,5 @@ class Connection:
         self.writer.cancel()
         self.subscriptions.clear()
         self.queue.clear()
+        self.server.ws_queued -= self.queued_bytes
         self.queued_bytes = 0
