@@ -11,7 +11,9 @@ from typing import Any
 
 import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI
+from eth.exceptions import UnrecognizedTransactionType
 from eth.vm.forks.prague.blocks import PragueBackwardsHeader
+from eth_utils import ValidationError
 from rlp.codec import consume_length_prefix
 
 from chain.limits import check_rlp
@@ -21,6 +23,8 @@ from chain.vm import ChainConfig, vm_class_at
 DECODE_ERRORS = (
     rlp.DecodingError,
     rlp.DeserializationError,
+    ValidationError,  # e.g. a typed transaction whose type byte is 0x80 or more
+    UnrecognizedTransactionType,
     ValueError,
     IndexError,
     TypeError,

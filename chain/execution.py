@@ -308,7 +308,10 @@ def execute_block(
                 f"expected {expected.excess_blob_gas}"
             )
 
-    execution = BlockExecution(config, parent, header, state, headers, oracle)
+    try:  # py-evm validates what the header gives it (a beacon root, withdrawals) late
+        execution = BlockExecution(config, parent, header, state, headers, oracle)
+    except ValidationError as exc:
+        raise InvalidBlock(f"block {header.block_number}: {exc}") from None
     _check_scheduled(header.block_number, execution.scheduled, block.transactions)
     for index, tx in enumerate(block.transactions):
         try:
@@ -317,7 +320,10 @@ def execute_block(
             raise InvalidBlock(
                 f"block {header.block_number} transaction {index} (0x{tx.hash.hex()}): {exc}"
             ) from None
-    executed = execution.finish(block.withdrawals)
+    try:
+        executed = execution.finish(block.withdrawals)
+    except ValidationError as exc:
+        raise InvalidBlock(f"block {header.block_number}: {exc}") from None
     _compare_headers(header, executed.header)
     return executed
 

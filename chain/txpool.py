@@ -132,7 +132,7 @@ class TxPool:
         try:
             check_rlp(raw[1:] if typed else raw)
             tx = vm_class.get_transaction_builder().decode(raw)
-        except (*DECODE_ERRORS, ValidationError) as exc:
+        except DECODE_ERRORS as exc:
             raise TxPoolError(f"rlp: {exc}") from None
         if tx.encode() != raw:
             raise TxPoolError("rlp: non-canonical transaction encoding")
