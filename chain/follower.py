@@ -10,6 +10,7 @@ peer that recovers (or reorganises) is followed again.
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,12 @@ BACKOFF_SECONDS = 2.0
 
 class PeerError(Exception):
     """The peer answered with an error or with something that is not a block."""
+
+
+def _block_number(value: Any) -> int:
+    if not isinstance(value, str) or not re.fullmatch(r"0x(0|[1-9a-f][0-9a-f]{0,15})", value):
+        raise PeerError(f"eth_blockNumber answered {str(value)[:80]!r}, not a block number")
+    return int(value, 16)
 
 
 class Follower:
@@ -68,7 +75,7 @@ class Follower:
 
     async def sync(self, session: aiohttp.ClientSession) -> None:
         """Import every block the peer has beyond our head, in order."""
-        peer_head = int(await self._call(session, "eth_blockNumber"), 16)
+        peer_head = _block_number(await self._call(session, "eth_blockNumber"))
         number = self.node.reader.head.block_number + 1
         while number <= peer_head:
             block = await self._block(session, number)
@@ -96,7 +103,7 @@ class Follower:
         while number > 0:
             ours = self.node.store.canonical_hash(number)
             theirs = await self._call(session, "eth_getBlockByNumber", hex(number), False)
-            if theirs is not None and ours is not None and theirs["hash"] == "0x" + ours.hex():
+            if isinstance(theirs, dict) and ours and theirs.get("hash") == "0x" + ours.hex():
                 return number
             number -= 1
         return 0

@@ -49,6 +49,11 @@ def load_json(data: bytes | str) -> Any:
     return json.loads(data)
 
 
+def check_transaction(raw: bytes) -> None:
+    """:func:`check_rlp` of a transaction's encoding: after its type byte when typed."""
+    check_rlp(raw[1:] if raw and raw[0] <= 0x7F else raw)
+
+
 def check_rlp(data: bytes, max_depth: int = MAX_RLP_DEPTH) -> None:
     """Raise :class:`NestingError` unless ``data`` is exactly one RLP item whose lists
     nest at most ``max_depth`` deep and whose every length fits inside its parent.

@@ -27,7 +27,7 @@ from eth_utils import ValidationError, to_checksum_address
 from chain.calldata_floor import floor_gas
 from chain.codec import DECODE_ERRORS
 from chain.execution import MAX_NONCE
-from chain.limits import check_rlp
+from chain.limits import check_transaction
 from chain.vm import vm_class_at
 
 MAX_TX_SIZE = 128 * 1024
@@ -130,7 +130,7 @@ class TxPool:
         if typed and raw[0] not in TYPED_TRANSACTIONS:
             raise TxPoolError("transaction type not supported")
         try:
-            check_rlp(raw[1:] if typed else raw)
+            check_transaction(raw)
             tx = vm_class.get_transaction_builder().decode(raw)
         except DECODE_ERRORS as exc:
             raise TxPoolError(f"rlp: {exc}") from None

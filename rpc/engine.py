@@ -12,13 +12,14 @@ from typing import Any
 
 import jwt
 import orjson
-import rlp
 from aiohttp import web
 from eth.constants import EMPTY_UNCLE_HASH
 from eth.vm.forks.shanghai.withdrawals import Withdrawal
 
+from chain.codec import DECODE_ERRORS
 from chain.engine import PayloadStatus
 from chain.execution import PayloadAttributes, requests_hash
+from chain.limits import check_transaction
 from chain.node import Node
 from chain.trie_root import ordered_trie_root
 from chain.vm import vm_class_at
@@ -132,10 +133,13 @@ class EngineApi:
         raw_txs = payload.get("transactions")
         if not isinstance(raw_txs, list):
             raise p.ParamError("transactions must be an array")
-        try:
-            transactions = [builder.decode(p.hex_bytes(raw)) for raw in raw_txs]
-        except (rlp.DecodingError, rlp.DeserializationError, ValueError) as exc:
-            raise p.ParamError(f"invalid transaction: {exc}") from None
+        transactions = []
+        for raw in map(p.hex_bytes, raw_txs):
+            try:
+                check_transaction(raw)
+                transactions.append(builder.decode(raw))
+            except DECODE_ERRORS as exc:
+                raise p.ParamError(f"invalid transaction: {exc}") from None
         withdrawals = _withdrawals(payload.get("withdrawals") or [])
         fields: dict[str, Any] = dict(
             parent_hash=_get(payload, "parentHash", p.hash32),

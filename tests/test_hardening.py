@@ -215,12 +215,13 @@ def test_follower_rejects_a_deeply_nested_block_from_its_peer_and_keeps_running(
     peer = FakePeer(producer.url)
     deep = "0x" + nested_rlp(60_000).hex()
     real_answer = peer.answer
+    head: list = ["0x1"]
 
     def answer(request: dict) -> dict:
         if request.get("method") == "debug_getRawBlock":
             return {"jsonrpc": "2.0", "id": request.get("id"), "result": deep}
         if request.get("method") == "eth_blockNumber":
-            return {"jsonrpc": "2.0", "id": request.get("id"), "result": "0x1"}
+            return {"jsonrpc": "2.0", "id": request.get("id"), "result": head[0]}
         return real_answer(request)
 
     peer.answer = answer
@@ -230,8 +231,13 @@ def test_follower_rejects_a_deeply_nested_block_from_its_peer_and_keeps_running(
         while "does not decode" not in follower.log() and time.monotonic() < deadline:
             time.sleep(0.5)
         assert "does not decode" in follower.log()
+        head[0] = {"not": "a number"}
+        while "not a block number" not in follower.log() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "not a block number" in follower.log()
         assert rpc(follower.url, "eth_blockNumber")["result"] == "0x0"
         assert follower.proc.poll() is None
+        assert "Traceback" not in follower.log()
     finally:
         peer.close()
 
