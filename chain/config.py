@@ -9,11 +9,22 @@ datadir = "/var/lib/sibyl"
 block_time = 0            # dev: seconds between blocks, 0 = a block per arrival
 sidecar_mode = "auto"     # auto | docker | process | none (--sidecars)
 fee_recipient = "0x..."
+rpc_gas_cap = 50_000_000  # most gas an eth_call / eth_estimateGas runs with (geth's)
+rpc_evm_timeout = 5.0     # seconds one of them may run (geth's)
 
 [rpc]
 http_addr = "127.0.0.1"
 http_port = 8545
 cors_origins = ["*"]
+header_timeout = 30.0     # seconds to send a request's headers, or to stay idle
+body_timeout = 30.0
+max_connections_per_ip = 256
+max_filters_per_ip = 1000
+max_ws_queue_bytes = 4194304    # unsent to one WebSocket client, then it is dropped
+max_ws_queue_total = 33554432   # unsent to all of them
+max_trace_timeout = 60.0  # the most a trace's `timeout` may ask for
+max_trace_bytes = 268435456
+max_proof_keys = 1024
 
 [pool]
 max_txs = 10000
