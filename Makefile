@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ai_bench.py
 	$(BIN)/python bench/scheduler_bench.py
 	$(BIN)/python bench/zk_bench.py
+	$(BIN)/python bench/attack_bench.py
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules .pytest_cache .ruff_cache

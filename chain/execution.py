@@ -38,6 +38,9 @@ HeaderLookup = Callable[[bytes], BlockHeaderAPI | None]
 StateLookup = Callable[[bytes], bytes | None]
 
 
+MAX_NONCE = 2**64 - 1  # EIP-2681: an account's nonce stays below it
+
+
 class InvalidTransaction(Exception):
     """A transaction that cannot be included on top of the current block state."""
 
@@ -185,6 +188,8 @@ class BlockExecution:
         if oracle is not None:
             oracle.begin(tx.hash, tx.results if isinstance(tx, AttestedTransaction) else ())
         inner = inner_transaction(tx)
+        if getattr(inner, "nonce", 0) >= MAX_NONCE:  # EIP-2681; py-evm only bounds it by 2**256
+            raise InvalidTransaction(f"nonce has max value: nonce {inner.nonce}")
         try:
             if isinstance(inner, ScheduledTransaction):
                 call = self.due.get(inner.call_id)
@@ -306,7 +311,10 @@ def execute_block(
                 f"expected {expected.excess_blob_gas}"
             )
 
-    execution = BlockExecution(config, parent, header, state, headers, oracle)
+    try:  # py-evm validates what the header gives it (a beacon root, withdrawals) late
+        execution = BlockExecution(config, parent, header, state, headers, oracle)
+    except ValidationError as exc:
+        raise InvalidBlock(f"block {header.block_number}: {exc}") from None
     _check_scheduled(header.block_number, execution.scheduled, block.transactions)
     for index, tx in enumerate(block.transactions):
         try:
@@ -315,7 +323,10 @@ def execute_block(
             raise InvalidBlock(
                 f"block {header.block_number} transaction {index} (0x{tx.hash.hex()}): {exc}"
             ) from None
-    executed = execution.finish(block.withdrawals)
+    try:
+        executed = execution.finish(block.withdrawals)
+    except ValidationError as exc:
+        raise InvalidBlock(f"block {header.block_number}: {exc}") from None
     _compare_headers(header, executed.header)
     return executed
 

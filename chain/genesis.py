@@ -7,7 +7,6 @@ contents are checked by the modules that own them. Every error names the offendi
 so an operator can fix the file without reading code.
 """
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from eth.db.account import AccountDB
 
 from chain.ai import registry
 from chain.errors import SibylError
+from chain.limits import load_json
 from chain.slots import DictStorage
 from chain.storage import codec
 from chain.storage.store import BlockWrite, state_view
@@ -278,8 +278,8 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
     """Parse and validate a genesis file's bytes; errors are prefixed with ``source``."""
     try:
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = load_json(raw)
+        except ValueError as exc:
             raise GenesisError(f"not valid JSON: {exc}") from None
         data = _object(data, "genesis")
         config = _chain_config(_object(data.get("config"), "config"))
@@ -302,9 +302,13 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
         extra = _hex_bytes(data.get("extraData", "0x"), "extraData")
         if len(extra) > 32:
             raise GenesisError("extraData: at most 32 bytes")
+        # Each block's timestamp exceeds its parent's: a genesis at the top of uint64
+        # could have no block 1. Below 2**63 leaves the chain its life, and int64 readers
+        # (Go's time, which consensus clients use) their range.
+        timestamp = _quantity(data.get("timestamp", 0), "timestamp", bits=63)
         return Genesis(
             config=config,
-            timestamp=_quantity(data.get("timestamp", 0), "timestamp", bits=64),
+            timestamp=timestamp,
             gas_limit=gas_limit,
             base_fee=_quantity(data.get("baseFeePerGas", INITIAL_BASE_FEE), "baseFeePerGas"),
             extra_data=extra,

@@ -8,12 +8,15 @@ entry point (:func:`chain.cmd.cli.main`), the benchmarks and the test fixtures:
   pycryptodome, about six times slower, and tries hash constantly. This is the one place
   the backend is chosen; eth_hash's ``keccak`` is what py-evm, py-trie and eth_utils call.
 * pyrlp's decoder chosen by input size, with trie nodes kept decoded
-  (:mod:`chain.trie.rlp_cache`).
+  (:mod:`chain.trie.rlp_cache`);
+* the recursion limit py-evm needs, not py_ecc's 100,000, so that C parsers fail before
+  they overflow the stack (:func:`chain.limits.contain_recursion`).
 """
 
 import eth_hash.auto
 from eth_hash.backends.pysha3 import backend as pysha3
 
+from chain.limits import contain_recursion
 from chain.trie import rlp_cache
 
 
@@ -22,3 +25,4 @@ def prepare_process() -> None:
     eth_hash.auto.keccak.hasher = pysha3.keccak256
     eth_hash.auto.keccak.preimage = pysha3.preimage
     rlp_cache.install()
+    contain_recursion()

@@ -36,7 +36,7 @@ from eth.vm.logic.invalid import InvalidOpcode
 
 from chain.ai.results import Oracle, VerifyOracle
 from chain.execution import BlockExecution, HeaderLookup, StateLookup
-from chain.simulate import CALL_GAS_CAP, CallArgs, Simulator, halt_message, revert_reason
+from chain.simulate import CallArgs, Simulator, halt_message, revert_reason
 from chain.state_db import last_log, memory_bytes, stack_values
 from chain.vm import ChainConfig, vm_class_at
 
@@ -49,6 +49,10 @@ DEFAULT_TIMEOUT = 5.0  # seconds, as geth
 
 class TraceTimeout(Exception):
     """A trace ran past its timeout."""
+
+
+class TraceTooLarge(Exception):
+    """A struct-logger trace grew past the node's memory bound for one trace."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class TraceOptions:
     with_log: bool = False  # callTracer's tracerConfig.withLog
     timeout: float = DEFAULT_TIMEOUT
     limit: int = 0  # the struct logger's most entries; 0: no limit
+    max_bytes: int = 0  # the node's bound on the struct logger's memory; 0: none
 
 
 def trace_block(
@@ -122,7 +127,7 @@ def trace_call(
     abort: threading.Event | None = None,
 ) -> dict[str, Any]:
     """The trace of ``args`` run as ``eth_call`` runs it on the state after ``parent``."""
-    gas = args.gas or min(parent.gas_limit, CALL_GAS_CAP)
+    gas = simulator.gas_for(parent, args)
     call = SimpleNamespace(sender=args.sender, to=args.to, data=args.data, gas=gas,
                            value=args.value)  # fmt: skip
     tracer = _tracer(options, call, abort)
@@ -179,6 +184,7 @@ class StructLogger(Tracer):
     def __init__(self, options: TraceOptions, tx: Any, abort: threading.Event | None) -> None:
         super().__init__(options, tx, abort)
         self.logs: list[dict[str, Any]] = []
+        self.size = 0  # about what self.logs holds, in bytes
         self.storage: dict[bytes, dict[int, int]] = {}  # per contract: slots touched so far
         self.running: tuple[dict[str, Any], ComputationAPI] | None = None
         self.resume: dict[int, int] = {}  # id(computation) -> its pc after its last opcode
@@ -232,9 +238,22 @@ class StructLogger(Tracer):
             slots = self.storage.setdefault(address, {})
             slots[slot] = value
             entry["storage"] = {f"{k:064x}": f"{v:064x}" for k, v in slots.items()}
+        self._count(entry, len(memory))
         self.logs.append(entry)
         self.running = (entry, computation)
         return entry
+
+    def _count(self, entry: dict[str, Any], memory: int) -> None:
+        """Add the entry's size (Python objects: about 4 bytes per byte of memory kept as
+        hex, 80 per stack item, 250 per storage slot) and stop past the node's bound."""
+        self.size += 200 + 80 * len(entry.get("stack", ())) + 250 * len(entry.get("storage", ()))
+        self.size += (4 * memory if "memory" in entry else 0) + len(entry.get("returnData", ""))
+        if self.options.max_bytes and self.size > self.options.max_bytes:
+            raise TraceTooLarge(
+                f"trace larger than {self.options.max_bytes} bytes after {len(self.logs)} "
+                "steps: ask for fewer (limit) or less detail (disableStack, disableStorage, "
+                "no enableMemory)"
+            )
 
     def done(self, token: Any, computation: ComputationAPI, error: VMError | None) -> None:
         if token is None:

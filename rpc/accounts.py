@@ -6,7 +6,6 @@ hardhat do, so tools that sign remotely (hardhat's ``localhost`` network, ethers
 and these methods report no accounts.
 """
 
-import json
 from typing import Any
 
 from eth_account import Account
@@ -14,6 +13,7 @@ from eth_account.messages import encode_defunct, encode_typed_data
 from eth_keys import keys
 from eth_utils import to_checksum_address
 
+from chain.limits import load_json
 from chain.node import Node
 from chain.simulate import CallArgs
 from rpc import params as p
@@ -139,8 +139,8 @@ class AccountsApi:
     def eth_signTypedData_v4(self, address: bytes, typed: Any) -> str:
         if isinstance(typed, str):
             try:
-                typed = json.loads(typed)
-            except json.JSONDecodeError:
+                typed = load_json(typed)
+            except ValueError:
                 raise RpcError(-32602, "invalid argument 1: typed data is not valid JSON") from None
         try:
             message = encode_typed_data(full_message=typed)

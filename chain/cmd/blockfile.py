@@ -71,7 +71,7 @@ def import_blocks(config: NodeConfig, path: Path) -> int:
         for position, raw in enumerate(items):
             try:
                 block = codec.decode_any_block(genesis.config, raw)
-            except (rlp.DecodingError, rlp.DeserializationError, ValueError, IndexError) as exc:
+            except codec.DECODE_ERRORS as exc:
                 raise BlockFileError(f"{path}: item {position} is not a block: {exc}") from None
             if reader.header(block.header.hash) is not None:
                 continue

@@ -80,6 +80,27 @@ def _blockfile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_check(args: argparse.Namespace) -> int:
+    from chain.storage.integrity import check_all
+    from chain.storage.store import Store
+
+    store = Store(args.datadir, readonly=True)  # beside a running node, too
+    try:
+        report = check_all(store)
+    finally:
+        store.close()
+    if report.problems:
+        for problem in report.problems:
+            print(f"problem: {problem}")
+        print(f"data dir {args.datadir} is damaged: {len(report.problems)} problem(s) found")
+        return 1
+    print(
+        f"data dir {args.datadir} is sound: head {report.head}, {report.blocks} blocks, "
+        f"{report.state_nodes} state trie nodes"
+    )
+    return 0
+
+
 def _sidecar_serve(args: argparse.Namespace) -> int:
     from sidecars.serve import main as serve
 
@@ -127,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys_show = keys_cmd.add_parser("show", help="print the address of a key file")
     keys_show.add_argument("file", type=Path)
     keys_show.set_defaults(handler=_keys_show)
+
+    db = commands.add_parser("db", help="data dir maintenance").add_subparsers(
+        dest="db_command", required=True
+    )
+    check = db.add_parser("check", help="verify head, canonical chain and head state")
+    check.add_argument("--datadir", type=Path, required=True)
+    check.set_defaults(handler=_db_check)
 
     for name, text in (("import", "import blocks from an RLP file"), ("export", "export blocks")):
         sub = commands.add_parser(name, help=text)

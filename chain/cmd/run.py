@@ -129,7 +129,7 @@ async def serve(config: NodeConfig) -> None:
     tasks: list[asyncio.Task] = []
     debug: DebugApi | None = None
     try:
-        filters = FilterManager()
+        filters = FilterManager(config.rpc.max_filters_per_ip)
         dev_chain = config.dev and not config.follow
         producer = DevProducer(node, config.block_time) if dev_chain else None
         eth = EthApi(node, filters, producer)
@@ -207,9 +207,17 @@ async def serve(config: NodeConfig) -> None:
             await asyncio.to_thread(manager.stop)
 
 
+# How long a thread holding the GIL keeps it while another waits (Python's default is
+# 5 ms). Calls, traces and blocks run on their own threads; each time the event loop
+# wants the GIL back to answer a request it waits up to this long per busy thread, so
+# the default made a looping eth_call add tens of milliseconds to every other request.
+GIL_SWITCH_INTERVAL = 0.0005
+
+
 def run(config: NodeConfig) -> int:
     import uvloop
 
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
         uvloop.run(serve(config))
     except OSError as exc:

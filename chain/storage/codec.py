@@ -11,10 +11,25 @@ from typing import Any
 
 import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI
+from eth.exceptions import UnrecognizedTransactionType
 from eth.vm.forks.prague.blocks import PragueBackwardsHeader
+from eth_utils import ValidationError
 from rlp.codec import consume_length_prefix
 
+from chain.limits import check_rlp
 from chain.vm import ChainConfig, vm_class_at
+
+# What pyrlp and py-evm raise for bytes that are not what they should decode to.
+DECODE_ERRORS = (
+    rlp.DecodingError,
+    rlp.DeserializationError,
+    ValidationError,  # e.g. a typed transaction whose type byte is 0x80 or more
+    UnrecognizedTransactionType,
+    ValueError,
+    IndexError,
+    TypeError,
+    RecursionError,  # a long, deeply nested byte string inside an item (chain.limits)
+)
 
 
 def encode_header(header: BlockHeaderAPI) -> bytes:
@@ -38,8 +53,9 @@ def decode_any_block(config: ChainConfig, raw: bytes) -> BlockAPI:
     """A block of any fork of ``config``: its header's timestamp names the layout.
 
     Raises ``rlp.DecodingError``/``rlp.DeserializationError`` (or ``ValueError``) for bytes
-    that are not a block.
+    that are not a block; nesting is bounded before any decoder runs (:mod:`chain.limits`).
     """
+    check_rlp(raw)
     header_rlp = rlp.decode(raw, strict=True)[0]
     header = PragueBackwardsHeader.deserialize(header_rlp)
     return decode_block(raw, vm_class_at(config, header.timestamp).get_block_class())

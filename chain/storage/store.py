@@ -80,6 +80,45 @@ class StoreError(SibylError):
     """The data dir is missing, not initialised, or from another chain."""
 
 
+class DamagedDataDir(StoreError):
+    """A data dir whose files contradict themselves; the message says what and what to do."""
+
+
+def damaged(path: object, problem: str) -> DamagedDataDir:
+    return DamagedDataDir(
+        f"data dir {path} is damaged: {problem}; restore it from a backup, or move it away "
+        f"to start a new chain (`sibyl db check --datadir {path}` lists what is wrong)"
+    )
+
+
+ENVIRONMENTS = ("chain.lmdb", "state.lmdb")
+PAGE = 4096  # LMDB's page size here; a database file holds two meta pages at least
+
+
+def _check_files(path: Path) -> bool:
+    """Refuse a data dir whose database files show damage (one of the two missing, a file
+    shorter than its meta pages); True when it has neither yet (a new data dir)."""
+    files = {name: path / name / "data.mdb" for name in ENVIRONMENTS}
+    present = [name for name, file in files.items() if file.exists()]
+    if len(present) == 1:
+        (there,) = present
+        (gone,) = set(ENVIRONMENTS) - {there}
+        if there == "state.lmdb":  # a data dir from before state.lmdb lacks only that
+            raise damaged(path, f"{gone} is missing but {there} is there")
+    for name in present:
+        if files[name].stat().st_size < 2 * PAGE:
+            raise damaged(path, f"{name}/data.mdb is truncated")
+    return not present
+
+
+def _check_size(path: Path, env: lmdb.Environment, name: str) -> None:
+    """Refuse a database file shorter than the pages its meta page says it has: reading
+    them would be a SIGBUS, not an error."""
+    used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    if (path / name / "data.mdb").stat().st_size < used:
+        raise damaged(path, f"{name}/data.mdb is truncated")
+
+
 def number_key(number: int) -> bytes:
     return number.to_bytes(8, "big")
 
@@ -145,11 +184,18 @@ class Store:
         """Open the data dir at ``path`` as its owner, or ``readonly`` beside its owner
         (``sibyl export`` while the node runs: LMDB readers never block its writer)."""
         self.readonly = readonly
+        self.path = path
         self._lock_fd = None if readonly else _lock(path)
         self.env = self.state_env = None
         try:
+            new = _check_files(path)
+            had_state = (path / "state.lmdb" / "data.mdb").exists()
             self.env = _open(path / "chain.lmdb", len(TABLES) + 1, readonly)  # + old layouts
+            _check_size(path, self.env, "chain.lmdb")
+            if not new and not had_state and not self._has_old_state_table():
+                raise damaged(path, "state.lmdb is missing but chain.lmdb is there")
             self.state_env = _open(path / "state.lmdb", 0, readonly)
+            _check_size(path, self.state_env, "state.lmdb")
             if readonly:
                 self.tables = {n: self.env.open_db(n.encode(), create=False) for n in TABLES}
             else:
@@ -170,7 +216,12 @@ class Store:
         self._read_cache: LRU = LRU(READ_CACHE)  # content-addressed: never stale
         with self.env.begin(db=self.tables["journal"]) as txn:
             for key, record in txn.cursor():
-                state = {bytes(k): bytes(v) for k, v in rlp.decode(bytes(record))}
+                try:
+                    state = {bytes(k): bytes(v) for k, v in rlp.decode(bytes(record))}
+                except (rlp.DecodingError, ValueError, TypeError):
+                    self._release()
+                    number = int.from_bytes(key, "big")
+                    raise damaged(path, f"journal record {number} does not decode") from None
                 self._records.append((int.from_bytes(key, "big"), state))
                 self._unmerged.update(state)
         self._next_record = self._records[-1][0] + 1 if self._records else 0
@@ -202,6 +253,14 @@ class Store:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def _has_old_state_table(self) -> bool:
+        try:
+            with self.env.begin(write=not self.readonly) as txn:
+                self.env.open_db(b"state", txn=txn, create=False)
+        except lmdb.NotFoundError:
+            return False
+        return True
 
     def _move_old_state_table(self) -> None:
         """Data dirs written before the journal kept state in a ``state`` table of
