@@ -247,11 +247,12 @@ def test_a_block_with_wrong_field_types_is_a_decoding_error_or_an_invalid_block(
     numbers, unknown transaction types): each is refused by decoding or by import with
     a reason, never with another exception (which `sibyl import` would print as a
     traceback)."""
-    from chain.storage import codec
+    from chain.config import NodeConfig
     from chain.engine import Engine
     from chain.execution import InvalidBlock
     from chain.genesis import load_genesis
-    from chain.node import NodeConfig, initialise, open_datadir
+    from chain.node import initialise, open_datadir
+    from chain.storage import codec
     from chain.storage.reader import ChainReader
 
     initialise(tmp_path / "d", load_genesis(GENESIS))
