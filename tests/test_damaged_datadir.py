@@ -13,8 +13,8 @@ import nodes
 import pytest
 from nodes import REPO, dev_node, rpc
 
-from chain.config import ConfigError, load_config
-from chain.node import NodeConfig, open_datadir
+from chain.config import ConfigError, NodeConfig, load_config
+from chain.node import open_datadir
 from chain.storage.store import StoreError
 
 GENESIS = REPO / "genesis" / "dev.json"
