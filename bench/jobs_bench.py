@@ -37,12 +37,12 @@ from eth_utils import keccak
 
 from chain.ai import jobs
 from chain.ai.delivery import DeliveryTransaction
+from chain.ai.results import VerifyOracle
 from chain.execution import BlockExecution, PayloadAttributes, execute_block, next_header
 from chain.genesis import genesis_block, load_genesis
-from chain.oracle import VerifyOracle
 from chain.slots import DictStorage
-from chain.storage import CanonicalChange, Store, state_view
-from chain.trie_root import trie_nodes
+from chain.storage.store import CanonicalChange, Store, state_view
+from chain.trie.root import trie_nodes
 from genesis import DEV_GENESIS, DEV_MODELS, DIR
 from sidecars.abi import LLM_ADDRESS, LLM_INPUT_TYPES, encode_llm_output
 from sidecars.attestation import attestation_digest, sign_digest

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from eth.abc import BlockHeaderAPI
 
 from chain.ai.delivery import DeliveryTransaction
+from chain.ai.results import Oracle
 from chain.execution import (
     BlockExecution,
     ExecutedBlock,
@@ -25,13 +26,11 @@ from chain.execution import (
     StateLookup,
     next_header,
 )
-from chain.oracle import Oracle
+from chain.gas import TX_GAS
 from chain.txpool import PooledTx, PriceNonceQueue
 from chain.vm import ChainConfig
 
 log = logging.getLogger("sibyl.builder")
-
-TX_GAS = 21000
 
 
 @dataclass

@@ -12,7 +12,6 @@ instead of copying an RLP header after every transaction, which is what makes
 ``MiningChain.mine_all`` and ``apply_transaction`` slow.
 """
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -23,20 +22,24 @@ from eth.consensus.context import ConsensusContext
 from eth.exceptions import HeaderNotFound
 from eth.vm.chain_context import ChainContext
 from eth.vm.forks.cancun.state import get_total_blob_gas
+from eth.vm.forks.prague import PragueVM
 from eth_utils import ValidationError
 
-from chain import codec
+from chain.ai.attested import AttestedTransaction, inner_transaction
 from chain.ai.delivery import DeliveryTransaction, InvalidDelivery, expiries_due, run_delivery
-from chain.attested import AttestedTransaction, inner_transaction
-from chain.oracle import InvalidAiResult, Oracle, ReplicaNotHere
-from chain.storage import BlockWrite, state_view
-from chain.trie_root import ordered_trie_root
+from chain.ai.results import InvalidAiResult, Oracle, ReplicaNotHere
+from chain.storage import codec
+from chain.storage.store import BlockWrite, state_view
+from chain.trie.root import ordered_trie_root
 from chain.vm import ChainConfig, vm_class_at
 from scheduler.top_of_block import due_calls, run_scheduled, scheduled_transactions
 from scheduler.transactions import ScheduledTransaction
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI | None]
 StateLookup = Callable[[bytes], bytes | None]
+
+
+MAX_NONCE = 2**64 - 1  # EIP-2681: an account's nonce stays below it
 
 
 class InvalidTransaction(Exception):
@@ -189,6 +192,8 @@ class BlockExecution:
         if oracle is not None:
             oracle.begin(tx.hash, tx.results if isinstance(tx, AttestedTransaction) else ())
         inner = inner_transaction(tx)
+        if getattr(inner, "nonce", 0) >= MAX_NONCE:  # EIP-2681; py-evm only bounds it by 2**256
+            raise InvalidTransaction(f"nonce has max value: nonce {inner.nonce}")
         try:
             if isinstance(inner, ScheduledTransaction):
                 call = self.due.get(inner.call_id)
@@ -262,12 +267,15 @@ class BlockExecution:
 
 
 def requests_hash(requests: list[bytes]) -> bytes:
-    """EIP-7685: sha256 over the sha256 of each non-empty request."""
-    outer = hashlib.sha256()
-    for request in requests:
-        if len(request) > 1:
-            outer.update(hashlib.sha256(request).digest())
-    return outer.digest()
+    """EIP-7685's commitment to a block's requests, by py-evm's own rule (Prague's
+    ``compute_requests_hash``, which reads the requests from a block and writes the hash
+    into a copy of its header: here the copies are the hash itself)."""
+    block = SimpleNamespace(
+        block_requests=requests,
+        header=SimpleNamespace(copy=lambda requests_hash: requests_hash),
+        copy=lambda header: header,
+    )
+    return PragueVM.compute_requests_hash(block)
 
 
 def execute_block(
@@ -310,7 +318,10 @@ def execute_block(
                 f"expected {expected.excess_blob_gas}"
             )
 
-    execution = BlockExecution(config, parent, header, state, headers, oracle)
+    try:  # py-evm validates what the header gives it (a beacon root, withdrawals) late
+        execution = BlockExecution(config, parent, header, state, headers, oracle)
+    except ValidationError as exc:
+        raise InvalidBlock(f"block {header.block_number}: {exc}") from None
     _check_scheduled(header.block_number, execution.scheduled, block.transactions)
     _check_deliveries(
         header.block_number, len(execution.scheduled), execution.expiries, block.transactions
@@ -322,7 +333,10 @@ def execute_block(
             raise InvalidBlock(
                 f"block {header.block_number} transaction {index} (0x{tx.hash.hex()}): {exc}"
             ) from None
-    executed = execution.finish(block.withdrawals)
+    try:
+        executed = execution.finish(block.withdrawals)
+    except ValidationError as exc:
+        raise InvalidBlock(f"block {header.block_number}: {exc}") from None
     _compare_headers(header, executed.header)
     return executed
 

@@ -7,13 +7,12 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 
-from chain import registry
-from chain.ai import jobs
+from chain.ai import jobs, registry
+from chain.ai.attested import inner_transaction
 from chain.ai.delivery import DeliveryTransaction
 from chain.ai.dispatch import created_jobs
-from chain.attested import inner_transaction
+from chain.ai.results import Disagreement
 from chain.node import Node
-from chain.oracle import Disagreement
 from rpc import params as p
 from rpc.encoding import d, q
 from rpc.errors import not_found
@@ -33,6 +32,7 @@ def _delivery_of(reader: Any, header: Any, job_id: bytes) -> tuple[Any, int] | N
 
 
 def model_json(record: registry.ModelRecord) -> dict[str, Any]:
+    proved = {"verifyingKeyHash": d(record.verifying_key_hash)} if record.mode == "prove" else {}
     return {
         "id": d(record.id),
         "name": record.name,
@@ -40,7 +40,7 @@ def model_json(record: registry.ModelRecord) -> dict[str, Any]:
         "precompile": d(record.precompile),
         "inputShape": list(record.input_shape) if record.input_shape is not None else None,
         "outputShape": list(record.output_shape)
-        if record.output_shape is not None and record.kind in ("torch", "onnx")
+        if record.output_shape is not None and record.kind in ("torch", "onnx", "zk")
         else None,
         "decimals": record.decimals,
         "quorum": record.quorum,
@@ -48,7 +48,7 @@ def model_json(record: registry.ModelRecord) -> dict[str, Any]:
         "gasBase": q(record.gas_base),
         "gasPerUnit": q(record.gas_per_unit),
         "outputLimit": q(record.output_limit),
-    }
+    } | proved
 
 
 def scheduled_call_json(call: calls.ScheduledCall) -> dict[str, Any]:

@@ -14,7 +14,9 @@ time. The artifact per runtime, and so what the id is the hash of:
   tokenizer with a chat template), run for LLM jobs; its id is keccak256 of the
   directory's canonical archive (:func:`directory_model_id`). Or, with an upstream, an
   OpenAI-compatible server (vLLM, llama.cpp, TGI), named ``"upstream:" ‖ name ‖ "@" ‖
-  revision`` (:mod:`sidecars.llm`).
+  revision`` (:mod:`sidecars.llm`);
+* ``zk``: an ezkl model directory (:mod:`sidecars.zk`), run by INFER with a proof of each
+  output; its id is the hash of the directory's canonical archive.
 
 Runtimes import their library only when loaded, so an ONNX sidecar never pays for torch.
 Each model runs one call at a time on one intra-op thread: the same input gives the same
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sidecars import zk
 from sidecars.abi import (
     EMBED_ADDRESS,
     INFER_ADDRESS,
@@ -47,8 +50,7 @@ from sidecars.abi import (
 from sidecars.attestation import keccak
 from sidecars.fixedpoint import InputOutOfRange, NonFiniteOutput, quantize, to_float32
 
-RUNTIMES = ("torch", "onnx", "embed", "llm")
-PLANNED_RUNTIMES = ("zk",)
+RUNTIMES = ("torch", "onnx", "embed", "llm", "zk")
 CAPABILITIES = {INFER_ADDRESS: "INFER", EMBED_ADDRESS: "EMBED", LLM_ADDRESS: "LLM"}
 EMBED_WEIGHTS = "model.safetensors"
 
@@ -82,6 +84,8 @@ class Model:
     precompile: bytes
     versions: dict[str, str]
     execute: Callable[[bytes], bytes]
+    # for a ZK model: the output and a proof of it (``sidecars.zk.Proof`` bytes)
+    prove: Callable[[bytes], tuple[bytes, bytes]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -95,28 +99,30 @@ class Model:
                 f"precompile 0x{precompile.hex()} is not served here "
                 f"(this {self.runtime} sidecar serves {self.capability})"
             )
+        return self.run_proved(precompile, model_id, data)[0]
+
+    def run_proved(self, precompile: bytes, model_id: bytes, data: bytes) -> tuple[bytes, bytes]:
+        """The raw output and its proof (empty unless the model proves its outputs)."""
+        if precompile != self.precompile:
+            raise Refused(
+                f"precompile 0x{precompile.hex()} is not served here "
+                f"(this {self.runtime} sidecar serves {self.capability})"
+            )
         if model_id != self.model_id:
             raise Refused(f"model 0x{model_id.hex()} is not served here")
         with self.lock:
-            return self.execute(data)
+            return self.prove(data) if self.prove else (self.execute(data), b"")
 
 
 def directory_model_id(path: Path) -> bytes:
-    """keccak256 of a model directory's canonical archive (DESIGN section 7): its files
-    sorted by relative path (``/``-separated, UTF-8), each as ``uint32(len(path)) ‖ path ‖
-    uint64(len(bytes)) ‖ bytes``, lengths big-endian."""
+    """keccak256 of a model directory's canonical archive (DESIGN section 7): LLM and ZK
+    model directories are named alike, by :func:`sidecars.zk.archive_hash`."""
+    if not path.is_dir():
+        raise ModelLoadError(f"{path} must be a model directory")
     try:
-        files = sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*") if p.is_file())
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read model directory {path}: {exc.strerror}") from None
-    if not files:
-        raise ModelLoadError(f"model directory {path} is empty or missing")
-    archive = bytearray()
-    for name, file in files:
-        data = _read(file)
-        encoded = name.encode()
-        archive += len(encoded).to_bytes(4, "big") + encoded + len(data).to_bytes(8, "big") + data
-    return keccak(bytes(archive))
+        return zk.archive_hash(path)
+    except zk.ZkModelError as exc:
+        raise ModelLoadError(str(exc)) from None
 
 
 def artifact_path(runtime: str, path: Path) -> Path:
@@ -126,22 +132,17 @@ def artifact_path(runtime: str, path: Path) -> Path:
 
 def model_id_of(runtime: str, path: Path) -> bytes:
     """The model id of the artifact at ``path``."""
-    if runtime == "llm":
+    if runtime in ("llm", "zk"):
         return directory_model_id(path)
     return keccak(_read(artifact_path(runtime, path)))
 
 
 def load_model(runtime: str, path: Path, expected_id: bytes | None = None) -> Model:
     """Load the model at ``path``, refusing it when its id differs from ``expected_id``."""
-    if runtime in PLANNED_RUNTIMES:
-        raise RuntimeUnavailable(f"runtime {runtime} is not available in this build")
     if runtime not in RUNTIMES:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; one of {', '.join(RUNTIMES)}")
-    if runtime == "llm":
-        data, model_id = b"", directory_model_id(path)
-    else:
-        data = _read(artifact_path(runtime, path))
-        model_id = keccak(data)
+    data = b"" if runtime in ("llm", "zk") else _read(artifact_path(runtime, path))
+    model_id = directory_model_id(path) if runtime in ("llm", "zk") else keccak(data)
     if expected_id is not None and model_id != expected_id:
         raise ModelIdMismatch(
             f"model {artifact_path(runtime, path)} hashes to 0x{model_id.hex()} but model id "
@@ -153,6 +154,8 @@ def load_model(runtime: str, path: Path, expected_id: bytes | None = None) -> Mo
         return _load_onnx(model_id, data)
     if runtime == "llm":
         return _load_llm(model_id, path)
+    if runtime == "zk":
+        return _load_zk(model_id, path)
     return _load_embed(model_id, path)
 
 
@@ -423,6 +426,46 @@ def _load_llm(model_id: bytes, path: Path) -> Model:
         LLM_ADDRESS,
         {"torch": torch.__version__, "transformers": transformers.__version__},
         execute,
+    )
+
+
+def _load_zk(model_id: bytes, path: Path) -> Model:
+    """INFER on an ezkl circuit: the output is the circuit's, with a proof of it (the
+    block builder checks the proof, as every verifier will, before it enters a block)."""
+    try:
+        import ezkl
+    except ImportError:
+        raise RuntimeUnavailable("runtime zk needs ezkl: pip install ezkl") from None
+    try:
+        circuit = zk.load_circuit(path, zk.PROVER_FILES)
+    except zk.ZkModelError as exc:
+        raise ModelLoadError(str(exc)) from None
+
+    def prove(data: bytes) -> tuple[bytes, bytes]:
+        try:
+            request = decode_infer_input(data)
+            if request.model_id != model_id:
+                raise AbiError(f"input names model 0x{request.model_id.hex()}")
+            if tuple(request.shape) != circuit.input_shape:
+                raise AbiError(
+                    f"shape {request.shape} is not the circuit's {list(circuit.input_shape)}"
+                )
+        except AbiError as exc:
+            raise Refused(f"bad INFER input: {exc}") from None
+        try:
+            outputs, proof = zk.prove(circuit, request.values, request.decimals)
+            output = encode_infer_output(outputs, list(circuit.output_shape))
+        except (zk.ProvingFailed, AbiError) as exc:
+            raise Failed(str(exc)) from None
+        return output, proof.encode()
+
+    return Model(
+        "zk",
+        model_id,
+        INFER_ADDRESS,
+        {"ezkl": ezkl.__version__},
+        lambda data: prove(data)[0],
+        prove,
     )
 
 

@@ -30,11 +30,11 @@ from fake_peer import REJECTED, FakePeer, rejection, with_transactions
 from jobs_chain import LLM_ID, asked_job, deploy_chat, get_job, messages, settled
 from nodes import CHAIN_ID, DEV_KEYS, NodeProcess, rpc
 
-from chain import codec
 from chain.ai import jobs
+from chain.ai.attested import inner_transaction
 from chain.ai.delivery import DeliveryTransaction
-from chain.attested import inner_transaction
 from chain.genesis import load_genesis
+from chain.storage import codec
 from sidecars.abi import LLM_ADDRESS, encode_llm_output
 from sidecars.attestation import SECP256K1_N, attestation_digest, sign_digest
 from sidecars.upstream import upstream_model_id

@@ -25,7 +25,7 @@ from eth_utils import keccak
 from jobs_chain import LLM_ID, QUESTIONS, asked_job, deploy_chat, messages, settled
 from nodes import DEV_KEYS, REPO, NodeProcess, free_port, rpc
 
-from chain.keys import write_key
+from sidecars.keys import write_key
 
 K2 = keys.PrivateKey(keccak(b"sibyl tests: quorum executor K2"))
 K4 = keys.PrivateKey(keccak(b"sibyl tests: quorum executor K4"))
@@ -43,7 +43,7 @@ def remote_sidecar(tmp_path):
     write_key(tmp_path / "k4.key", K4)
     port = free_port()
     command = [
-        sys.executable, "-m", "chain.cli", "sidecar", "serve", "--runtime", "llm",
+        sys.executable, "-m", "chain.cmd.cli", "sidecar", "serve", "--runtime", "llm",
         "--model", str(DEV_LLM), "--port", str(port), "--executor-key", str(tmp_path / "k4.key"),
     ]  # fmt: skip
     with open(tmp_path / "k4-sidecar.log", "wb") as log:

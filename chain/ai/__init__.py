@@ -1,2 +1,4 @@
-"""The AI side of the chain: async jobs (JOBS, deliveries and expiries) and, as the
-refactor lands, the oracle, registries, attested transactions and replicas."""
+"""AI calls in blocks: their results (run on sidecars when building, checked against
+attestations when importing), the registries' records, the attested envelope, the
+models every node re-runs (replicate mode), and async jobs (JOBS, deliveries and
+expiries)."""

@@ -27,10 +27,9 @@ from eth.rlp.receipts import Receipt
 from eth.vm.forks.berlin.receipts import TypedReceipt
 from eth_utils import keccak
 
-from chain import registry
-from chain.ai import jobs
-from chain.attested import SIGNATURE_LENGTH
-from chain.oracle import InvalidAiResult, verified_signers
+from chain.ai import jobs, registry
+from chain.ai.attested import SIGNATURE_LENGTH
+from chain.ai.results import InvalidAiResult, verified_signers
 from sidecars.attestation import attestation_digest
 
 DELIVERY_TX_TYPE = 0x12

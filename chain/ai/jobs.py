@@ -46,8 +46,8 @@ from eth.abc import ComputationAPI
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from chain import registry
-from chain.calldata_floor import floor_gas
+from chain.ai import registry
+from chain.gas import floor_gas
 from chain.precompiles.native import (
     READ_GAS,
     WRITE_GAS,

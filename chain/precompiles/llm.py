@@ -16,8 +16,7 @@ call (``success == false``) and creates no job.
 from eth.abc import ComputationAPI
 from eth_abi import encode as abi_encode
 
-from chain import registry
-from chain.ai import jobs
+from chain.ai import jobs, registry
 from chain.precompiles.ai import REFUSAL_GAS
 from chain.precompiles.native import returns_revert_data, revert
 from sidecars.abi import AbiError, LlmRequest, decode_llm_input

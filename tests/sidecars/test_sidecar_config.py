@@ -51,9 +51,9 @@ def test_local_and_remote_tables_parse(base_dir):
     [
         (
             [local(runtime="tensorflow")],
-            "sidecars[0].runtime: must be one of torch, onnx, embed, llm",
+            "sidecars[0].runtime: must be one of torch, onnx, embed, llm, zk",
         ),
-        ([local(), local(name="other", runtime="zk")], "sidecars[1].runtime: must be one of"),
+        ([local(), local(name="other", runtime="tf")], "sidecars[1].runtime: must be one of"),
         ([local(name="bad name")], "sidecars[0].name: required"),
         ([local(), local()], "sidecars[1].name: 'mlp' is already used by sidecars[0]"),
         ([local(model="missing.onnx")], "sidecars[0].model: "),

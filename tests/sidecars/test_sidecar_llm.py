@@ -143,7 +143,7 @@ def test_upstream_mode_signs_what_an_openai_compatible_server_answered(openai_se
     model_id = upstream_model_id("dev-llm@1")
     assert model_id == keccak(b"upstream:dev-llm@1")
     command = [
-        sys.executable, "-m", "chain.cli", "sidecar", "serve", "--runtime", "llm",
+        sys.executable, "-m", "chain.cmd.cli", "sidecar", "serve", "--runtime", "llm",
         "--upstream", openai_server, "--upstream-model", "dev-llm@1", "--port", str(port),
         "--executor-key", str(DEV_EXECUTOR_KEY), "--model-id", "0x" + model_id.hex(),
     ]  # fmt: skip
