@@ -30,6 +30,7 @@ from eth_utils import keccak
 from chain.ai import jobs, registry
 from chain.ai.attested import SIGNATURE_LENGTH
 from chain.ai.results import InvalidAiResult, verified_signers
+from chain.envelope import Envelope, envelope_fields
 from sidecars.attestation import attestation_digest
 
 DELIVERY_TX_TYPE = 0x12
@@ -68,7 +69,7 @@ class _FromJobs:
         return jobs.JOBS
 
 
-class DeliveryTransaction(_FromJobs):
+class DeliveryTransaction(_FromJobs, Envelope):
     """A job's result (or expiry), as a transaction of the block."""
 
     to = jobs.JOBS
@@ -95,11 +96,8 @@ class DeliveryTransaction(_FromJobs):
 
     @classmethod
     def decode(cls, encoded: bytes, decode_inner: Any = None) -> "DeliveryTransaction":
-        try:
-            items = rlp.decode(encoded[1:])
-        except rlp.DecodingError as exc:
-            raise MalformedDelivery(f"delivery transaction: {exc}") from None
-        if not isinstance(items, list) or len(items) != 4:
+        items = envelope_fields(encoded, "delivery transaction", MalformedDelivery)
+        if len(items) != 4:
             raise MalformedDelivery("delivery transaction: must hold [jobId, status, output, sigs]")
         job_id, status, output, signatures = items
         if not isinstance(job_id, bytes) or len(job_id) != 32:
@@ -125,12 +123,6 @@ class DeliveryTransaction(_FromJobs):
     @property
     def hash(self) -> bytes:
         return keccak(self.encode())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, DeliveryTransaction) and other.encode() == self.encode()
-
-    def __hash__(self) -> int:
-        return hash(self.encode())
 
 
 class JobCallback(_FromJobs):
