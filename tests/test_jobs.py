@@ -238,8 +238,9 @@ def test_jobs_pending_when_the_producer_is_killed_are_delivered_after_restart_ex
         w3 = node.w3()
         wallet = Wallet(w3, DEV_KEYS[5])
         chat = deploy_chat(wallet)
+        questions = list(QUESTIONS)[:3]
         asks = [wallet.sign(chat.address, calldata(chat, "ask", messages(q), 16, 60))
-                for q in QUESTIONS]  # fmt: skip
+                for q in questions]  # fmt: skip
         receipts = receipts_of(w3, send_together(node.url, asks))
         job_ids = [asked_job(chat, r) for r in receipts]
         pending = {j["id"] for j in rpc(node.url, "sibyl_pendingJobs")["result"]}
@@ -248,7 +249,7 @@ def test_jobs_pending_when_the_producer_is_killed_are_delivered_after_restart_ex
         node = start_producer(datadir)
         w3 = node.w3()
         chat = w3.eth.contract(address=chat.address, abi=chat.abi)
-        for job_id, question in zip(job_ids, QUESTIONS, strict=True):
+        for job_id, question in zip(job_ids, questions, strict=True):
             job = wait_until(lambda j=job_id: settled(node.url, j), "the answer", timeout=120)
             assert job["status"] == "delivered"
             assert chat.functions.answers(job_id).call()[1] == QUESTIONS[question]

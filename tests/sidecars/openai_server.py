@@ -45,7 +45,7 @@ def main() -> None:
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", complete)
-    web.run_app(app, host="127.0.0.1", port=port, print=None)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, shutdown_timeout=0.5)
 
 
 if __name__ == "__main__":

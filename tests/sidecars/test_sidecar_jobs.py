@@ -8,7 +8,7 @@ import time
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
-from sidecar_helpers import CHAIN_ID, dev_spec, start_sidecars
+from sidecar_helpers import CHAIN_ID
 from test_sidecar_llm import pool_of
 
 from chain.ai import jobs
@@ -34,37 +34,30 @@ def poll_until_ready(dispatcher: JobDispatcher, job: PendingJob, timeout: float 
     return ready
 
 
-def test_a_job_forgotten_by_a_restarted_sidecar_is_submitted_again(tmp_path):
-    spec = dev_spec("llm")
-    (sidecar,) = start_sidecars([spec], tmp_path, timeout=120)
-    try:
-        pool = pool_of(sidecar)
-        dispatcher = JobDispatcher(pool, CHAIN_ID)
-        job = job_for(spec.model_id, "what do bees make ?")
-        dispatcher.pending[job.id] = job
-        dispatcher.poll()
-        assert job.submitted
-        sidecar.stop()  # it forgets every job; a new process takes the same port
-        restarted = subprocess.Popen(sidecar.process.args, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT)  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while pool.refresh(spec.name, timeout=0.5) is None:
-                assert time.monotonic() < deadline, "the sidecar did not come back"
-                time.sleep(0.2)
-            dispatcher.poll()  # Result: JOB_STATE_UNKNOWN
-            assert not job.submitted and not dispatcher.deliveries()
-            (delivery,) = poll_until_ready(dispatcher, job)  # submitted again, delivered
-        finally:
-            restarted.terminate()
-            restarted.wait(10)
-        assert delivery.job_id == job.id and delivery.status == jobs.OK
-        assert decode_llm_output(delivery.output)[0] == "bees make honey ."
-        digest = attestation_digest(
-            CHAIN_ID, LLM_ADDRESS, spec.model_id, keccak(job.input), keccak(delivery.output),
-            job.id,
-        )  # fmt: skip
-        (signature,) = delivery.signatures
-        assert recover_signer(digest, signature) == pool.info(spec.name).executor
-    finally:
-        sidecar.stop()
+def test_a_job_forgotten_by_a_restarted_sidecar_is_submitted_again(two_llm_sidecars):
+    sidecar = two_llm_sidecars[1]
+    spec = sidecar.spec
+    pool = pool_of(sidecar)
+    dispatcher = JobDispatcher(pool, CHAIN_ID)
+    job = job_for(spec.model_id, "what do bees make ?")
+    dispatcher.pending[job.id] = job
+    dispatcher.poll()
+    assert job.submitted
+    sidecar.stop()  # it forgets every job; a new process takes the same port
+    sidecar.process = subprocess.Popen(sidecar.process.args, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while pool.refresh(spec.name, timeout=0.5) is None:
+        assert time.monotonic() < deadline, "the sidecar did not come back"
+        time.sleep(0.2)
+    dispatcher.poll()  # Result: JOB_STATE_UNKNOWN
+    assert not job.submitted and not dispatcher.deliveries()
+    (delivery,) = poll_until_ready(dispatcher, job)  # submitted again, delivered
+    assert delivery.job_id == job.id and delivery.status == jobs.OK
+    assert decode_llm_output(delivery.output)[0] == "bees make honey ."
+    digest = attestation_digest(
+        CHAIN_ID, LLM_ADDRESS, spec.model_id, keccak(job.input), keccak(delivery.output),
+        job.id,
+    )  # fmt: skip
+    (signature,) = delivery.signatures
+    assert recover_signer(digest, signature) == pool.info(spec.name).executor

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
-from sidecar_helpers import CHAIN_ID, SidecarProcess, dev_spec, free_port, start_sidecars
+from sidecar_helpers import CHAIN_ID, SidecarProcess, free_port
 
 from sidecars.abi import LLM_ADDRESS, LLM_INPUT_TYPES, decode_llm_output
 from sidecars.client import SidecarPool
@@ -51,16 +51,6 @@ def pool_of(*sidecars: SidecarProcess) -> SidecarPool:
         pool.add(sidecar.spec.name, sidecar.endpoint)
         assert pool.refresh(sidecar.spec.name) is not None
     return pool
-
-
-@pytest.fixture(scope="module")
-def two_llm_sidecars(tmp_path_factory):
-    spec = dev_spec("llm")
-    other = SidecarSpec(**{**vars(spec), "name": "dev-llm-2"})
-    sidecars = start_sidecars([spec, other], tmp_path_factory.mktemp("llm"), timeout=120)
-    yield sidecars
-    for sidecar in sidecars:
-        sidecar.stop()
 
 
 def test_the_dev_llm_is_named_by_its_directorys_canonical_archive():
