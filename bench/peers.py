@@ -535,7 +535,7 @@ def report(settings: Settings, results: Results) -> list[dict[str, Any]]:
         line["unit"] = unit
         line["rounds"] = len(measured.get("sibyl", []))
         line.update(sizes(figure, settings))
-        if figure == "rss_after_txs_with_sidecars_mb":
+        if figure == "rss_after_txs_with_sidecars_mb" and measured:
             line["processes"] = int(results.values["processes_with_sidecars"]["sibyl"][0])
         line["loadavg_1m"] = round(os.getloadavg()[0], 2)
         lines.append(line)
