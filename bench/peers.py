@@ -259,13 +259,14 @@ async def start(peer: str, sidecars: bool = False) -> Node:
 
 def stop(node: Node) -> None:
     """SIGTERM (Sibyl stops its sidecars), then SIGKILL whatever of the tree is left."""
-    tree = process_tree(node.pid)
+    tree = {pid: started(pid) for pid in process_tree(node.pid)}
     node.proc.send_signal(signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         node.proc.wait(20)
-    for pid in tree:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    for pid, since in tree.items():
+        if since is not None and started(pid) == since:  # still that process, not a reuse
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     node.proc.wait()
     shutil.rmtree(node.workdir, ignore_errors=True)
 
@@ -288,6 +289,14 @@ def process_tree(pid: int) -> list[int]:
         tree.append(todo.pop())
         todo.extend(children[tree[-1]])
     return tree
+
+
+def started(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), or None once it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def rss_mb(pids: list[int]) -> float:
