@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ai_bench.py
 	$(BIN)/python bench/scheduler_bench.py
 
-# Sibyl beside anvil and hardhat node (their npm packages in bench/js); about 10 minutes.
+# Sibyl beside anvil and hardhat node (their npm packages in bench/js); under 10 minutes.
 bench/js/node_modules/.package-lock.json: bench/js/package-lock.json
 	cd bench/js && npm ci --no-audit --no-fund
 	touch $@
