@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sidecar_dispatch.py
 	$(BIN)/python bench/ai_bench.py
 	$(BIN)/python bench/scheduler_bench.py
+	$(BIN)/python bench/zk_bench.py
 
 # Sibyl beside anvil and hardhat node (their npm packages in bench/js); under 10 minutes.
 bench/js/node_modules/.package-lock.json: bench/js/package-lock.json

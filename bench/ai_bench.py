@@ -37,6 +37,7 @@ from eth_utils import keccak
 
 from chain.ai import registry
 from chain.ai.attested import AttestedTransaction
+from chain.cmd.run import dev_accounts
 from chain.engine import Engine
 from chain.execution import PayloadAttributes
 from chain.genesis import genesis_block, load_genesis
@@ -48,7 +49,6 @@ from chain.txpool import PoolConfig, TxPool
 from genesis import DEV_GENESIS
 from sidecars.attestation import attestation_digest, recover_signer, sync_context
 from sidecars.config import dev_sidecar_specs
-from sidecars.keys import dev_accounts
 from sidecars.manager import SidecarManager
 
 CHAIN_ID = 19183
@@ -64,13 +64,13 @@ TEXTS = [
 class Side:
     """One node's chain: a store in a temporary dir and an engine over it."""
 
-    def __init__(self, genesis, pool=None) -> None:  # noqa: ANN001
+    def __init__(self, genesis, pool=None, replicas=None) -> None:  # noqa: ANN001
         self.dir = Path(tempfile.mkdtemp(prefix="sibyl-ai-bench-"))
         self.store = Store(self.dir)
         _, write = genesis_block(genesis)
         self.store.initialise(write, genesis.raw)
         self.reader = ChainReader(self.store, genesis.config)
-        self.engine = Engine(genesis.config, self.store, self.reader, pool)
+        self.engine = Engine(genesis.config, self.store, self.reader, pool, None, replicas)
         self.txpool = TxPool(
             CHAIN_ID, PoolConfig(), lambda: self.reader.head, self.reader.accounts, genesis.config
         )

@@ -207,7 +207,7 @@ class Engine:
             if block_hash not in self.blocks and self.reader.is_canonical(header):
                 fork_point = header
                 break
-            new_branch.append(self.blocks.get(block_hash) or self._stored_write(block_hash))
+            new_branch.append(self.blocks.get(block_hash) or self.stored_write(block_hash))
             block_hash = header.parent_hash
         new_branch.reverse()
 
@@ -246,7 +246,7 @@ class Engine:
         head = self.reader.refresh_head()
         self._forget_below(head.block_number - KEEP_DEPTH)
 
-    def _stored_write(self, block_hash: bytes) -> BlockWrite:
+    def stored_write(self, block_hash: bytes) -> BlockWrite:
         """A stored block that left the canonical chain, rejoining it (state already stored)."""
         header = self.reader.header(block_hash)
         block = self.reader.block(block_hash)

@@ -186,7 +186,7 @@ def _model(value: Any, key: str) -> registry.ModelRecord:
         data,
         key,
         {"id", "name", "kind", "inputShape", "outputShape", "decimals", "quorum", "mode", "gas",
-         "outputLimit", "file", "package"},
+         "outputLimit", "file", "package", "verifyingKeyHash"},
     )  # fmt: skip
     kind = _choice(data.get("kind"), f"{key}.kind", registry.KINDS)
     gas = _object(data.get("gas", {}), f"{key}.gas")
@@ -200,6 +200,14 @@ def _model(value: Any, key: str) -> registry.ModelRecord:
     name = data.get("name", "")
     if not isinstance(name, str):
         raise GenesisError(f"{key}.name: must be a string")
+    mode = _choice(data.get("mode", "attest"), f"{key}.mode", registry.MODES)
+    if mode == "prove" and kind != "zk":
+        raise GenesisError(f"{key}.mode: prove needs a model of kind zk, not {kind}")
+    if (mode == "prove") != ("verifyingKeyHash" in data):
+        raise GenesisError(
+            f"{key}.verifyingKeyHash: required for mode prove (keccak256 of the model's "
+            "verifier files, see sidecars.zk), and only there"
+        )
     return registry.ModelRecord(
         id=_hex_bytes(data["id"], f"{key}.id", length=32),
         name=name,
@@ -208,10 +216,15 @@ def _model(value: Any, key: str) -> registry.ModelRecord:
         output_shape=_shape(data.get("outputShape"), f"{key}.outputShape"),
         decimals=_quantity(data.get("decimals", 6), f"{key}.decimals", bits=8),
         quorum=quorum,
-        mode=_choice(data.get("mode", "attest"), f"{key}.mode", registry.MODES),
+        mode=mode,
         gas_base=_quantity(gas.get("base", default_base), f"{key}.gas.base", bits=64),
         gas_per_unit=_quantity(gas.get("perUnit", default_per_unit), f"{key}.gas.perUnit", bits=64),
         output_limit=_quantity(data.get("outputLimit", 16384), f"{key}.outputLimit", bits=32),
+        verifying_key_hash=_hex_bytes(
+            data["verifyingKeyHash"], f"{key}.verifyingKeyHash", length=32
+        )
+        if mode == "prove"
+        else b"",
     )
 
 

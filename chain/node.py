@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from chain.ai import registry
 from chain.ai.replicas import LocalModels
 from chain.ai.results import SidecarPool, SpotChecker
 from chain.config import NodeConfig
@@ -92,6 +93,13 @@ class Node:
         self.chain_config = self.genesis.config
         self.reader = ChainReader(self.store, self.chain_config)
         replicas = LocalModels([DEV_MODELS, *(Path(d) for d in config.model_dirs)])
+        try:
+            state = self.reader.accounts(self.reader.head)
+            models = [registry.get_model(state, i) for i in registry.model_ids(state)]
+            replicas.require_verifying_keys(models)
+        except BaseException:
+            self.store.close()
+            raise
         self.engine = Engine(
             self.chain_config, self.store, self.reader, sidecars, spot_checker, replicas
         )

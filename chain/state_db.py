@@ -98,7 +98,7 @@ class BatchedStorageLookup(StorageLookup):
     py-evm sets each written slot in the storage trie as it arrives, rewriting and
     rehashing the path from the root every time. Here writes wait, by hashed slot (reads
     see them), until the root is needed, then go into the trie in one pass
-    (:func:`chain.trie_batch.apply_writes`). The trie is the same; a block's storage
+    (:func:`chain.trie.batch.apply_writes`). The trie is the same; a block's storage
     root takes a fraction of the time, the more so the deeper the trie."""
 
     def __init__(self, db: Any, storage_root: bytes, address: bytes) -> None:

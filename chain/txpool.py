@@ -107,7 +107,16 @@ class TxPool:
 
     def add(self, raw: bytes) -> bytes:
         """Validate and admit a raw transaction; returns its hash."""
+        return self._admit(self.decode(raw), raw)
+
+    def add_impersonated(self, raw: bytes, sender: bytes) -> bytes:
+        """Admit a transaction whose signature is a placeholder, taking ``sender`` as
+        given: a dev chain's impersonated account (``anvil_impersonateAccount``)."""
         tx = self.decode(raw)
+        tx._sender = sender  # chain.vm.CachedSender: never recovered from the signature
+        return self._admit(tx, raw)
+
+    def _admit(self, tx: SignedTransactionAPI, raw: bytes) -> bytes:
         entry = self._validate(tx, raw)
         existing = self.by_sender.get(entry.sender, {}).get(entry.nonce)
         if existing is not None:
@@ -238,6 +247,11 @@ class TxPool:
 
     def __len__(self) -> int:
         return len(self.by_hash)
+
+    def clear(self) -> None:
+        """Forget every transaction (a dev chain's revert to a snapshot)."""
+        self.by_hash.clear()
+        self.by_sender.clear()
 
     # a new head
 

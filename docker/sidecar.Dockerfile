@@ -1,7 +1,8 @@
 # The sidecar image: `python -m sidecars.serve` (what `sibyl sidecar serve` runs) with the
-# torch (CPU), ONNX and embed runtimes. It installs the package's base dependencies (gRPC,
-# protobuf, coincurve, eth-keys, eth-abi, numpy) and the runtimes' extras, not the node's
-# (`node`: py-evm, LMDB, aiohttp...): a sidecar never imports the node.
+# torch (CPU), ONNX, embed and zk (ezkl) runtimes. It installs the package's base
+# dependencies (gRPC, protobuf, coincurve, eth-keys, eth-abi, numpy, ezkl) and the
+# runtimes' extras, not the node's (`node`: py-evm, LMDB, aiohttp...): a sidecar never
+# imports the node.
 #
 # Built by .ci/docker-up from a staged context (see docs/sidecars.md, "Image"):
 #   src/      pyproject.toml, README.md and the package folders

@@ -8,6 +8,7 @@ from eth.abc import BlockHeaderAPI
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
 from chain.node import Node
+from chain.producer import DevProducer
 from chain.simulate import CallArgs
 from chain.storage.codec import Signers
 from chain.storage.proofs import prove
@@ -50,8 +51,11 @@ class BlockData:
 
 
 class EthApi:
-    def __init__(self, node: Node, filters: FilterManager) -> None:
+    def __init__(
+        self, node: Node, filters: FilterManager, producer: DevProducer | None = None
+    ) -> None:
         self.node = node
+        self.producer = producer  # on a dev chain: sends answer once their block is in
         self.reader = node.reader
         self.filters = filters
         self.limits = node.config.rpc
@@ -270,8 +274,17 @@ class EthApi:
     # transactions
 
     @method(Param(p.hex_bytes))
-    def eth_sendRawTransaction(self, raw: bytes) -> str:
-        return d(self.node.pool.add(raw))
+    async def eth_sendRawTransaction(self, raw: bytes) -> str:
+        return await self.send(raw)
+
+    async def send(self, raw: bytes, tx_hash: bytes | None = None) -> str:
+        """Add ``raw`` to the pool (unless the caller did: ``tx_hash``); when automining,
+        answer after its block is committed."""
+        if tx_hash is None:
+            tx_hash = self.node.pool.add(raw)
+        if self.producer is not None:
+            await self.producer.included()
+        return d(tx_hash)
 
     def _find_tx(self, tx_hash: bytes) -> tuple[BlockData, int] | None:
         location = self.reader.tx_location(tx_hash)

@@ -87,7 +87,10 @@ async def serve_payload(methods: Methods, body: bytes, limits: RpcConfig) -> byt
             return orjson.dumps(
                 _error(None, RpcError(LIMIT_EXCEEDED, f"batch too large: limit {limits.max_batch}"))
             )
-        responses = [r for r in [await call(methods, item) for item in request] if r is not None]
+        # Served concurrently (each begins in order), so a batch of sends that wait for
+        # their block on an automining dev chain shares one block.
+        answers = await asyncio.gather(*(call(methods, item) for item in request))
+        responses = [r for r in answers if r is not None]
         return orjson.dumps(responses) if responses else None
     response = await call(methods, request)
     return None if response is None else orjson.dumps(response)
@@ -162,9 +165,7 @@ class RpcServer:
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT or message.type == WSMsgType.BINARY:
-                    payload = await serve_payload(methods, message.data, self.limits)
-                    if payload is not None:
-                        connection.send(payload)
+                    connection.serve(methods, message.data)
                 elif message.type == WSMsgType.ERROR:
                     break
         finally:
@@ -195,6 +196,19 @@ class Connection:
         self.subscriptions: dict[str, Any] = {}
         self.queue: asyncio.Queue[bytes] = asyncio.Queue()
         self.writer = asyncio.get_running_loop().create_task(self._write())
+        self.requests: set[asyncio.Task] = set()
+
+    def serve(self, methods: Methods, data: str | bytes) -> None:
+        """Serve one message in its own task: requests begin in the order they came and
+        answer as they finish, so a send waiting for its block holds up no other."""
+        task = asyncio.get_running_loop().create_task(self._answer(methods, data))
+        self.requests.add(task)
+        task.add_done_callback(self.requests.discard)
+
+    async def _answer(self, methods: Methods, data: str | bytes) -> None:
+        payload = await serve_payload(methods, data, self.limits)
+        if payload is not None:
+            self.send(payload)
 
     def send(self, payload: bytes) -> None:
         if self.queue.qsize() >= self.MAX_QUEUED:
@@ -214,4 +228,6 @@ class Connection:
 
     def close(self) -> None:
         self.writer.cancel()
+        for task in list(self.requests):
+            task.cancel()
         self.subscriptions.clear()

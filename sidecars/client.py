@@ -50,6 +50,7 @@ class CallResult:
     signature: bytes = b""
     executor: bytes = b""
     error: str = ""
+    proof: bytes = b""  # a ZK model's proof of the output (sidecars.zk)
 
 
 @dataclass(frozen=True)
@@ -497,7 +498,7 @@ class SidecarPool:
                 f"attestation signed by 0x{signer.hex()}, not by executor 0x{executor.hex()}",
                 transport=True,
             )
-        return CallResult("ok", reply.output, reply.signature, executor)
+        return CallResult("ok", reply.output, reply.signature, executor, proof=reply.proof)
 
     def _refusal(self, sidecar: _Sidecar, status: int, reason: str) -> CallResult:
         if status == sidecar_pb2.STATUS_FAILED:

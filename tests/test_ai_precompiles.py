@@ -27,6 +27,7 @@ from ai_chain import (
     ONNX_ID,
     SHAPE,
     TORCH_ID,
+    ZK_ID,
     Wallet,
     assert_follower_agrees,
     calldata,
@@ -533,10 +534,14 @@ def test_sibyl_rpc_describes_models_executors_and_sidecars(producer, follower):
         hexstr(TORCH_ID),
         hexstr(ONNX_ID),
         hexstr(EMBED_ID),
+        hexstr(ZK_ID),
     }
     for sidecar in sidecars:
-        assert set(sidecar) == {"name", "runtime", "endpoint", "healthy", "models", "executor"}
+        assert set(sidecar) == {
+            "name", "runtime", "endpoint", "healthy", "state", "models", "executor"
+        }  # fmt: skip
         assert sidecar["runtime"] == "process" and sidecar["healthy"] is True
+        assert sidecar["state"] == "healthy"
         assert sidecar["executor"] == DEV_EXECUTOR
         assert sidecar["endpoint"].startswith("127.0.0.1:")
     assert rpc(follower.url, "sibyl_sidecars")["result"] == []

@@ -2,10 +2,13 @@
 
 A transaction whose execution made sidecar-backed AI calls enters the block wrapped as
 ``0x13 ‖ rlp([innerTx, [[precompile, keccak256(input), status, output, [signature, ...]],
-...]])``, results in call order (DESIGN section 5). Every node replays the inner
-transaction and takes each AI call's output from the next result instead of running the
-model. The wrapper is the inner transaction for everything else: its hash (so wallets
-see their own hash), sender, nonce, gas, receipt type; only its encoding differs.
+...]])``, results in call order (DESIGN section 5). A result of a ``prove``-mode model
+carries a sixth field, its proof (``sidecars.zk``), and no signature; every other result
+keeps the five fields, so their encoding is unchanged (docs/decisions.md). Every node
+replays the inner transaction and takes each AI call's output from the next result
+instead of running the model. The wrapper is the inner transaction for everything else:
+its hash (so wallets see their own hash), sender, nonce, gas, receipt type; only its
+encoding differs.
 """
 
 from dataclasses import dataclass
@@ -34,22 +37,27 @@ class SpcResult:
     status: int
     output: bytes
     signatures: tuple[bytes, ...]
+    proof: bytes = b""  # prove mode: the proof of the output, in place of signatures
 
     def to_rlp(self) -> list:
-        return [
+        fields = [
             self.precompile,
             self.input_hash,
             self.status,
             self.output,
             list(self.signatures),
         ]
+        return [*fields, self.proof] if self.proof else fields
 
     @classmethod
     def from_rlp(cls, item: Any, position: int) -> "SpcResult":
         where = f"result {position}"
-        if not isinstance(item, list) or len(item) != 5:
-            raise MalformedAttestedTransaction(f"{where}: must be a list of 5 fields")
-        precompile, input_hash, status, output, signatures = item
+        if not isinstance(item, list) or len(item) not in (5, 6):
+            raise MalformedAttestedTransaction(f"{where}: must be a list of 5 fields (or 6)")
+        precompile, input_hash, status, output, signatures = item[:5]
+        proof = item[5] if len(item) == 6 else b""
+        if len(item) == 6 and (not isinstance(proof, bytes) or not proof):
+            raise MalformedAttestedTransaction(f"{where}: a sixth field must be a proof")
         if not isinstance(precompile, bytes) or len(precompile) != 20:
             raise MalformedAttestedTransaction(f"{where}: precompile must be 20 bytes")
         if not isinstance(input_hash, bytes) or len(input_hash) != 32:
@@ -61,9 +69,9 @@ class SpcResult:
         if any(not isinstance(s, bytes) or len(s) != SIGNATURE_LENGTH for s in signatures):
             raise MalformedAttestedTransaction(f"{where}: signatures must be 65 bytes each")
         code = OK if status == b"\x01" else FAILED
-        if code == FAILED and (output or signatures):
+        if code == FAILED and (output or signatures or proof):
             raise MalformedAttestedTransaction(f"{where}: a failed call has no output or signature")
-        return cls(precompile, input_hash, code, output, tuple(signatures))
+        return cls(precompile, input_hash, code, output, tuple(signatures), proof)
 
 
 class AttestedTransaction(Envelope):

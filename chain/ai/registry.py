@@ -8,8 +8,9 @@ verifying a block. The storage layout follows Solidity's conventions so a reader
 MODEL_REGISTRY (0x…0a03)
   slot 0            number of models; model ids at ``keccak(0) + i``
   keccak(id ‖ 1)    the model record, RLP-encoded ``[name, kind, inputShape, outputShape,
-                    isTensor, decimals, quorum, mode, gasBase, gasPerUnit, outputLimit]``,
-                    stored as a byte string (length, then 32-byte chunks after it)
+                    isTensor, decimals, quorum, mode, gasBase, gasPerUnit, outputLimit]``
+                    and, for a ``prove`` model only, its verifying key hash as a twelfth
+                    field; stored as a byte string (length, then 32-byte chunks after it)
   keccak(id ‖ 2)    position of the id in the list, plus one (0: not registered)
   slot 3            admin: the only account that may register or remove models
 
@@ -66,6 +67,7 @@ _RECORD_SEDES = rlp.sedes.List(
     ]
     + [rlp.sedes.big_endian_int] * 6
 )
+_PROVE_RECORD_SEDES = rlp.sedes.List([*_RECORD_SEDES, rlp.sedes.Binary.fixed_length(32)])
 
 
 def capability_bits(names: Iterable[str]) -> int:
@@ -89,35 +91,44 @@ class ModelRecord:
     gas_base: int
     gas_per_unit: int
     output_limit: int
+    # prove mode: keccak256 of the verifier's files (sidecars.zk.verifying_key_hash)
+    verifying_key_hash: bytes = b""
 
     @property
     def precompile(self) -> bytes:
         return KIND_PRECOMPILE[self.kind]
 
+    def serves(self, precompile: bytes) -> bool:
+        """Whether calls to ``precompile`` may name this model: a ZK model answers INFER
+        (in prove mode, with a proof of each output) as well as ZK_PROVE."""
+        return precompile == self.precompile or (self.kind == "zk" and precompile == INFER)
+
     def encode(self) -> bytes:
         """The stored form: compact RLP, so that reading a record (which every AI call
         does) takes a few storage slots."""
-        return rlp.encode(
-            [
-                self.name,
-                KINDS.index(self.kind),
-                list(self.input_shape or ()),
-                list(self.output_shape or ()),
-                self.input_shape is not None,
-                self.decimals,
-                self.quorum,
-                MODES.index(self.mode),
-                self.gas_base,
-                self.gas_per_unit,
-                self.output_limit,
-            ],
-            sedes=_RECORD_SEDES,
-        )
+        fields = [
+            self.name,
+            KINDS.index(self.kind),
+            list(self.input_shape or ()),
+            list(self.output_shape or ()),
+            self.input_shape is not None,
+            self.decimals,
+            self.quorum,
+            MODES.index(self.mode),
+            self.gas_base,
+            self.gas_per_unit,
+            self.output_limit,
+        ]
+        if self.verifying_key_hash:
+            return rlp.encode([*fields, self.verifying_key_hash], sedes=_PROVE_RECORD_SEDES)
+        return rlp.encode(fields, sedes=_RECORD_SEDES)
 
     @classmethod
     def decode(cls, model_id: bytes, blob: bytes) -> "ModelRecord":
+        fields = rlp.decode(blob)
+        sedes = _PROVE_RECORD_SEDES if len(fields) == 12 else _RECORD_SEDES
         (name, kind, shape_in, shape_out, tensor, decimals, quorum, mode, base, per_unit, limit) = (
-            rlp.decode(blob, sedes=_RECORD_SEDES)
+            sedes.deserialize(fields)[:11]
         )
         return cls(
             model_id,
@@ -131,6 +142,7 @@ class ModelRecord:
             base,
             per_unit,
             limit,
+            fields[11] if len(fields) == 12 else b"",
         )
 
 

@@ -12,6 +12,12 @@ A precompile hands each AI call to the oracle of the execution it runs in:
 * :class:`CallOracle` (``eth_call``, ``eth_estimateGas``) runs the call on a sidecar and
   records nothing; it reports a model no sidecar serves, so the RPC can say so.
 
+A call to a ``prove``-mode model takes the same path, with a proof in place of the
+signatures: the builder's sidecar returns the output and a proof of it, the builder
+checks the proof and records it in the result, and every verifier checks it with the
+verifying key the model registry names (:func:`proof_problem`) instead of asking who
+signed: no executor needs to be trusted for such a model.
+
 A call that fails on a sidecar (timeout, crash, refusal, bad reply) fails like a revert:
 the calling contract sees ``success == false``, and the block records a failed result
 (no output, no signature) that verifiers accept as such. A mismatch while verifying is an
@@ -33,6 +39,8 @@ from chain.ai.attested import FAILED, OK, SpcResult
 from chain.ai.registry import ModelRecord
 from chain.ai.replicas import LocalModels, ReplicaFailed, ReplicaUnavailable
 from chain.errors import SibylError
+from sidecars import zk
+from sidecars.abi import AbiError, decode_infer_input, decode_infer_output
 from sidecars.attestation import (
     InvalidAttestation,
     attestation_digest,
@@ -117,8 +125,6 @@ class Oracle:
     def call(self, call: AiCall, state: Any) -> bytes:
         if call.model.mode == "replicate":
             return self._replicate(call)
-        if call.model.mode != "attest":
-            raise AiCallFailed(f"verification mode {call.model.mode} is not supported yet")
         return self.attested_call(call, state)
 
     def attested_call(self, call: AiCall, state: Any) -> bytes:
@@ -144,6 +150,26 @@ class Oracle:
         context = sync_context(self.tx_hash, self.index)
         self.index += 1
         return context
+
+
+def proof_problem(replicas: LocalModels | None, call: AiCall, output: bytes, proof: bytes) -> str:
+    """Why ``proof`` does not show that the prove-mode model of ``call`` gives ``output``
+    for the call's input, or "" when it does."""
+    circuit = replicas.circuit(call.model.verifying_key_hash) if replicas else None
+    if circuit is None:
+        return "this node has no verifying key for the model"
+    request = decode_infer_input(call.input)  # the precompile has checked it
+    try:
+        values, shape = decode_infer_output(output)
+    except AbiError as exc:
+        return f"output is not an INFER output: {exc}"
+    if tuple(shape) != circuit.output_shape:
+        return f"output shape {list(shape)} is not the circuit's {list(circuit.output_shape)}"
+    try:
+        decoded = zk.Proof.decode(proof)
+    except zk.MalformedProof as exc:
+        return str(exc)
+    return circuit.check(decoded, request.values, values, request.decimals)
 
 
 def _check_output(call: AiCall, output: bytes) -> None:
@@ -178,8 +204,12 @@ class BuildOracle(Oracle):
     def attested_call(self, call: AiCall, state: Any) -> bytes:
         context = self._context()
         input_hash = keccak(call.input)
+        proof = b""
         try:
-            output, signatures = self._run(call, context, state)
+            if call.model.mode == "prove":
+                output, proof, signatures = *self._prove(call, context), {}
+            else:
+                output, signatures = self._run(call, context, state)
             _check_output(call, output)
         except AiCallFailed as exc:
             log.info(
@@ -192,10 +222,24 @@ class BuildOracle(Oracle):
             self.signers.append(())
             raise AiCallFailed(RECORDED_FAILURE) from None
         self.results.append(
-            SpcResult(call.precompile, input_hash, OK, output, tuple(signatures.values()))
+            SpcResult(call.precompile, input_hash, OK, output, tuple(signatures.values()), proof)
         )
         self.signers.append(tuple(signatures))
         return output
+
+    def _prove(self, call: AiCall, context: bytes) -> tuple[bytes, bytes]:
+        """The output and its proof, checked as every verifier will check it."""
+        if self.pool is None or not self.pool.serves(call.model.id):
+            raise AiCallFailed(f"no sidecar serves model 0x{call.model.id.hex()}")
+        result = self.pool.execute(
+            call.precompile, call.model.id, call.input, context, self.chain_id
+        )
+        if result.status != "ok":
+            raise AiCallFailed(result.error or "sidecar call failed")
+        problem = proof_problem(self.replicas, call, result.output, result.proof)
+        if problem:
+            raise AiCallFailed(f"the sidecar's proof does not verify: {problem}")
+        return result.output, result.proof
 
     def _run(self, call: AiCall, context: bytes, state: Any) -> tuple[bytes, dict[bytes, bytes]]:
         """The output and a quorum of signatures (executor → signature) by distinct
@@ -353,6 +397,10 @@ class VerifyOracle(Oracle):
             raise AiCallFailed(RECORDED_FAILURE)
         if len(result.output) > call.model.output_limit:
             raise InvalidAiResult(f"{where}: output exceeds the model's limit")
+        if call.model.mode == "prove":
+            return self._proved(call, result, where)
+        if result.proof:
+            raise InvalidAiResult(f"{where}: result carries a proof, the model is attested")
         digest = attestation_digest(
             self.chain_id,
             call.precompile,
@@ -391,4 +439,18 @@ class VerifyOracle(Oracle):
             self.spot_checker.maybe_check(
                 call, context, self.chain_id, result.output, signers, self.tx_hash, index
             )
+        return result.output
+
+    def _proved(self, call: AiCall, result: SpcResult, where: str) -> bytes:
+        """A prove-mode result: accepted on its proof alone, whoever made it."""
+        if not result.proof:
+            raise InvalidAiResult(
+                f"{where}: the model is in prove mode and the result has no proof"
+            )
+        if result.signatures:
+            raise InvalidAiResult(f"{where}: a prove-mode result carries a proof, not signatures")
+        problem = proof_problem(self.replicas, call, result.output, result.proof)
+        if problem:
+            raise InvalidAiResult(f"{where}: {problem}")
+        self.signers.append(())
         return result.output

@@ -20,11 +20,13 @@ from eth_keys import keys
 
 from chain.ai.results import Disagreement, SpotChecker
 from chain.config import NodeConfig
+from chain.dev import DevChain
 from chain.follower import Follower
 from chain.node import Node
 from chain.producer import DevProducer
 from rpc.accounts import AccountsApi
 from rpc.debug import DebugApi
+from rpc.dev import DevApi, dev_methods, refusals
 from rpc.engine import EngineApi, EngineServer, load_jwt_secret
 from rpc.eth import EthApi
 from rpc.filters import FilterManager
@@ -85,7 +87,8 @@ def print_dev_accounts(node: Node, signers: list) -> None:
 
 def start_sidecars(config: NodeConfig) -> SidecarManager | None:
     """The node's sidecars: those of the config file, or on a dev chain the bundled
-    models; None when there are none to run (``--sidecars none``, or nothing declared)."""
+    models; None when there are none to run (``--sidecars none``, or nothing declared).
+    They start in the background, so JSON-RPC answers before the slowest model loads."""
     specs = config.sidecar_specs or (dev_sidecar_specs() if config.dev else [])
     if config.sidecar_mode == "none" or not specs:
         return None
@@ -97,9 +100,14 @@ def start_sidecars(config: NodeConfig) -> SidecarManager | None:
         owner=owner,
         image=config.sidecar_image,
         log_dir=config.datadir / "sidecars",
+        on_ready=print_sidecar_ready,
     )
-    manager.start()
+    manager.start(wait=False)  # the RPC opens now; each sidecar says when it is ready
     return manager
+
+
+def print_sidecar_ready(name: str, models: list[str]) -> None:
+    print(f"Sidecar {name} ready (models {', '.join(models) or 'none'})", flush=True)
 
 
 async def serve(config: NodeConfig) -> None:
@@ -122,18 +130,25 @@ async def serve(config: NodeConfig) -> None:
     debug: DebugApi | None = None
     try:
         filters = FilterManager()
-        eth = EthApi(node, filters)
+        dev_chain = config.dev and not config.follow
+        producer = DevProducer(node, config.block_time) if dev_chain else None
+        eth = EthApi(node, filters, producer)
         subscriptions = Subscriptions()
         signers = dev_accounts() if config.dev else []
         debug = DebugApi(node, eth)
+        impersonated: set[bytes] = set()
         methods = collect_methods(
             eth,
             NetApi(node),
             debug,
             TxPoolApi(node),
-            AccountsApi(node, eth, signers),
+            AccountsApi(node, eth, signers, impersonated),
             SibylApi(node, eth.header, manager.status if manager else lambda: [], disagreements),
         )
+        if producer is not None:
+            methods |= dev_methods(DevApi(DevChain(node, producer), impersonated))
+        else:
+            methods |= refusals()
         node.head_listeners.append(subscriptions.on_commit)
         node.pool.listeners.append(subscriptions.on_pending)
         node.pool.listeners.append(lambda entry: filters.on_pending(entry.hash))
@@ -165,8 +180,8 @@ async def serve(config: NodeConfig) -> None:
         if config.follow:
             log.info("following peer url=%s", config.follow)
             tasks.append(asyncio.create_task(Follower(node, config.follow).run()))
-        elif config.dev:
-            tasks.append(asyncio.create_task(DevProducer(node, config.block_time).run()))
+        elif producer is not None:
+            tasks.append(asyncio.create_task(producer.run()))
         if config.dev:
             print_dev_accounts(node, signers)
 

@@ -38,7 +38,7 @@ def _run(
         computation.consume_gas(REFUSAL_GAS, reason=f"{name}: malformed input")
         raise revert(f"{name}: {exc}") from None
     model = registry.get_model(computation.state, request.model_id)
-    if model is None or model.precompile != precompile:
+    if model is None or not model.serves(precompile):
         computation.consume_gas(REFUSAL_GAS, reason=f"{name}: unknown model")
         raise revert(f"{name}: model 0x{request.model_id.hex()} is not registered for {name}")
     computation.consume_gas(

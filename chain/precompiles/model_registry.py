@@ -64,6 +64,9 @@ class ModelRegistry(NativeContract):
             raise NativeRevert("unknown kind or mode")
         if quorum == 0:
             raise NativeRevert("quorum must be at least 1")
+        if registry.MODES[mode] == "prove":
+            # a prove model is named with its verifying key hash, which this ABI lacks
+            raise NativeRevert("prove-mode models are registered in the genesis file")
         record = registry.ModelRecord(
             model_id, name, registry.KINDS[kind], tuple(input_shape) or None,
             tuple(output_shape) or None, decimals, quorum, registry.MODES[mode], gas_base,

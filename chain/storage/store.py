@@ -269,6 +269,11 @@ class Store:
         with self.state_env.begin(write=True) as txn:
             txn.cursor().putmulti(state.items())
 
+    def put_meta(self, key: bytes, value: bytes) -> None:
+        """Write one entry of the meta table (what the dev chain keeps: ``chain/dev.py``)."""
+        with self.env.begin(write=True) as txn:
+            txn.put(key, value, db=self.tables["meta"])
+
     def commit(self, change: CanonicalChange) -> None:
         """Apply one canonical move (usually: one block on top of the head) atomically."""
         if len(self._records) >= MERGE_BACKLOG:  # the merger is behind, or failing: merge

@@ -10,7 +10,7 @@ rebuilt node is encoded and hashed once. The result is the trie py-trie would bu
 checks against py-trie on random tries and batches.
 
 Nodes are walked as hex digit strings (a key's nibbles) and read through
-:func:`chain.trie_reads.node_at`, whose values are shared: nothing here edits a node
+:func:`chain.trie.reads.node_at`, whose values are shared: nothing here edits a node
 it did not build, nor one it built once it is referenced (built nodes join
 :data:`chain.trie.reads.NODES` by hash). A child is referenced by its hash, or embedded
 in its parent when its encoding is shorter than 32 bytes; the root is always stored
