@@ -35,7 +35,7 @@ from eth_keys import keys
 from eth_utils import keccak
 from fake_peer import FakePeer, rejection, with_transactions
 from hexbytes import HexBytes
-from nodes import DEV_KEYS, REPO, NodeProcess, rpc, sibyl
+from nodes import DEV_KEYS, REPO, NodeProcess, free_port, rpc, sibyl
 
 from chain.ai.attested import AttestedTransaction, SpcResult
 from chain.genesis import GenesisError, load_genesis, parse_genesis
@@ -389,7 +389,7 @@ def test_sibyl_models_shows_prove_mode_and_the_key_hash(producer):
 def run_node(genesis: Path, datadir: Path):
     return sibyl(
         "run", "--genesis", str(genesis), "--datadir", str(datadir), "--sidecars", "none",
-        "--http-port", "0", "--engine-port", "0", timeout=60,
+        "--http-port", str(free_port()), "--engine-port", str(free_port()), timeout=60,
     )  # fmt: skip
 
 
