@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench clean
+.PHONY: dev test lint bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,5 +32,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/zk_bench.py
 	$(BIN)/python bench/attack_bench.py
 
+# Sibyl beside anvil and hardhat node (their npm packages in bench/js); under 10 minutes.
+bench/js/node_modules/.package-lock.json: bench/js/package-lock.json
+	cd bench/js && npm ci --no-audit --no-fund
+	touch $@
+
+bench-peers: $(STAMP) bench/js/node_modules/.package-lock.json
+	$(BIN)/python bench/peers.py
+
 clean:
-	rm -rf $(VENV) tests/js/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) tests/js/node_modules bench/js/node_modules .pytest_cache .ruff_cache

@@ -5,7 +5,8 @@ The benchmark must measure the node, not the load generator. A general HTTP clie
 and response objects; on a 2-core machine that would put the ceiling in the client. This
 client sends pre-encoded request bytes and reads responses by their ``Content-Length``,
 nothing more, so one client process drives well over 10k requests/s. It speaks only what
-an aiohttp server answers to a POST: a status line, headers, ``Content-Length`` and a body.
+a JSON-RPC server answers to a POST: a status line, headers and a body framed by
+``Content-Length`` (aiohttp, anvil) or chunked (hardhat's node).
 
 Each :class:`Connection` carries one request at a time, as a JSON-RPC client with one
 keep-alive connection does (no pipelining).
@@ -62,21 +63,46 @@ class _Protocol(asyncio.Protocol):
             return
         head = bytes(buffer[:end]).lower()
         start = head.find(b"content-length:")
-        if start < 0:
+        if start >= 0:
+            stop = head.find(b"\r\n", start)
+            total = end + 4 + int(head[start + 15 : stop if stop >= 0 else None])
+            if len(buffer) < total:
+                return
+            body = bytes(buffer[end + 4 : total])
+        elif b"transfer-encoding: chunked" in head:
+            chunked = _dechunk(buffer, end + 4)
+            if chunked is None:
+                return
+            body, total = chunked
+        else:
             waiter.set_exception(RpcFailure(f"response without Content-Length: {head[:200]!r}"))
             return
-        stop = head.find(b"\r\n", start)
-        length = int(head[start + 15 : stop if stop >= 0 else None])
-        total = end + 4 + length
-        if len(buffer) < total:
-            return
         if not head.startswith(b"http/1.1 200"):
-            waiter.set_exception(
-                RpcFailure(f"HTTP {head[:40]!r}: {bytes(buffer[end + 4 : total])!r}")
-            )
+            waiter.set_exception(RpcFailure(f"HTTP {head[:40]!r}: {body!r}"))
         else:
-            waiter.set_result(bytes(buffer[end + 4 : total]))
+            waiter.set_result(body)
         del buffer[:total]
+
+
+def _dechunk(buffer: bytearray, offset: int) -> tuple[bytes, int] | None:
+    """A chunked body starting at ``offset`` (hardhat's node streams its responses):
+    the body and where the response ends, or None while it is incomplete. Chunk
+    extensions and trailers are not used by JSON-RPC servers and not parsed."""
+    parts = []
+    while True:
+        line_end = buffer.find(b"\r\n", offset)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[offset:line_end]).split(b";")[0], 16)
+        if size == 0:
+            if len(buffer) < line_end + 4:
+                return None
+            return b"".join(parts), line_end + 4
+        data_end = line_end + 2 + size
+        if len(buffer) < data_end + 2:
+            return None
+        parts.append(bytes(buffer[line_end + 2 : data_end]))
+        offset = data_end + 2
 
 
 class Connection:

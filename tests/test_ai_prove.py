@@ -389,7 +389,7 @@ def test_sibyl_models_shows_prove_mode_and_the_key_hash(producer):
 def run_node(genesis: Path, datadir: Path):
     return sibyl(
         "run", "--genesis", str(genesis), "--datadir", str(datadir), "--sidecars", "none",
-        "--http-port", str(free_port()), "--engine-port", "0", timeout=60,
+        "--http-port", str(free_port()), "--engine-port", str(free_port()), timeout=60,
     )  # fmt: skip
 
 
