@@ -1,6 +1,8 @@
 """The payload builder: the next block from the pool's pending transactions.
 
-Transactions are taken best tip first, each sender's in nonce order, until the block's
+After the scheduled calls and the expiries due, the deliveries of jobs whose results
+this node holds go in (one whose job was settled meanwhile is left out); then
+transactions are taken best tip first, each sender's in nonce order, until the block's
 gas runs out; one that cannot execute (its sender's balance went to an earlier
 transaction, say) is left out together with the sender's later nonces. The result is an
 :class:`~chain.execution.ExecutedBlock`, so importing a block this node built needs no
@@ -8,10 +10,12 @@ second execution.
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eth.abc import BlockHeaderAPI
 
+from chain.ai.delivery import DeliveryTransaction
 from chain.ai.results import Oracle
 from chain.execution import (
     BlockExecution,
@@ -43,12 +47,20 @@ def build_payload(
     state: StateLookup,
     headers: HeaderLookup,
     oracle: Oracle | None = None,
+    deliveries: Sequence[DeliveryTransaction] = (),
 ) -> BuiltPayload:
     header = next_header(config, parent, attributes)
     execution = BlockExecution(config, parent, header, state, headers, oracle)
     base_fee = header.base_fee_per_gas
     for scheduled in execution.scheduled:
         execution.apply(scheduled)  # never refused: the scheduler checked them when scheduled
+    for expiry in execution.expiries:
+        execution.apply(expiry)  # never refused: JOBS booked their gas when it made the jobs
+    for delivery in deliveries:
+        try:
+            execution.apply(delivery)
+        except InvalidTransaction as exc:  # settled or expired meanwhile, or no room left
+            log.info("delivery left out job=0x%s reason=%s", delivery.job_id.hex(), exc)
     queue = PriceNonceQueue(pending, base_fee)
     value = 0
     while (entry := queue.peek()) is not None:

@@ -19,11 +19,13 @@ the RPC thread except through the store and the commits handed out by ``take_com
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from eth.abc import BlockAPI, BlockHeaderAPI
 
 from chain.ai.attested import inner_transaction
+from chain.ai.delivery import DeliveryTransaction
 from chain.ai.replicas import LocalModels
 from chain.ai.results import BuildOracle, SidecarPool, SpotChecker, VerifyOracle
 from chain.builder import BuiltPayload, build_payload
@@ -79,6 +81,8 @@ class Engine:
         self.invalid: dict[bytes, str] = {}
         self.safe_hash: bytes | None = None
         self.finalized_hash: bytes | None = None
+        # the deliveries of job results this node holds (chain.ai.dispatch), for its blocks
+        self.deliveries: Callable[[], list[DeliveryTransaction]] = list
         self._commits: list[ExecutedBlock] = []
         self._dropped: list[bytes] = []  # user transactions of blocks a reorg removed
 
@@ -170,6 +174,7 @@ class Engine:
             self._state_lookup(head_hash),
             self.header,
             BuildOracle(self.config.chain_id, self.sidecars, self.replicas),
+            self.deliveries(),
         )
         payload_id = os.urandom(8)
         self.payloads[payload_id] = built
@@ -220,7 +225,9 @@ class Engine:
             removed.append((number, [tx.hash for tx in old.transactions]))
             users = (inner_transaction(tx) for tx in old.transactions)
             self._dropped.extend(
-                tx.encode() for tx in users if not isinstance(tx, ScheduledTransaction)
+                tx.encode()
+                for tx in users
+                if not isinstance(tx, ScheduledTransaction | DeliveryTransaction)
             )
 
         if not new_branch:  # the head moved back to one of its ancestors

@@ -26,6 +26,7 @@ from eth.vm.forks.prague import PragueVM
 from eth_utils import ValidationError
 
 from chain.ai.attested import AttestedTransaction, inner_transaction
+from chain.ai.delivery import DeliveryTransaction, InvalidDelivery, expiries_due, run_delivery
 from chain.ai.results import InvalidAiResult, Oracle, ReplicaNotHere
 from chain.storage import codec
 from chain.storage.store import BlockWrite, state_view
@@ -174,6 +175,9 @@ class BlockExecution:
         due = due_calls(self.state, header.block_number)
         self.due = {call.id: call for call in due}
         self.scheduled = scheduled_transactions(self.state, due, config.chain_id)
+        # then the jobs whose deadline this block is: each expires here, after the calls
+        self.expiries = expiries_due(self.state, header.block_number)
+        self.chain_id = config.chain_id
 
     def apply(self, tx: SignedTransactionAPI) -> ReceiptAPI:
         """Execute ``tx`` and add it to the block, or raise and leave the state as it was."""
@@ -196,11 +200,14 @@ class BlockExecution:
                 if call is None:
                     raise InvalidTransaction(f"scheduled call {inner.call_id} is not due")
                 receipt = run_scheduled(self.vm, inner, call, self.gas.gas_used)
+            elif isinstance(inner, DeliveryTransaction):
+                gas_left = self.gas.gas_limit - self.gas.gas_used
+                receipt = run_delivery(self.vm, inner, self.gas.gas_used, gas_left, self.chain_id)
             else:
                 computation = self.state.apply_transaction(inner)
                 receipt = self.vm.make_receipt(self.gas, inner, computation, self.state)
             recorded = oracle.finish() if oracle is not None else ()
-        except (ValidationError, InvalidAiResult, ReplicaNotHere) as exc:
+        except (ValidationError, InvalidAiResult, ReplicaNotHere, InvalidDelivery) as exc:
             self.state.revert(snapshot)
             raise InvalidTransaction(str(exc)) from None
         if recorded and not isinstance(tx, AttestedTransaction):
@@ -316,6 +323,9 @@ def execute_block(
     except ValidationError as exc:
         raise InvalidBlock(f"block {header.block_number}: {exc}") from None
     _check_scheduled(header.block_number, execution.scheduled, block.transactions)
+    _check_deliveries(
+        header.block_number, len(execution.scheduled), execution.expiries, block.transactions
+    )
     for index, tx in enumerate(block.transactions):
         try:
             execution.apply(tx)
@@ -350,6 +360,31 @@ def _check_scheduled(number: int, due: list[ScheduledTransaction], transactions:
             raise InvalidBlock(
                 f"block {number}: transaction {index} is a scheduled call that is not due here"
             )
+
+
+def _check_deliveries(
+    number: int, start: int, expiries: list[DeliveryTransaction], transactions: Any
+) -> None:
+    """After its scheduled calls a block holds exactly the expiries due at it, in job-id
+    order, then its deliveries, then user transactions. (Whether a delivery is valid, an
+    expiry of a job not due included, is checked as it runs.)"""
+    inner = [inner_transaction(tx) for tx in transactions]
+    for position, expiry in enumerate(expiries):
+        index = start + position
+        if index >= len(inner) or inner[index] != expiry:
+            raise InvalidBlock(
+                f"block {number}: transaction {index} must be the expiry of job "
+                f"0x{expiry.job_id.hex()}, due at this block"
+            )
+    users_began = False
+    for index in range(start + len(expiries), len(inner)):
+        delivery = isinstance(inner[index], DeliveryTransaction)
+        if delivery and users_began:
+            raise InvalidBlock(
+                f"block {number}: transaction {index} is a delivery after a user transaction; "
+                "deliveries follow the scheduled calls and expiries"
+            )
+        users_began = users_began or not delivery
 
 
 _CHECKED_FIELDS = (

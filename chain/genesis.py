@@ -7,14 +7,14 @@ contents are checked by the modules that own them. Every error names the offendi
 so an operator can fix the file without reading code.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA256, ZERO_ADDRESS, ZERO_HASH32
 from eth.db.account import AccountDB
 
-from chain.ai import registry
+from chain.ai import jobs, registry
 from chain.errors import SibylError
 from chain.limits import load_json
 from chain.slots import DictStorage
@@ -23,7 +23,7 @@ from chain.storage.store import BlockWrite, state_view
 from chain.vm import ChainConfig, vm_class_at
 from scheduler.state import GAS_CAP_SLOT, SCHEDULER
 
-SYSTEM_ADDRESSES = (SCHEDULER, registry.EXECUTOR_REGISTRY, registry.MODEL_REGISTRY)
+SYSTEM_ADDRESSES = (SCHEDULER, registry.EXECUTOR_REGISTRY, registry.MODEL_REGISTRY, jobs.JOBS)
 DEFAULT_GAS_LIMIT = 30_000_000
 INITIAL_BASE_FEE = 1_000_000_000
 
@@ -49,6 +49,8 @@ class SibylGenesis:
     executors: tuple[registry.ExecutorRecord, ...] = ()
     models: tuple[registry.ModelRecord, ...] = ()
     scheduler_gas_per_block: int = 5_000_000
+    jobs_max_ttl: int = jobs.DEFAULT_MAX_TTL
+    jobs_expiry_gas_per_block: int | None = jobs.DEFAULT_EXPIRY_GAS  # None: the default
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,7 @@ def _executor(value: Any, key: str) -> registry.ExecutorRecord:
 
 def _sibyl(value: Any) -> SibylGenesis:
     data = _object(value, "sibyl")
-    _known_keys(data, "sibyl", {"admin", "minStake", "executors", "models", "scheduler"})
+    _known_keys(data, "sibyl", {"admin", "minStake", "executors", "models", "scheduler", "jobs"})
     executors = data.get("executors", [])
     models = data.get("models", [])
     if not isinstance(executors, list):
@@ -258,6 +260,8 @@ def _sibyl(value: Any) -> SibylGenesis:
         raise GenesisError("sibyl.models: must be a list")
     scheduler = _object(data.get("scheduler", {}), "sibyl.scheduler")
     _known_keys(scheduler, "sibyl.scheduler", {"maxGasPerBlock"})
+    job_limits = _object(data.get("jobs", {}), "sibyl.jobs")
+    _known_keys(job_limits, "sibyl.jobs", {"maxTtlBlocks", "maxExpiryGasPerBlock"})
     parsed = SibylGenesis(
         admin=_hex_bytes(data["admin"], "sibyl.admin", length=20) if data.get("admin") else None,
         min_stake=_quantity(data.get("minStake", 0), "sibyl.minStake"),
@@ -266,6 +270,14 @@ def _sibyl(value: Any) -> SibylGenesis:
         scheduler_gas_per_block=_quantity(
             scheduler.get("maxGasPerBlock", 5_000_000), "sibyl.scheduler.maxGasPerBlock", bits=64
         ),
+        jobs_max_ttl=_quantity(
+            job_limits.get("maxTtlBlocks", jobs.DEFAULT_MAX_TTL), "sibyl.jobs.maxTtlBlocks", bits=32
+        ),
+        jobs_expiry_gas_per_block=_quantity(
+            job_limits.get("maxExpiryGasPerBlock", -1), "sibyl.jobs.maxExpiryGasPerBlock", bits=64
+        )
+        if "maxExpiryGasPerBlock" in job_limits
+        else None,
     )
     for kind, records in (("executors", parsed.executors), ("models", parsed.models)):
         keys = [getattr(r, "address", None) or getattr(r, "id", None) for r in records]
@@ -296,6 +308,14 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
         sibyl = _sibyl(data.get("sibyl", {}))
         if sibyl.scheduler_gas_per_block > gas_limit:
             raise GenesisError("sibyl.scheduler.maxGasPerBlock: must not exceed gasLimit")
+        room = gas_limit - sibyl.scheduler_gas_per_block  # a block holds calls and expiries
+        if sibyl.jobs_expiry_gas_per_block is None:
+            sibyl = replace(sibyl, jobs_expiry_gas_per_block=min(jobs.DEFAULT_EXPIRY_GAS, room))
+        elif sibyl.jobs_expiry_gas_per_block > room:
+            raise GenesisError(
+                "sibyl.jobs.maxExpiryGasPerBlock: with sibyl.scheduler.maxGasPerBlock, must "
+                "not exceed gasLimit (a block must hold its scheduled calls and expiries)"
+            )
         difficulty = _quantity(data.get("difficulty", 0), "difficulty")
         if difficulty != 0:
             raise GenesisError("difficulty: must be 0 (post-merge chains only)")
@@ -337,6 +357,9 @@ def genesis_block(genesis: Genesis) -> tuple[Any, BlockWrite]:
     system = DictStorage()
     registry.genesis_storage(genesis.sibyl, system)
     system.set_storage(SCHEDULER, GAS_CAP_SLOT, genesis.sibyl.scheduler_gas_per_block)
+    jobs.genesis_storage(
+        genesis.sibyl.jobs_max_ttl, genesis.sibyl.jobs_expiry_gas_per_block, system
+    )
     for address in SYSTEM_ADDRESSES:
         slots = system.slots.get(address, {})
         accounts.set_code(address, registry.SYSTEM_CODE)

@@ -6,10 +6,11 @@ exercises the production path. It mines in one of three modes, as anvil and hard
 
 * automine (``block_time == 0``): a block as soon as the pool holds pending transactions
   (those that arrived while the previous block was being built share the next one), and,
-  while scheduled calls are active, at least once a second so that the block numbers they
-  wait for come. A sender waits in :meth:`included` until the round that takes its
-  transaction has committed its block, so ``eth_sendRawTransaction`` answers after
-  inclusion, as anvil's automine does, and a client's ``tx.wait()`` never races a block;
+  while scheduled calls are active or jobs pending, at least once a second so that the
+  block numbers they wait for come and job results are delivered. A sender waits in
+  :meth:`included` until the round that takes its transaction has committed its block,
+  so ``eth_sendRawTransaction`` answers after inclusion, as anvil's automine does, and a
+  client's ``tx.wait()`` never races a block;
 * interval (``block_time > 0``, or ``evm_setIntervalMining``): a block every period, empty
   or not;
 * manual (``evm_setAutomine(false)`` with no interval): blocks only on ``evm_mine``.
@@ -26,6 +27,7 @@ import time
 from eth.constants import ZERO_HASH32
 from eth_utils import keccak
 
+from chain.ai import jobs
 from chain.execution import PayloadAttributes
 from chain.node import Node
 from scheduler import state as calls
@@ -111,8 +113,10 @@ class DevProducer:
             await self._rounds.wait_for(lambda: self._finished >= target or not self.automine)
 
     def _schedules_active(self) -> bool:
+        """Scheduled calls wait for their blocks, or jobs for their delivery or expiry."""
         reader = self.node.reader
-        return calls.active_count(reader.accounts(reader.head)) > 0
+        state = reader.accounts(reader.head)
+        return calls.active_count(state) > 0 or jobs.pending_count(state) > 0
 
     # making a block
 

@@ -34,6 +34,9 @@ from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, MessageAPI
 from eth.exceptions import Revert, VMError
 from eth.vm.logic.invalid import InvalidOpcode
 
+from chain.ai.attested import inner_transaction
+from chain.ai.delivery import DeliveryTransaction
+from chain.ai.jobs import JOBS
 from chain.ai.results import Oracle, VerifyOracle
 from chain.execution import BlockExecution, HeaderLookup, StateLookup
 from chain.simulate import CallArgs, Simulator, halt_message, revert_reason
@@ -175,6 +178,8 @@ class Tracer:
 
 
 def _is_the_transactions(msg: MessageAPI, tx: Any) -> bool:
+    if isinstance(inner_transaction(tx), DeliveryTransaction):
+        return msg.sender == JOBS  # a delivery's own message is its callback, from JOBS
     if not tx.to:
         return msg.is_create
     return msg.to == tx.to and msg.data_as_bytes == tx.data
@@ -336,7 +341,7 @@ class CallTracer(Tracer):
                      "value": hex(tx.value)}  # fmt: skip
             return frame
         kind = "CREATE" if top.msg.is_create else "CALL"
-        return self._frame(top, kind, top.msg.sender, tx.gas, gas_used)
+        return self._frame(top, kind, top.msg.sender, tx.gas or top.msg.gas, gas_used)
 
     def _frame(
         self,

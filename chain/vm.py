@@ -20,6 +20,7 @@ from eth_utils import ValidationError, keccak
 from rlp.sedes import CountableList
 
 from chain.ai.attested import ATTESTED_TX_TYPE, AttestedTransaction
+from chain.ai.delivery import DELIVERY_TX_TYPE, DeliveryTransaction, JobCallback
 from chain.gas import floor_gas
 from chain.precompiles.mapping import PRECOMPILES
 from chain.state_db import SibylAccountDB
@@ -103,8 +104,16 @@ class SibylState:
         super().__init__(*args, **kwargs)
         self.registry_records: dict[bytes, Any] | None = {}
 
+    def get_tip(self, transaction: Any) -> int:
+        """A job's callback buys no gas and tips nobody: its price is zero, and JOBS pays
+        the block's fee recipient from the job's reservation (chain.ai.jobs.pay).
+        py-evm's tip, ``min(maxFee - baseFee, priorityFee)``, would be negative for it."""
+        if isinstance(transaction, JobCallback):
+            return 0
+        return super().get_tip(transaction)  # type: ignore[misc]
+
     def validate_transaction(self, transaction: Any) -> None:
-        if isinstance(transaction, ScheduledTransaction):
+        if isinstance(transaction, ScheduledTransaction | JobCallback):
             return
         super().validate_transaction(transaction)  # type: ignore[misc]
         # py-evm raises the gas used to EIP-7623's floor but never checks that the gas
@@ -147,13 +156,19 @@ def _jumpdests(code: bytes) -> tuple[set[int], set[int]]:
 
 
 class SibylTransactionBuilder:
-    """Decodes Sibyl's own envelopes (attested 0x13) before py-evm's standard types."""
+    """Decodes Sibyl's own envelopes (attested 0x13, scheduled 0x10, delivery 0x12) before
+    py-evm's standard types."""
 
     envelopes: dict[int, Any] = {
         ATTESTED_TX_TYPE: AttestedTransaction.decode,
         SCHEDULED_TX_TYPE: ScheduledTransaction.decode,
+        DELIVERY_TX_TYPE: DeliveryTransaction.decode,
     }
-    envelope_classes: tuple[type, ...] = (AttestedTransaction, ScheduledTransaction)
+    envelope_classes: tuple[type, ...] = (
+        AttestedTransaction,
+        ScheduledTransaction,
+        DeliveryTransaction,
+    )
 
     @classmethod
     def decode(cls, encoded: bytes) -> Any:
@@ -201,7 +216,13 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
     typed_receipt = type(
         f"Sibyl{name}TypedReceipt",
         (receipts.typed_receipt_class,),
-        {"codecs": {**receipts.typed_receipt_class.codecs, SCHEDULED_TX_TYPE: Receipt}},
+        {
+            "codecs": {
+                **receipts.typed_receipt_class.codecs,
+                SCHEDULED_TX_TYPE: Receipt,
+                DELIVERY_TX_TYPE: Receipt,
+            }
+        },
     )
     receipt_builder = type(
         f"Sibyl{name}ReceiptBuilder", (receipts,), {"typed_receipt_class": typed_receipt}

@@ -1,5 +1,5 @@
 # The sidecar image: `python -m sidecars.serve` (what `sibyl sidecar serve` runs) with the
-# torch (CPU), ONNX, embed and zk (ezkl) runtimes. It installs the package's base
+# torch (CPU), ONNX, embed, LLM and zk (ezkl) runtimes. It installs the package's base
 # dependencies (gRPC, protobuf, coincurve, eth-keys, eth-abi, numpy, ezkl) and the
 # runtimes' extras, not the node's (`node`: py-evm, LMDB, aiohttp...): a sidecar never
 # imports the node.
@@ -19,7 +19,7 @@ RUN python3 -c "import venv, ensurepip" 2>/dev/null || ( \
         && rm -rf /var/lib/apt/lists/* )
 
 FROM python AS build
-ARG EXTRAS=sidecars,embed
+ARG EXTRAS=sidecars,embed,llm
 COPY pip/ /build/pip/
 COPY wheels/ /build/wheels/
 ENV PIP_CERT=/build/pip/ca.crt \

@@ -10,7 +10,9 @@ from typing import Any
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 
-from chain.ai.attested import AttestedTransaction
+from chain.ai.attested import AttestedTransaction, inner_transaction
+from chain.ai.delivery import DeliveryTransaction
+from chain.ai.jobs import CREATED, JOBS
 
 SUCCESS = b"\x01"
 
@@ -201,6 +203,26 @@ def spc_calls_json(tx: Any, signers: tuple[tuple[bytes, ...], ...]) -> list[dict
         }
         for i, result in enumerate(results)
     ]
+
+
+def job_fields(tx: Any, receipt: ReceiptAPI) -> dict[str, Any]:
+    """A receipt's job fields: ``jobs``, the ids of the jobs the transaction created, and
+    for a delivery (0x12) ``delivery``: the job it settled, the status it delivered and
+    whether the callback succeeded (the receipt's status is the callback's)."""
+    created = [
+        d(entry.topics[1].to_bytes(32, "big"))
+        for entry in receipt.logs
+        if entry.address == JOBS and entry.topics and entry.topics[0] == CREATED
+    ]
+    out: dict[str, Any] = {"jobs": created}
+    inner = inner_transaction(tx)
+    if isinstance(inner, DeliveryTransaction):
+        out["delivery"] = {
+            "jobId": d(inner.job_id),
+            "status": q(inner.status),
+            "callbackSucceeded": receipt.state_root == SUCCESS,
+        }
+    return out
 
 
 def block_json(block: BlockAPI, senders: list[bytes], full: bool, size: int) -> dict[str, Any]:

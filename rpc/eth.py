@@ -18,6 +18,7 @@ from rpc.encoding import (
     TxContext,
     block_json,
     d,
+    job_fields,
     q,
     receipt_json,
     spc_calls_json,
@@ -333,6 +334,7 @@ class EthApi:
             first_log,
         )
         out["spcCalls"] = spc_calls_json(tx, data.signers[index])
+        out.update(job_fields(tx, receipts[index]))
         return out
 
     @method(Param(p.block_id))

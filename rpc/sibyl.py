@@ -1,11 +1,16 @@
-"""The ``sibyl_`` namespace: registered models and executors, this node's sidecars, and
-disagreements found by re-running a sample of attested calls (DESIGN section 9)."""
+"""The ``sibyl_`` namespace: registered models and executors, this node's sidecars,
+scheduled calls, async jobs, and disagreements found by re-running a sample of attested
+calls (DESIGN section 9)."""
 
 from collections.abc import Callable
 from typing import Any
 
-from chain.ai import registry
+from eth_abi import decode as abi_decode
+
+from chain.ai import jobs, registry
 from chain.ai.attested import inner_transaction
+from chain.ai.delivery import DeliveryTransaction
+from chain.ai.dispatch import created_jobs
 from chain.ai.results import Disagreement
 from chain.node import Node
 from rpc import params as p
@@ -14,6 +19,16 @@ from rpc.errors import not_found
 from rpc.params import LATEST, BlockId, Param, method
 from scheduler import state as calls
 from scheduler.transactions import ScheduledTransaction
+
+
+def _delivery_of(reader: Any, header: Any, job_id: bytes) -> tuple[Any, int] | None:
+    """The transaction of ``header``'s block that settled ``job_id``, and its index."""
+    block = reader.block(header.hash)
+    for index, tx in enumerate(block.transactions):
+        inner = inner_transaction(tx)
+        if isinstance(inner, DeliveryTransaction) and inner.job_id == job_id:
+            return tx, index
+    return None
 
 
 def model_json(record: registry.ModelRecord) -> dict[str, Any]:
@@ -126,6 +141,62 @@ class SibylApi:
             for tx in ran
             if isinstance(tx, ScheduledTransaction)
         ]
+
+    @method(Param(p.hash32))
+    def sibyl_getJob(self, job_id: bytes) -> dict[str, Any] | None:
+        """A job as of the head: its record, and once settled the delivery transaction,
+        its output and who signed it; None for an unknown job."""
+        reader = self.node.reader
+        job = jobs.get_job(reader.accounts(reader.head), job_id)
+        return None if job is None else self.job_json(job)
+
+    @method()
+    def sibyl_pendingJobs(self) -> list[dict[str, Any]]:
+        """Every job pending at the head, by deadline: found in the deadline lists of the
+        blocks up to the longest ttl ahead, as a builder recovering its jobs finds them."""
+        reader = self.node.reader
+        head = reader.head
+        state = reader.accounts(head)
+        pending = []
+        for block in range(head.block_number + 1, head.block_number + jobs.max_ttl(state) + 1):
+            pending += [self.job_json(job) for job in jobs.jobs_due_at(state, block)]
+        return pending
+
+    def job_json(self, job: jobs.Job) -> dict[str, Any]:
+        reader = self.node.reader
+        out: dict[str, Any] = {
+            "id": d(job.id),
+            "requester": d(job.requester),
+            "precompile": d(job.precompile),
+            "modelId": d(job.model_id),
+            "status": jobs.STATUS_NAMES[job.status],
+            "createdBlock": q(job.created_block),
+            "deadline": q(job.deadline),
+            "settledBlock": q(job.settled_block) if job.status != jobs.PENDING else None,
+            "fee": q(job.fee),
+            "callbackGasLimit": q(job.callback_gas_limit),
+            "deliveryTransaction": None,
+            "output": None,
+            "signers": [],
+        }
+        settled_in = reader.canonical_header(job.settled_block) if job.settled_block else None
+        found = _delivery_of(reader, settled_in, job.id) if settled_in is not None else None
+        if found is not None:
+            tx, index = found
+            out["deliveryTransaction"] = d(tx.hash)
+            out["output"] = d(inner_transaction(tx).output)
+            receipt = reader.receipts(settled_in).receipts[index]
+            for entry in receipt.logs:
+                if entry.address == jobs.JOBS and entry.topics[0] == jobs.SETTLED:
+                    (_, signers) = abi_decode(["uint8", "address[]"], entry.data)
+                    out["signers"] = [s.lower() for s in signers]
+        header = reader.canonical_header(job.created_block)
+        created = (
+            {c.id: c for c in created_jobs(reader.receipts(header).receipts)} if header else {}
+        )
+        if job.id in created:
+            out["input"] = d(created[job.id].input)
+        return out
 
     @method()
     def sibyl_disagreements(self) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""WebSocket subscriptions: ``eth_subscribe`` to newHeads, logs, newPendingTransactions.
+"""WebSocket subscriptions: ``eth_subscribe`` to newHeads, logs, newPendingTransactions,
+and Sibyl's jobSettlements (every async job a new block settles).
 
 The node tells this module about every block that becomes canonical and every
 transaction the pool admits; each subscribed connection gets a notification queued on
@@ -9,17 +10,19 @@ import os
 from typing import Any
 
 import orjson
+from eth_abi import decode as abi_decode
 
+from chain.ai import jobs
 from chain.execution import ExecutedBlock
 from chain.txpool import PooledTx
 from rpc import params as p
-from rpc.encoding import PENDING, d, header_json, tx_json
+from rpc.encoding import PENDING, d, header_json, q, tx_json
 from rpc.errors import LIMIT_EXCEEDED, METHOD_NOT_FOUND, RpcError, invalid_params
 from rpc.filters import block_logs
 from rpc.params import Param, method
 from rpc.server import Connection, Methods, collect_methods
 
-KINDS = ("newHeads", "logs", "newPendingTransactions")
+KINDS = ("newHeads", "logs", "newPendingTransactions", "jobSettlements")
 
 
 class Subscriptions:
@@ -50,12 +53,18 @@ class Subscriptions:
         header = executed.header
         head = None
         logs = None
+        settlements = None
         for connection in self._live():
             for subscription, (kind, criteria) in list(connection.subscriptions.items()):
                 if kind == "newHeads":
                     if head is None:
                         head = header_json(header)
                     self._notify(connection, subscription, head)
+                elif kind == "jobSettlements":
+                    if settlements is None:
+                        settlements = job_settlements(executed)
+                    for entry in settlements:
+                        self._notify(connection, subscription, entry)
                 elif kind == "logs":
                     if logs is None:
                         logs = list(block_logs(header, executed.block, executed.receipts, None))
@@ -68,6 +77,27 @@ class Subscriptions:
                 if kind == "newPendingTransactions":
                     result = tx_json(entry.tx, entry.sender, PENDING) if full else d(entry.hash)
                     self._notify(connection, subscription, result)
+
+
+def job_settlements(executed: ExecutedBlock) -> list[dict[str, Any]]:
+    """The jobs a block settled: ``{jobId, status, signers, blockNumber, blockHash,
+    transactionHash}``, status as ``sibyl_getJob`` names it."""
+    out = []
+    for tx, receipt in zip(executed.block.transactions, executed.receipts, strict=True):
+        for entry in receipt.logs:
+            if entry.address == jobs.JOBS and entry.topics and entry.topics[0] == jobs.SETTLED:
+                status, signers = abi_decode(["uint8", "address[]"], entry.data)
+                out.append(
+                    {
+                        "jobId": d(entry.topics[1].to_bytes(32, "big")),
+                        "status": jobs.STATUS_NAMES[status],
+                        "signers": [s.lower() for s in signers],
+                        "blockNumber": q(executed.header.block_number),
+                        "blockHash": d(executed.hash),
+                        "transactionHash": d(tx.hash),
+                    }
+                )
+    return out
 
 
 def _matching(logs: list[dict[str, Any]], criteria: p.LogFilter | None) -> list[dict[str, Any]]:
@@ -114,7 +144,7 @@ class _ConnectionApi:
             detail = bool(options) if options is not None else False
         else:
             if options is not None:
-                raise invalid_params("newHeads takes no options")
+                raise invalid_params(f"{kind} takes no options")
             detail = None
         subscription = "0x" + os.urandom(16).hex()
         connection.subscriptions[subscription] = (kind, detail)

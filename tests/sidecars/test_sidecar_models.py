@@ -19,7 +19,6 @@ from sidecars.runtimes import (
     ModelIdMismatch,
     ModelLoadError,
     Refused,
-    RuntimeUnavailable,
     load_model,
     model_id_of,
 )
@@ -181,12 +180,6 @@ def test_requests_the_model_cannot_take_are_refused_or_failed():
         model.run(INFER_ADDRESS, mid, b"\x00" * 10)
     with pytest.raises(Failed, match="model error"):
         model.run(INFER_ADDRESS, mid, infer_input(mid, [1, 2, 3], (1, 3)))
-
-
-def test_planned_runtimes_are_unavailable():
-    for runtime in ("llm",):
-        with pytest.raises(RuntimeUnavailable, match=f"runtime {runtime} is not available"):
-            load_model(runtime, DEV_MODELS / "mlp.pt")
 
 
 def test_embed_model_id_is_the_hash_of_its_weights():

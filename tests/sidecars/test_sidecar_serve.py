@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from sidecar_helpers import dev_spec, free_port, serve_command, start_sidecars
 
 from sidecars.config import DEV_EXECUTOR_KEY, DEV_MODELS, dev_sidecar_specs
@@ -61,13 +60,6 @@ def test_zk_runtime_refuses_a_model_that_is_no_directory():
     result = serve("--runtime", "zk", "--model", str(DEV_MODELS / "mlp.onnx"),
                    "--port", str(free_port()), "--executor-key", str(DEV_EXECUTOR_KEY))  # fmt: skip
     assert_refused(result, "must be a model directory")
-
-
-@pytest.mark.parametrize("runtime", ["llm"])
-def test_planned_runtimes_refuse_to_start(runtime):
-    result = serve("--runtime", runtime, "--model", str(DEV_MODELS / "mlp.onnx"),
-                   "--port", str(free_port()), "--executor-key", str(DEV_EXECUTOR_KEY))  # fmt: skip
-    assert_refused(result, f"error: runtime {runtime} is not available in this build")
 
 
 def test_malformed_model_id_refuses_to_start():

@@ -1,0 +1,221 @@
+"""The builder's side of async jobs: submit each new job to a sidecar, collect results.
+
+A node with sidecars learns of jobs from the blocks it makes canonical (``JobCreated``
+logs carry the full input, so it needs nothing but the chain) and, at start, from state:
+each pending job is in the deadline list of a block after the head, and its input is in
+the ``JobCreated`` log of the block that created it (:meth:`JobDispatcher.recover`). So a
+restarted builder, or a follower promoted to builder, serves every job still pending.
+
+A worker thread submits each job to a sidecar that serves its model and polls
+``Result``; a result becomes a delivery transaction (status 1 with the executor's
+attestation, or 2 when the model failed) that the next block built here includes. A
+sidecar that forgot a job (restarted: ``JOB_STATE_UNKNOWN``) gets it again; a job no
+sidecar of this node serves is left for other builders, and expires if none delivers it.
+A job settled in a block (by any builder) or past its deadline is dropped. A model whose
+results need several attestations runs on a sidecar of each of its executors, and the job
+is delivered once a quorum of them agree (:meth:`JobDispatcher._gather`).
+"""
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_abi import decode as abi_decode
+
+from chain.ai import jobs
+from chain.ai.delivery import DeliveryTransaction
+
+log = logging.getLogger("sibyl.jobs")
+
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class PendingJob:
+    id: bytes
+    precompile: bytes
+    model_id: bytes
+    input: bytes
+    deadline: int
+    submitted: bool = False
+    quorum: int = 0  # read from the model registry when first dispatched
+    # for a model that needs several attestations: the sidecar each executor runs it on,
+    # and each executor's answer once it came
+    assigned: dict[bytes, str] = field(default_factory=dict)
+    answers: dict[bytes, Any] = field(default_factory=dict)
+
+
+def created_jobs(receipts: Any) -> list[PendingJob]:
+    """The jobs whose ``JobCreated`` logs are in ``receipts``."""
+    found = []
+    for receipt in receipts:
+        for entry in receipt.logs:
+            if entry.address == jobs.JOBS and entry.topics and entry.topics[0] == jobs.CREATED:
+                precompile, deadline, data = abi_decode(["address", "uint64", "bytes"], entry.data)
+                found.append(
+                    PendingJob(
+                        id=entry.topics[1].to_bytes(32, "big"),
+                        precompile=bytes.fromhex(precompile[2:]),
+                        model_id=entry.topics[3].to_bytes(32, "big"),
+                        input=data,
+                        deadline=deadline,
+                    )
+                )
+    return found
+
+
+def settled_jobs(receipts: Any) -> list[bytes]:
+    return [
+        entry.topics[1].to_bytes(32, "big")
+        for receipt in receipts
+        for entry in receipt.logs
+        if entry.address == jobs.JOBS and entry.topics and entry.topics[0] == jobs.SETTLED
+    ]
+
+
+class JobDispatcher:
+    """Jobs this node may deliver, their sidecar calls, and the deliveries ready."""
+
+    def __init__(self, pool: Any, chain_id: int, quorum_of: Any = lambda model_id: 1) -> None:
+        self.pool = pool
+        self.chain_id = chain_id
+        self.quorum_of = quorum_of  # model id → attestations its results need
+        self.pending: dict[bytes, PendingJob] = {}
+        self.ready: dict[bytes, DeliveryTransaction] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.worker = threading.Thread(target=self._run, name="jobs", daemon=True)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.worker.is_alive():
+            self.worker.join(5)
+
+    def recover(self, reader: Any) -> int:
+        """Learn the jobs pending at the head from state and their ``JobCreated`` logs;
+        returns how many. Reads one deadline list per block of the longest ttl."""
+        head = reader.head
+        state = reader.accounts(head)
+        found: list[PendingJob] = []
+        for block in range(head.block_number + 1, head.block_number + jobs.max_ttl(state) + 1):
+            for job in jobs.jobs_due_at(state, block):
+                header = reader.canonical_header(job.created_block)
+                created = {j.id: j for j in created_jobs(reader.receipts(header).receipts)}
+                if job.id in created:
+                    found.append(created[job.id])
+        with self.lock:
+            for job in found:
+                self.pending.setdefault(job.id, job)
+        if found:
+            log.info("jobs recovered count=%d head=%d", len(found), head.block_number)
+        return len(found)
+
+    def on_block(self, executed: Any) -> None:
+        """A block became canonical: its new jobs wait for a sidecar, its settled jobs and
+        the jobs expired at it are done."""
+        number = executed.header.block_number
+        created = created_jobs(executed.receipts)
+        settled = settled_jobs(executed.receipts)
+        with self.lock:
+            for job in created:
+                self.pending.setdefault(job.id, job)
+            for job_id in settled:
+                self.pending.pop(job_id, None)
+                self.ready.pop(job_id, None)
+            for job_id, job in list(self.pending.items()):
+                if job.deadline <= number:
+                    self.pending.pop(job_id)
+                    self.ready.pop(job_id, None)
+
+    def deliveries(self) -> list[DeliveryTransaction]:
+        """The deliveries the next block may include, oldest result first."""
+        with self.lock:
+            return list(self.ready.values())
+
+    def _run(self) -> None:
+        while not self.stopping.wait(POLL_SECONDS):
+            self.poll()
+
+    def poll(self) -> None:
+        """One round: submit each job not yet on a sidecar, ask each submitted one for
+        its result (the worker thread's loop; tests call it directly)."""
+        with self.lock:
+            waiting = [j for j in self.pending.values() if j.id not in self.ready]
+        for job in waiting:
+            if self.stopping.is_set():
+                return
+            try:
+                self._advance(job)
+            except Exception:
+                log.exception("job dispatch failed job=0x%s", job.id.hex())
+
+    def _advance(self, job: PendingJob) -> None:
+        if not self.pool.serves(job.model_id):
+            return  # left for a builder that serves the model
+        job.quorum = job.quorum or self.quorum_of(job.model_id)
+        if job.quorum > 1:
+            self._gather(job, job.quorum)
+            return
+        args = (job.id, job.precompile, job.model_id, job.input, self.chain_id)
+        if not job.submitted:
+            result = self.pool.submit(*args)
+            if result.status != "ok":
+                log.info("job submit failed job=0x%s reason=%s", job.id.hex(), result.error)
+                return
+            job.submitted = True
+            log.info("job submitted job=0x%s model=0x%s", job.id.hex(), job.model_id.hex())
+            return
+        result = self.pool.result(*args)
+        if result.status == "pending":
+            return
+        if result.status == "unknown":
+            log.info("job forgotten by its sidecar, resubmitting job=0x%s", job.id.hex())
+            job.submitted = False
+            return
+        if result.status == "ok":
+            delivery = DeliveryTransaction(job.id, jobs.OK, result.output, (result.signature,))
+        else:
+            log.info("job failed job=0x%s reason=%s", job.id.hex(), result.error)
+            delivery = DeliveryTransaction(job.id, jobs.FAILED)
+        self._ready(job, delivery)
+
+    def _ready(self, job: PendingJob, delivery: DeliveryTransaction) -> None:
+        with self.lock:
+            if job.id in self.pending:
+                self.ready[job.id] = delivery
+        log.info("job result ready job=0x%s status=%d", job.id.hex(), delivery.status)
+
+    def _gather(self, job: PendingJob, quorum: int) -> None:
+        """Run the job on a sidecar of every executor of its model and deliver once
+        ``quorum`` of them signed the same output. An executor whose sidecar is down (or
+        forgot the job) is asked again, on whichever of its sidecars is up, while the
+        others go on: the job waits for a quorum, not for every executor."""
+        args = (job.id, job.precompile, job.model_id, job.input, self.chain_id)
+        executors = self.pool.executors_for(job.model_id)
+        for executor, name in executors.items():
+            if executor in job.assigned or executor in job.answers:
+                continue
+            if self.pool.submit(*args, sidecar=name).status == "ok":
+                job.assigned[executor] = name
+        for executor, name in list(job.assigned.items()):
+            result = self.pool.result(*args, sidecar=name)
+            if result.status == "pending":
+                continue
+            del job.assigned[executor]
+            if result.status != "unknown":
+                job.answers[executor] = result
+        agreeing: dict[bytes, list[bytes]] = {}
+        for result in job.answers.values():
+            if result.status == "ok":
+                agreeing.setdefault(result.output, []).append(result.signature)
+        for output, signatures in agreeing.items():
+            if len(signatures) >= quorum:
+                self._ready(job, DeliveryTransaction(job.id, jobs.OK, output, signatures[:quorum]))
+                return
+        if not job.assigned and len(job.answers) >= len(executors) and not agreeing:
+            log.info("job failed on every executor job=0x%s", job.id.hex())
+            self._ready(job, DeliveryTransaction(job.id, jobs.FAILED))
