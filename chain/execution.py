@@ -168,7 +168,7 @@ class BlockExecution:
         block_class = self.vm_class.get_block_class()
         self.vm.block_preprocessing(block_class(start, transactions=[], uncles=[], withdrawals=[]))
         # the calls due now, which the block must start with (the overflow waits a block)
-        due = due_calls(self.state, header.block_number)
+        due = due_calls(self.state, header.block_number) if config.sibyl else []
         self.due = {call.id: call for call in due}
         self.scheduled = scheduled_transactions(self.state, due, config.chain_id)
 

@@ -49,6 +49,7 @@ class ChainConfig:
     shanghai_time: int
     cancun_time: int | None = None
     prague_time: int | None = None
+    sibyl: bool = True  # False: a plain Ethereum chain (no Sibyl precompiles or tx types)
 
     def fork_at(self, timestamp: int) -> str:
         if self.prague_time is not None and timestamp >= self.prague_time:
@@ -308,7 +309,19 @@ class SibylTransactionBuilder:
         return super().serialize(obj)  # type: ignore[misc]
 
 
-def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineAPI]:
+class PlainTransactionBuilder(SibylTransactionBuilder):
+    """Decodes Ethereum's transaction types only: a plain chain has no Sibyl envelopes."""
+
+    envelopes: dict[int, Any] = {}
+    envelope_classes: tuple[type, ...] = ()
+
+
+def _configure(name: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[VirtualMachineAPI]:
+    """py-evm's fork ``base`` configured for a Sibyl chain or, when ``sibyl`` is False, for a
+    plain Ethereum chain: py-evm's own precompiles and transaction types, with the node's
+    caches (sender recovery, accounts, code, jump destinations) and EIP-7623 fixes."""
+    if not sibyl:
+        name = f"Plain{name}"
     builder = base.get_transaction_builder()
     legacy = type(
         f"Sibyl{name}LegacyTransaction",
@@ -322,7 +335,7 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
     )
     tx_builder = type(
         f"Sibyl{name}TransactionBuilder",
-        (SibylTransactionBuilder, builder),
+        (SibylTransactionBuilder if sibyl else PlainTransactionBuilder, builder),
         {"legacy_signed": legacy, "typed_transaction": typed, "__module__": __name__},
     )
     # A block's RLP sedes names its transaction builder when the class is made, so the
@@ -335,7 +348,12 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
     typed_receipt = type(
         f"Sibyl{name}TypedReceipt",
         (receipts.typed_receipt_class,),
-        {"codecs": {**receipts.typed_receipt_class.codecs, SCHEDULED_TX_TYPE: Receipt}},
+        {
+            "codecs": {
+                **receipts.typed_receipt_class.codecs,
+                **({SCHEDULED_TX_TYPE: Receipt} if sibyl else {}),
+            }
+        },
     )
     receipt_builder = type(
         f"Sibyl{name}ReceiptBuilder", (receipts,), {"typed_receipt_class": typed_receipt}
@@ -355,7 +373,10 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
         f"Sibyl{name}Computation",
         (SharedJumpdests, state.computation_class),
         {
-            "_precompiles": {**state.computation_class.get_precompiles(), **PRECOMPILES},
+            "_precompiles": {
+                **state.computation_class.get_precompiles(),
+                **(PRECOMPILES if sibyl else {}),
+            },
             "__module__": __name__,
         },
     )
@@ -377,13 +398,13 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
 
 
 @cache
-def vm_classes() -> dict[str, type[VirtualMachineAPI]]:
-    return {fork: _configure(fork.capitalize(), base) for fork, base in FORKS}
+def vm_classes(sibyl: bool = True) -> dict[str, type[VirtualMachineAPI]]:
+    return {fork: _configure(fork.capitalize(), base, sibyl) for fork, base in FORKS}
 
 
 def vm_class_at(config: ChainConfig, timestamp: int) -> type[VirtualMachineAPI]:
     """The VM class that executes a block with this timestamp."""
-    return vm_classes()[config.fork_at(timestamp)]
+    return vm_classes(config.sibyl)[config.fork_at(timestamp)]
 
 
 def decode_transaction(vm_class: type[VirtualMachineAPI], raw: bytes) -> Any:
