@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 import rlp
+from eth_utils import ValidationError
 
 from chain import codec
 from chain.engine import Engine
@@ -18,6 +19,7 @@ from chain.execution import InvalidBlock
 from chain.node import NodeConfig, open_datadir
 from chain.reader import ChainReader
 from chain.storage import StoreError, number_key
+from chain.vm import ChainConfig
 
 log = logging.getLogger("sibyl.blockfile")
 
@@ -52,6 +54,22 @@ def export_blocks(config: NodeConfig, path: Path) -> int:
         store.close()
 
 
+def import_raw_block(engine: Engine, reader: ChainReader, config: ChainConfig, raw: bytes) -> bool:
+    """Decode one RLP block, validate it and make it the head, as ``sibyl import`` does;
+    False when it is known already. Raises :class:`BlockFileError` for bytes that are not
+    a block, :class:`InvalidBlock` with the reason for an invalid one."""
+    try:
+        block = codec.decode_any_block(config, raw)
+    except (rlp.DecodingError, rlp.DeserializationError, ValueError, IndexError) as exc:
+        raise BlockFileError(f"is not a block: {exc}") from None
+    except ValidationError as exc:  # a field out of its range (py-evm checks on decoding)
+        raise BlockFileError(f"is not a valid block: {exc}") from None
+    if reader.header(block.header.hash) is not None:
+        return False
+    engine.import_block(block)
+    return True
+
+
 def import_blocks(config: NodeConfig, path: Path) -> int:
     """Validate and append the blocks of ``path``; returns how many were new."""
     try:
@@ -69,16 +87,11 @@ def import_blocks(config: NodeConfig, path: Path) -> int:
             raise BlockFileError(f"{path}: not a file of RLP blocks: {exc}") from None
         for position, raw in enumerate(items):
             try:
-                block = codec.decode_any_block(genesis.config, raw)
-            except (rlp.DecodingError, rlp.DeserializationError, ValueError, IndexError) as exc:
-                raise BlockFileError(f"{path}: item {position} is not a block: {exc}") from None
-            if reader.header(block.header.hash) is not None:
-                continue
-            try:
-                engine.import_block(block)
+                imported += import_raw_block(engine, reader, genesis.config, raw)
+            except BlockFileError as exc:
+                raise BlockFileError(f"{path}: item {position} {exc}") from None
             except InvalidBlock as exc:
                 raise BlockFileError(f"{path}: invalid block: {exc}") from None
-            imported += 1
         return imported
     finally:
         store.close()

@@ -26,7 +26,13 @@ from eth.abc import BlockAPI, BlockHeaderAPI
 from chain import codec
 from chain.attested import inner_transaction
 from chain.builder import BuiltPayload, build_payload
-from chain.execution import ExecutedBlock, InvalidBlock, PayloadAttributes, execute_block
+from chain.execution import (
+    ExecutedBlock,
+    InvalidBlock,
+    PayloadAttributes,
+    check_body,
+    execute_block,
+)
 from chain.oracle import BuildOracle, SidecarPool, SpotChecker, VerifyOracle
 from chain.reader import ChainReader
 from chain.replicas import LocalModels
@@ -113,6 +119,10 @@ class Engine:
 
     def new_payload(self, block: BlockAPI) -> PayloadStatus:
         block_hash = block.header.hash
+        try:
+            check_body(block)
+        except InvalidBlock as exc:  # not remembered: the header may belong to a valid block
+            return PayloadStatus(INVALID, None, str(exc))
         if block_hash in self.invalid:
             return PayloadStatus(INVALID, None, self.invalid[block_hash])
         if block_hash in self.blocks or self.reader.header(block_hash) is not None:

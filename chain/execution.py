@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.consensus.context import ConsensusContext
 from eth.exceptions import HeaderNotFound
 from eth.vm.chain_context import ChainContext
 from eth.vm.forks.cancun.state import get_total_blob_gas
-from eth_utils import ValidationError
+from eth_utils import ValidationError, keccak
 
 from chain import codec
 from chain.attested import AttestedTransaction, inner_transaction
@@ -261,6 +262,26 @@ def requests_hash(requests: list[bytes]) -> bytes:
         if len(request) > 1:
             outer.update(hashlib.sha256(request).digest())
     return outer.digest()
+
+
+def check_body(block: BlockAPI) -> None:
+    """The block's body is the one its header commits to (transactions, uncles,
+    withdrawals), checked before execution as geth's ``ValidateBody`` does. A block that
+    fails here says nothing about the header: a valid block has the same hash."""
+    header = block.header
+    if ordered_trie_root([tx.encode() for tx in block.transactions]) != header.transaction_root:
+        raise InvalidBlock(
+            f"block {header.block_number}: transactions differ from the header's root"
+        )
+    if keccak(rlp.encode(block.uncles)) != header.uncles_hash:
+        raise InvalidBlock(f"block {header.block_number}: uncles differ from the header's hash")
+    withdrawals_root = getattr(header, "withdrawals_root", None)
+    if withdrawals_root is not None and withdrawals_root != ordered_trie_root(
+        [w.encode() for w in block.withdrawals]
+    ):
+        raise InvalidBlock(
+            f"block {header.block_number}: withdrawals differ from the header's root"
+        )
 
 
 def execute_block(
