@@ -13,7 +13,7 @@ from typing import Any
 
 import rlp
 from eth.abc import VirtualMachineAPI
-from eth.constants import EMPTY_SHA3
+from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.db.account import AccountDB
 from eth.db.cache import CacheDB
 from eth.db.journal import JournalDB
@@ -21,7 +21,9 @@ from eth.db.storage import AccountStorageDB, StorageLookup
 from eth.rlp.accounts import Account
 from eth.rlp.receipts import Receipt
 from eth.vm.forks.cancun import CancunVM
+from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.forks.prague import PragueVM
+from eth.vm.forks.prague.constants import SET_CODE_TRANSACTION_TYPE
 from eth.vm.forks.shanghai import ShanghaiVM
 from eth_utils import ValidationError, keccak
 from lru import LRU
@@ -125,6 +127,10 @@ class SibylAccountDB(AccountDB):
         if from_journal:
             self._account_cache[address] = account
         return account
+
+    def has_storage(self, address: bytes) -> bool:
+        """Whether the account's committed storage is non-empty."""
+        return self._get_storage_root(address) != BLANK_ROOT_HASH
 
     def get_code(self, address: bytes) -> bytes:
         code_hash = self.get_code_hash(address)
@@ -234,6 +240,12 @@ class SibylState:
 
     oracle: Any = None
 
+    def has_code_or_nonce(self, address: bytes) -> bool:
+        """py-evm's creation-collision test, with EIP-7610's third case: an address
+        with storage (which only genesis allocations give an account without code or
+        nonce) cannot be created into either."""
+        return super().has_code_or_nonce(address) or self._account_db.has_storage(address)  # type: ignore[misc, attr-defined]
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.registry_records: dict[bytes, Any] | None = {}
@@ -241,6 +253,7 @@ class SibylState:
     def validate_transaction(self, transaction: Any) -> None:
         if isinstance(transaction, ScheduledTransaction):
             return
+        _check_transaction(self, transaction)
         super().validate_transaction(transaction)  # type: ignore[misc]
         # py-evm raises the gas used to EIP-7623's floor but never checks that the gas
         # limit covers it, as the spec (and geth) do: a block holding such a transaction
@@ -251,6 +264,25 @@ class SibylState:
                 f"insufficient gas for floor data gas cost: gas {transaction.gas}, "
                 f"minimum needed {floor}"
             )
+
+
+DELEGATION_PREFIX = b"\xef\x01\x00"  # EIP-7702: the code of a delegated account
+
+
+def _check_transaction(state: Any, transaction: Any) -> None:
+    """Rules geth applies to every transaction (its ``preCheck``) that py-evm does not,
+    with geth's messages."""
+    code = state.get_code(transaction.sender)
+    if code and not (len(code) == 23 and code.startswith(DELEGATION_PREFIX)):
+        raise ValidationError("sender not an eoa")  # EIP-3607
+    max_fee = getattr(transaction, "max_fee_per_gas", None)
+    if max_fee is not None and transaction.max_priority_fee_per_gas > max_fee:
+        raise ValidationError("max priority fee per gas higher than max fee per gas")
+    if transaction.to == b"":
+        if transaction.type_id == BLOB_TX_TYPE:
+            raise ValidationError("blob transaction of type create")
+        if transaction.type_id == SET_CODE_TRANSACTION_TYPE:
+            raise ValidationError("set code transaction of type create")
 
 
 def _finalize_gas_used(cls: Any, transaction: Any, computation: Any) -> int:
