@@ -12,10 +12,9 @@ instead of copying an RLP header after every transaction, which is what makes
 ``MiningChain.mine_all`` and ``apply_transaction`` slow.
 """
 
-import hashlib
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from types import SimpleNamespace
+from dataclasses import dataclass, field
 from typing import Any
 
 import rlp
@@ -29,11 +28,14 @@ from eth_utils import ValidationError, keccak
 from chain import codec
 from chain.attested import AttestedTransaction, inner_transaction
 from chain.oracle import InvalidAiResult, Oracle, ReplicaNotHere
+from chain.requests import InvalidRequests, block_requests, requests_hash
 from chain.storage import BlockWrite, state_view
 from chain.trie_root import ordered_trie_root
 from chain.vm import ChainConfig, vm_class_at
 from scheduler.top_of_block import due_calls, run_scheduled, scheduled_transactions
 from scheduler.transactions import ScheduledTransaction
+
+log = logging.getLogger("sibyl.execution")
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI | None]
 StateLookup = Callable[[bytes], bytes | None]
@@ -69,6 +71,7 @@ class ExecutedBlock:
     senders: list[bytes]
     signers: codec.Signers
     state: dict[bytes, bytes]
+    requests: list[bytes] = field(default_factory=list)  # EIP-7685, type byte first
 
     @property
     def hash(self) -> bytes:
@@ -146,6 +149,7 @@ class BlockExecution:
         headers: HeaderLookup,
         oracle: Oracle | None = None,
     ) -> None:
+        self.config = config
         self.vm_class = vm_class_at(config, header.timestamp)
         self.fork = config.fork_at(header.timestamp)
         self.header = header
@@ -162,6 +166,7 @@ class BlockExecution:
         self.gas = _GasCounter(0, header.gas_limit)
         self.bloom = 0
         self.blob_gas_used = 0
+        self.requests: list[bytes] = []
         self.transactions: list[SignedTransactionAPI] = []
         self.receipts: list[ReceiptAPI] = []
         self.senders: list[bytes] = []
@@ -199,6 +204,10 @@ class BlockExecution:
         except (ValidationError, InvalidAiResult, ReplicaNotHere) as exc:
             self.state.revert(snapshot)
             raise InvalidTransaction(str(exc)) from None
+        except Exception as exc:  # py-evm refusing in its own way: still a transaction
+            self.state.revert(snapshot)  # that cannot be included, never a crash
+            log.warning("transaction execution raised tx=0x%s error=%r", tx.hash.hex(), exc)
+            raise InvalidTransaction(f"execution failed: {type(exc).__name__}: {exc}") from None
         if recorded and not isinstance(tx, AttestedTransaction):
             tx = AttestedTransaction(tx, recorded)
         self.gas.gas_used = receipt.gas_used
@@ -225,7 +234,8 @@ class BlockExecution:
         if self.fork != "shanghai":
             fields["blob_gas_used"] = self.blob_gas_used
         if self.fork == "prague":
-            fields["requests_hash"] = requests_hash(self._system_requests())
+            self.requests = self._system_requests()
+            fields["requests_hash"] = requests_hash(self.requests)
         self.state.persist()
         fields["state_root"] = self.state.state_root
         # The block is made once: rlp's copy() deep-copies every transaction.
@@ -241,27 +251,16 @@ class BlockExecution:
             senders=self.senders,
             signers=self.signers,
             state=self.overlay.writes,
+            requests=self.requests,
         )
 
     def _system_requests(self) -> list[bytes]:
-        """EIP-7685 requests from the withdrawal and consolidation system contracts.
-
-        Sibyl chains have no beacon deposit contract, so deposit requests are always
-        empty; the system contracts are called only where the genesis deployed them.
-        """
-        collected = SimpleNamespace(block_requests=[])
-        self.vm.process_withdrawal_request_data(collected)
-        self.vm.process_consolidation_request_data(collected)
-        return collected.block_requests
-
-
-def requests_hash(requests: list[bytes]) -> bytes:
-    """EIP-7685: sha256 over the sha256 of each non-empty request."""
-    outer = hashlib.sha256()
-    for request in requests:
-        if len(request) > 1:
-            outer.update(hashlib.sha256(request).digest())
-    return outer.digest()
+        try:
+            return block_requests(
+                self.vm, self.receipts, self.config.deposit_contract, self.config.sibyl
+            )
+        except InvalidRequests as exc:
+            raise InvalidBlock(f"block {self.header.block_number}: {exc}") from None
 
 
 def check_body(block: BlockAPI) -> None:
@@ -324,16 +323,24 @@ def execute_block(
                 f"expected {expected.excess_blob_gas}"
             )
 
-    execution = BlockExecution(config, parent, header, state, headers, oracle)
-    _check_scheduled(header.block_number, execution.scheduled, block.transactions)
-    for index, tx in enumerate(block.transactions):
-        try:
-            execution.apply(tx)
-        except InvalidTransaction as exc:
-            raise InvalidBlock(
-                f"block {header.block_number} transaction {index} (0x{tx.hash.hex()}): {exc}"
-            ) from None
-    executed = execution.finish(block.withdrawals)
+    try:
+        execution = BlockExecution(config, parent, header, state, headers, oracle)
+        _check_scheduled(header.block_number, execution.scheduled, block.transactions)
+        for index, tx in enumerate(block.transactions):
+            try:
+                execution.apply(tx)
+            except InvalidTransaction as exc:
+                raise InvalidBlock(
+                    f"block {header.block_number} transaction {index} (0x{tx.hash.hex()}): {exc}"
+                ) from None
+        executed = execution.finish(block.withdrawals)
+    except InvalidBlock:
+        raise
+    except Exception as exc:  # whatever py-evm raises, the block is what is wrong
+        log.warning("block execution raised number=%d error=%r", header.block_number, exc)
+        raise InvalidBlock(
+            f"block {header.block_number}: execution failed: {type(exc).__name__}: {exc}"
+        ) from None
     _compare_headers(header, executed.header)
     return executed
 

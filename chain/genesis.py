@@ -162,7 +162,17 @@ def _chain_config(config: dict[str, Any], difficulty: int, sibyl: bool) -> Chain
         raise GenesisError("config.cancunTime: must not be before shanghaiTime")
     if prague is not None and (cancun is None or prague < cancun):
         raise GenesisError("config.pragueTime: needs cancunTime at or before it")
-    return ChainConfig(chain_id, shanghai, cancun, prague, sibyl=sibyl)
+    deposit = config.get("depositContractAddress")
+    return ChainConfig(
+        chain_id,
+        shanghai,
+        cancun,
+        prague,
+        sibyl=sibyl,
+        deposit_contract=None
+        if deposit is None
+        else _hex_bytes(deposit, "config.depositContractAddress", length=20),
+    )
 
 
 def _account(value: Any, key: str) -> GenesisAccount:

@@ -25,6 +25,7 @@ from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.constants import SET_CODE_TRANSACTION_TYPE
 from eth.vm.forks.shanghai import ShanghaiVM
+from eth.vm.forks.shanghai.constants import MAX_INITCODE_SIZE
 from eth_utils import ValidationError, keccak
 from lru import LRU
 from rlp.sedes import CountableList
@@ -52,6 +53,7 @@ class ChainConfig:
     cancun_time: int | None = None
     prague_time: int | None = None
     sibyl: bool = True  # False: a plain Ethereum chain (no Sibyl precompiles or tx types)
+    deposit_contract: bytes | None = None  # EIP-6110: whose logs are deposit requests
 
     def fork_at(self, timestamp: int) -> str:
         if self.prague_time is not None and timestamp >= self.prague_time:
@@ -279,6 +281,11 @@ def _check_transaction(state: Any, transaction: Any) -> None:
     if max_fee is not None and transaction.max_priority_fee_per_gas > max_fee:
         raise ValidationError("max priority fee per gas higher than max fee per gas")
     if transaction.to == b"":
+        if len(transaction.data) > MAX_INITCODE_SIZE:  # EIP-3860: py-evm only fails the call
+            raise ValidationError(
+                f"max initcode size exceeded: code size {len(transaction.data)} "
+                f"limit {MAX_INITCODE_SIZE}"
+            )
         if transaction.type_id == BLOB_TX_TYPE:
             raise ValidationError("blob transaction of type create")
         if transaction.type_id == SET_CODE_TRANSACTION_TYPE:

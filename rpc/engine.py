@@ -239,7 +239,8 @@ class EngineApi:
             result["blobsBundle"] = {"commitments": [], "proofs": [], "blobs": []}
             result["shouldOverrideBuilder"] = False
         if version >= 4:
-            result["executionRequests"] = []
+            requests = built.executed.requests
+            result["executionRequests"] = [d(request) for request in requests if len(request) > 1]
         return result
 
     @method(Param(p.fixed_bytes(8, "PayloadID")))

@@ -45,6 +45,7 @@ NETWORKS: dict[str, dict[str, int]] = {
     "ShanghaiToCancunAtTime15k": {**MERGED, "cancunTime": 15_000},
     "CancunToPragueAtTime15k": {**MERGED, "cancunTime": 0, "pragueTime": 15_000},
 }
+MAINNET_DEPOSIT_CONTRACT = "0x00000000219ab540356cbb839cbe05303d7705fa"  # the fixtures' one
 HEADER_FIELDS = (
     "nonce", "timestamp", "extraData", "gasLimit", "difficulty", "mixHash", "coinbase",
     "baseFeePerGas", "excessBlobGas", "blobGasUsed",
@@ -65,7 +66,11 @@ def genesis_file(case: dict[str, Any]) -> bytes:
     header = case["genesisBlockHeader"]
     chain_id = int(case.get("config", {}).get("chainid", "0x1"), 16)
     genesis = {
-        "config": {"chainId": chain_id, **NETWORKS[case["network"]]},
+        "config": {
+            "chainId": chain_id,
+            "depositContractAddress": MAINNET_DEPOSIT_CONTRACT,
+            **NETWORKS[case["network"]],
+        },
         "alloc": case["pre"],
         **{field: header[field] for field in HEADER_FIELDS if field in header},
     }
