@@ -256,7 +256,8 @@ class Simulator:
             yield computation, state
         finally:
             state.revert(snapshot)
-            state.clear_transient_storage()
+            if hasattr(type(state), "transient_storage"):  # EIP-1153, from Cancun on
+                state.clear_transient_storage()
 
     def call(self, parent: BlockHeaderAPI, args: CallArgs) -> bytes:
         with self.execution(parent, args, exact=False) as (computation, _):
