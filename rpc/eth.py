@@ -143,10 +143,8 @@ class EthApi:
     def eth_getCode(self, address: bytes, block: BlockId) -> str:
         return d(self.reader.accounts(self.state_header(block)).get_code(address))
 
-    @method(Param(p.address), Param(p.quantity), Param(p.block_id, LATEST))
+    @method(Param(p.address), Param(p.storage_slot), Param(p.block_id, LATEST))
     def eth_getStorageAt(self, address: bytes, slot: int, block: BlockId) -> str:
-        if slot >= 2**256:
-            raise invalid_params("invalid argument 1: storage slot out of range")
         value = self.reader.accounts(self.state_header(block)).get_storage(address, slot)
         return d(value.to_bytes(32, "big"))
 

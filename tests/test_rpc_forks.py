@@ -32,11 +32,16 @@ def fork_node(request, tmp_path, start_node):
     return start_node(request.param, "--genesis", str(path), dev=False).url
 
 
-def test_call_estimate_and_access_list_work_on_a_block_of_every_fork(fork_node):
+def test_call_estimate_access_list_and_storage_work_on_a_block_of_every_fork(fork_node):
     call = {"from": CALLER, "to": READER}
     assert rpc(fork_node, "eth_call", [call, "latest"])["result"] == "0x" + "0" * 63 + "7"
     estimate = rpc(fork_node, "eth_estimateGas", [call, "latest"])
     used = 21_000 + 2_100 + 5 * 3 + 3  # a cold SLOAD, five pushes, MSTORE and its memory
     assert used <= int(estimate["result"], 16) <= used * 1.015  # geth's search tolerance
     access = rpc(fork_node, "eth_createAccessList", [call, "latest"])["result"]
-    assert access["accessList"] == [{"address": READER, "storageKeys": ["0x" + "0" * 63 + "1"]}]
+    assert access["accessList"] == [
+        {"address": READER, "storageKeys": ["0x" + "0" * 63 + "1"]}
+    ]  # storage keys as viem, ethers and the specification send them: 32-byte zero-padded
+    for key in ("0x1", "0x" + "0" * 63 + "1", "0x01"):
+        value = rpc(fork_node, "eth_getStorageAt", [READER, key, "latest"])["result"]
+        assert value == "0x" + "0" * 63 + "7"
