@@ -17,6 +17,15 @@ FORKS = {
 }
 
 
+FIELDS = {  # what a block object carries, by fork (execution-apis' Block schema)
+    "shanghai": {"withdrawalsRoot"},
+    "cancun": {"withdrawalsRoot", "blobGasUsed", "excessBlobGas", "parentBeaconBlockRoot"},
+    "prague": {"withdrawalsRoot", "blobGasUsed", "excessBlobGas", "parentBeaconBlockRoot",
+               "requestsHash"},
+}  # fmt: skip
+OPTIONAL = {"blobGasUsed", "excessBlobGas", "parentBeaconBlockRoot", "requestsHash"}
+
+
 @pytest.fixture(params=sorted(FORKS))
 def fork_node(request, tmp_path, start_node):
     genesis = {
@@ -29,10 +38,14 @@ def fork_node(request, tmp_path, start_node):
     }
     path = tmp_path / "genesis.json"
     path.write_text(json.dumps(genesis))
-    return start_node(request.param, "--genesis", str(path), dev=False).url
+    return request.param, start_node(request.param, "--genesis", str(path), dev=False).url
 
 
 def test_call_estimate_access_list_and_storage_work_on_a_block_of_every_fork(fork_node):
+    fork, fork_node = fork_node
+    block = rpc(fork_node, "eth_getBlockByNumber", ["0x0", False])["result"]
+    assert "totalDifficulty" not in block  # as post-merge geth
+    assert set(block) & (OPTIONAL | {"withdrawalsRoot"}) == FIELDS[fork]
     call = {"from": CALLER, "to": READER}
     assert rpc(fork_node, "eth_call", [call, "latest"])["result"] == "0x" + "0" * 63 + "7"
     estimate = rpc(fork_node, "eth_estimateGas", [call, "latest"])
