@@ -174,14 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--failures", action="store_true", help="list every failure")
     args = parser.parse_args(argv)
     logging.getLogger("sibyl").setLevel(logging.ERROR)  # refused blocks are the point here
-    outcomes = list(run_paths(args.paths, args.jobs))
+    outcomes = []
+    for outcome in run_paths(args.paths, args.jobs):
+        outcomes.append(outcome)
+        if args.failures and outcome.status == "failed":
+            print(json.dumps({"failed": outcome.name, "folder": outcome.folder,
+                              "reason": outcome.reason[:300]}), flush=True)  # fmt: skip
     for line in summary(outcomes):
         print(json.dumps(line))
     failed = [o for o in outcomes if o.status == "failed"]
-    if args.failures:
-        for outcome in failed:
-            print(json.dumps({"failed": outcome.name, "folder": outcome.folder,
-                              "reason": outcome.reason[:300]}))  # fmt: skip
     total = Counter(o.status for o in outcomes)
     print(json.dumps({"total": dict(total)}))
     return 1 if failed else 0
