@@ -142,11 +142,12 @@ def _chain_config(config: dict[str, Any], difficulty: int, sibyl: bool) -> Chain
     if chain_id == 0:
         raise GenesisError("config.chainId: must be positive")
     ttd = config.get("terminalTotalDifficulty")
-    if ttd is not None and _quantity(ttd, "config.terminalTotalDifficulty") > difficulty:
+    terminal = 0 if ttd is None else _quantity(ttd, "config.terminalTotalDifficulty")
+    if terminal > difficulty:
         # geth: the merge happened at genesis when its total difficulty (its own) has
         # reached the terminal one; a later merge means proof-of-work blocks first
         raise GenesisError(
-            f"config.terminalTotalDifficulty: {_quantity(ttd, 'x')} is above the genesis "
+            f"config.terminalTotalDifficulty: {terminal} is above the genesis "
             f"difficulty {difficulty}, so the chain would start before the merge; Sibyl "
             "runs chains merged at genesis (proof-of-work history is not supported)"
         )
@@ -169,6 +170,7 @@ def _chain_config(config: dict[str, Any], difficulty: int, sibyl: bool) -> Chain
         cancun,
         prague,
         sibyl=sibyl,
+        terminal_total_difficulty=terminal,
         deposit_contract=None
         if deposit is None
         else _hex_bytes(deposit, "config.depositContractAddress", length=20),

@@ -54,6 +54,7 @@ class ChainConfig:
     prague_time: int | None = None
     sibyl: bool = True  # False: a plain Ethereum chain (no Sibyl precompiles or tx types)
     deposit_contract: bytes | None = None  # EIP-6110: whose logs are deposit requests
+    terminal_total_difficulty: int = 0  # reached at or before genesis
 
     def fork_at(self, timestamp: int) -> str:
         if self.prague_time is not None and timestamp >= self.prague_time:

@@ -256,6 +256,16 @@ class EngineApi:
         return await self._get_payload(payload_id, 4)
 
     @method(Param(lambda v: v))
+    def engine_exchangeTransitionConfigurationV1(self, _: Any) -> dict[str, str]:
+        """The merge's terminal settings, as geth still answers them (lodestar asks every
+        30 slots): the chain merged at or before its genesis."""
+        return {
+            "terminalTotalDifficulty": q(self.node.chain_config.terminal_total_difficulty),
+            "terminalBlockHash": "0x" + "00" * 32,
+            "terminalBlockNumber": "0x0",
+        }
+
+    @method(Param(lambda v: v))
     def engine_exchangeCapabilities(self, _: Any) -> list[str]:
         return sorted(name for name in dir(self) if name.startswith("engine_"))
 

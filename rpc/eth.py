@@ -24,6 +24,7 @@ from rpc.encoding import (
 )
 from rpc.errors import LIMIT_EXCEEDED, RpcError, invalid_params, not_found
 from rpc.filters import FilterManager, block_logs, may_contain
+from rpc.forks import eth_config
 from rpc.params import LATEST, BlockId, Param, method
 
 DEFAULT_TIP = 1_000_000_000  # 1 gwei, what geth suggests when recent blocks say nothing
@@ -142,6 +143,26 @@ class EthApi:
     @method(Param(p.address), Param(p.block_id, LATEST))
     def eth_getCode(self, address: bytes, block: BlockId) -> str:
         return d(self.reader.accounts(self.state_header(block)).get_code(address))
+
+    @method(Param(p.storage_requests), Param(p.block_id, LATEST))
+    def eth_getStorageValues(
+        self, requests: dict[bytes, list[int]], block: BlockId
+    ) -> dict[str, list[str]]:
+        """Many slots of many accounts at one block (geth's batch of eth_getStorageAt)."""
+        accounts = self.reader.accounts(self.state_header(block))
+        return {
+            d(address): [  # geth's map keys: lower-case hex
+                d(accounts.get_storage(address, slot).to_bytes(32, "big")) for slot in slots
+            ]
+            for address, slots in requests.items()
+        }
+
+    @method()
+    def eth_config(self) -> dict[str, Any]:
+        genesis = self.reader.canonical_header(0)
+        return eth_config(
+            self.node.chain_config, self.reader.head.timestamp, genesis.hash, genesis.timestamp
+        )
 
     @method(Param(p.address), Param(p.storage_slot), Param(p.block_id, LATEST))
     def eth_getStorageAt(self, address: bytes, slot: int, block: BlockId) -> str:
