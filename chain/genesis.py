@@ -135,6 +135,31 @@ def _optional_time(config: dict[str, Any], name: str) -> int | None:
     return _quantity(config[name], f"config.{name}", bits=64)
 
 
+BLOCK_FORKS = (
+    "homesteadBlock", "eip150Block", "eip155Block", "eip158Block", "byzantiumBlock",
+    "constantinopleBlock", "petersburgBlock", "istanbulBlock", "muirGlacierBlock",
+    "berlinBlock", "londonBlock", "arrowGlacierBlock", "grayGlacierBlock",
+)  # fmt: skip
+BLOB_SCHEDULE = {  # what py-evm's forks run (EIP-4844, EIP-7691)
+    "cancun": {"target": 3, "max": 6, "baseFeeUpdateFraction": 3_338_477},
+    "prague": {"target": 6, "max": 9, "baseFeeUpdateFraction": 5_007_716},
+}
+
+
+def _check_blob_schedule(value: Any) -> None:
+    """geth's ``blobSchedule``: accepted when it states the forks' own parameters."""
+    if value is None:
+        return
+    for fork, entry in _object(value, "config.blobSchedule").items():
+        expected = BLOB_SCHEDULE.get(fork)
+        key = f"config.blobSchedule.{fork}"
+        if expected is None:
+            raise GenesisError(f"{key}: not a fork Sibyl runs (cancun, prague)")
+        given = {name: _quantity(v, f"{key}.{name}") for name, v in _object(entry, key).items()}
+        if given != expected:
+            raise GenesisError(f"{key}: Sibyl runs the fork's own blob parameters {expected}")
+
+
 def _chain_config(config: dict[str, Any], difficulty: int, sibyl: bool) -> ChainConfig:
     if "chainId" not in config:
         raise GenesisError("config.chainId: missing")
@@ -151,6 +176,13 @@ def _chain_config(config: dict[str, Any], difficulty: int, sibyl: bool) -> Chain
             f"difficulty {difficulty}, so the chain would start before the merge; Sibyl "
             "runs chains merged at genesis (proof-of-work history is not supported)"
         )
+    for name in BLOCK_FORKS:
+        if config.get(name) is not None and _quantity(config[name], f"config.{name}") != 0:
+            raise GenesisError(
+                f"config.{name}: a fork after genesis by block number means proof-of-work "
+                "blocks first; Sibyl runs chains merged at genesis (set it to 0)"
+            )
+    _check_blob_schedule(config.get("blobSchedule"))
     shanghai = _optional_time(config, "shanghaiTime")
     if shanghai is None:
         raise GenesisError(

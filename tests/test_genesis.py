@@ -8,12 +8,20 @@ same genesis block; a genesis without a ``sibyl`` section is a plain Ethereum ch
 import json
 from pathlib import Path
 
+import pytest
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.vm.forks.prague import PragueVM
 from nodes import REPO, rpc, sibyl
 
-from chain.genesis import complete_genesis, genesis_block, load_genesis
+from chain.genesis import (
+    BLOCK_FORKS,
+    GenesisError,
+    complete_genesis,
+    genesis_block,
+    load_genesis,
+    parse_genesis,
+)
 
 DEV_GENESIS = REPO / "genesis" / "dev.json"
 SYSTEM_ACCOUNTS = ["0x" + "0" * 37 + suffix for suffix in ("a01", "a02", "a03")]
@@ -128,3 +136,35 @@ def test_a_genesis_without_a_sibyl_section_is_a_plain_ethereum_chain(tmp_path, s
         assert rpc(plain, "eth_getCode", [address, "latest"])["result"] == "0x"
     scheduler = [{"to": SYSTEM_ACCOUNTS[0], "data": "0x5c8b6e1b"}, "latest"]
     assert rpc(plain, "eth_call", scheduler)["result"] == "0x"
+
+
+@pytest.mark.parametrize(
+    "config, reason",
+    [
+        ({"terminalTotalDifficulty": 100}, "terminalTotalDifficulty: 100 is above the genesis"),
+        ({"londonBlock": 5}, "config.londonBlock: a fork after genesis by block number"),
+        ({"blobSchedule": {"prague": {"target": 3, "max": 6, "baseFeeUpdateFraction": 1}}},
+         "config.blobSchedule.prague: Sibyl runs the fork's own blob parameters"),
+    ],
+)  # fmt: skip
+def test_a_genesis_sibyl_cannot_run_is_refused_with_its_reason(config, reason):
+    genesis = {"config": {"chainId": 1, "shanghaiTime": 0, **config}, "alloc": {}}
+    with pytest.raises(GenesisError, match=reason):
+        parse_genesis(json.dumps(genesis).encode())
+
+
+def test_a_geth_genesis_with_its_merged_fork_fields_is_accepted():
+    """What geth's own genesis files carry: every block fork at 0, a blob schedule, a null
+    base fee and a deposit contract."""
+    config = {
+        "chainId": 1, **{name: 0 for name in BLOCK_FORKS}, "terminalTotalDifficulty": 0,
+        "shanghaiTime": 0, "cancunTime": 0, "pragueTime": 0,
+        "depositContractAddress": "0x00000000219ab540356cbb839cbe05303d7705fa",
+        "blobSchedule": {"cancun": {"target": 3, "max": 6, "baseFeeUpdateFraction": 3338477},
+                         "prague": {"target": 6, "max": 9, "baseFeeUpdateFraction": 5007716}},
+    }  # fmt: skip
+    raw = json.dumps({"config": config, "baseFeePerGas": None, "excessBlobGas": "0x60000",
+                      "alloc": {}}).encode()  # fmt: skip
+    genesis = parse_genesis(raw)
+    assert genesis.base_fee == 10**9 and genesis.config.deposit_contract is not None
+    assert genesis_block(genesis)[0].header.excess_blob_gas == 0x60000
