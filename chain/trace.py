@@ -34,6 +34,7 @@ from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, MessageAPI
 from eth.exceptions import Revert, VMError
 from eth.vm.logic.invalid import InvalidOpcode
 
+from chain.errors import ExecutionStopped
 from chain.execution import BlockExecution, HeaderLookup, StateLookup
 from chain.oracle import Oracle
 from chain.simulate import CALL_GAS_CAP, CallArgs, Simulator, halt_message, revert_reason
@@ -43,7 +44,7 @@ CALL_TRACER = "callTracer"
 DEFAULT_TIMEOUT = 5.0  # seconds, as geth
 
 
-class TraceTimeout(Exception):
+class TraceTimeout(ExecutionStopped):
     """A trace ran past its timeout."""
 
 
