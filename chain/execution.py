@@ -27,7 +27,7 @@ from eth_utils import ValidationError, keccak
 
 from chain import codec
 from chain.attested import AttestedTransaction, inner_transaction
-from chain.errors import ExecutionStopped
+from chain.errors import ExecutionStopped, SibylError
 from chain.oracle import InvalidAiResult, Oracle, ReplicaNotHere
 from chain.requests import InvalidRequests, block_requests, requests_hash
 from chain.storage import BlockWrite, state_view
@@ -205,7 +205,7 @@ class BlockExecution:
         except (ValidationError, InvalidAiResult, ReplicaNotHere) as exc:
             self.state.revert(snapshot)
             raise InvalidTransaction(str(exc)) from None
-        except ExecutionStopped:
+        except (ExecutionStopped, SibylError):  # a stop, or the store failing: not the tx
             self.state.revert(snapshot)
             raise
         except Exception as exc:  # py-evm refusing in its own way: still a transaction
@@ -338,7 +338,7 @@ def execute_block(
                     f"block {header.block_number} transaction {index} (0x{tx.hash.hex()}): {exc}"
                 ) from None
         executed = execution.finish(block.withdrawals)
-    except (InvalidBlock, ExecutionStopped):
+    except (InvalidBlock, ExecutionStopped, SibylError):
         raise
     except Exception as exc:  # whatever py-evm raises, the block is what is wrong
         log.warning("block execution raised number=%d error=%r", header.block_number, exc)
