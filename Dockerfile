@@ -26,7 +26,7 @@ COPY rpc /build/src/rpc
 COPY scheduler /build/src/scheduler
 COPY sidecars /build/src/sidecars
 COPY genesis /build/src/genesis
-RUN /opt/sibyl/bin/pip install /build/src
+RUN /opt/sibyl/bin/pip install "/build/src[node]"
 
 FROM python
 COPY --from=build /opt/sibyl /opt/sibyl

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[sidecars,embed,test]'
+	$(BIN)/pip install --quiet -e '.[node,sidecars,embed,test]'
 	touch $@
 
 # The embedded default: a fresh dev chain with the bundled CPU models.
@@ -39,6 +39,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/sidecar_dispatch.py
 	$(BIN)/python bench/ai_bench.py
 	$(BIN)/python bench/scheduler_bench.py
+	$(BIN)/python bench/zk_bench.py
+	$(BIN)/python bench/attack_bench.py
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules .pytest_cache .ruff_cache

@@ -35,15 +35,16 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
 
-from chain import registry
-from chain.attested import AttestedTransaction
-from chain.codec import decode_any_block
+from chain.ai import registry
+from chain.ai.attested import AttestedTransaction
+from chain.cmd.run import dev_accounts
 from chain.engine import Engine
 from chain.execution import PayloadAttributes
 from chain.genesis import genesis_block, load_genesis
-from chain.keys import dev_accounts
-from chain.reader import ChainReader
-from chain.storage import Store
+from chain.startup import prepare_process
+from chain.storage.codec import decode_any_block
+from chain.storage.reader import ChainReader
+from chain.storage.store import Store
 from chain.txpool import PoolConfig, TxPool
 from genesis import DEV_GENESIS
 from sidecars.attestation import attestation_digest, recover_signer, sync_context
@@ -63,13 +64,13 @@ TEXTS = [
 class Side:
     """One node's chain: a store in a temporary dir and an engine over it."""
 
-    def __init__(self, genesis, pool=None) -> None:  # noqa: ANN001
+    def __init__(self, genesis, pool=None, replicas=None) -> None:  # noqa: ANN001
         self.dir = Path(tempfile.mkdtemp(prefix="sibyl-ai-bench-"))
         self.store = Store(self.dir)
         _, write = genesis_block(genesis)
         self.store.initialise(write, genesis.raw)
         self.reader = ChainReader(self.store, genesis.config)
-        self.engine = Engine(genesis.config, self.store, self.reader, pool)
+        self.engine = Engine(genesis.config, self.store, self.reader, pool, None, replicas)
         self.txpool = TxPool(
             CHAIN_ID, PoolConfig(), lambda: self.reader.head, self.reader.accounts, genesis.config
         )
@@ -189,6 +190,7 @@ def line(**fields) -> None:  # noqa: ANN003
 
 
 def main() -> int:
+    prepare_process()  # as the node does at start-up
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3, help="blocks of each kind")

@@ -34,8 +34,9 @@ from eth_utils import keccak, to_wei
 from chain.execution import BlockExecution, PayloadAttributes, next_header
 from chain.genesis import genesis_block, load_genesis
 from chain.slots import DictStorage
-from chain.storage import MERGE_EVERY, CanonicalChange, Store, state_view
-from chain.trie_root import trie_nodes
+from chain.startup import prepare_process
+from chain.storage.store import MERGE_EVERY, CanonicalChange, Store, state_view
+from chain.trie.root import trie_nodes
 from genesis import DEV_GENESIS
 from scheduler import state as calls
 
@@ -130,6 +131,7 @@ class Chain:
 
 
 def main() -> int:
+    prepare_process()  # as the node does at start-up
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10,1000,100000")
     parser.add_argument("--rounds", type=int, default=3 * MERGE_EVERY)

@@ -1,12 +1,10 @@
-"""Sibyl's execution client: VM, storage, pool, builder, importer and node wiring."""
+"""Sibyl's execution client: VM, storage, pool, builder, importer and node wiring.
 
-import os
-
-# py-evm hashes through eth_hash, whose automatic choice is pycryptodome; pysha3's keccak
-# (safe-pysha3, a dependency) is about six times faster, and tries hash constantly.
-os.environ.setdefault("ETH_HASH_BACKEND", "pysha3")
-
-from chain import (
-    rlp_backend,  # noqa: E402, F401 (chooses pyrlp's decoder by input size)
-    trie_reads,  # noqa: E402, F401 (walks tries without py-trie's overhead)
-)
+The execution core sits here (``vm``, ``state_db``, ``execution``, ``builder``,
+``engine``, ``producer``, ``follower``, ``txpool``, ``simulate``, ``trace``,
+``genesis``, ``config``, ``node``); the wings beside it are ``storage/`` (the LMDB store
+and what reads it), ``trie/`` (trie roots, batched writes, reads, the decode cache),
+``ai/`` (executing and verifying AI calls), ``precompiles/`` and ``cmd/`` (the command
+line, the only part that imports ``rpc``). Importing any of it changes nothing outside
+it: the node's start-up (:func:`chain.cmd.run.run`) does what must be done once.
+"""

@@ -13,6 +13,7 @@ from typing import Any
 
 from eth.abc import BlockHeaderAPI
 
+from chain.ai.results import Oracle
 from chain.execution import (
     BlockExecution,
     ExecutedBlock,
@@ -22,13 +23,11 @@ from chain.execution import (
     StateLookup,
     next_header,
 )
-from chain.oracle import Oracle
+from chain.gas import TX_GAS
 from chain.txpool import PooledTx, PriceNonceQueue
 from chain.vm import ChainConfig, decode_transaction
 
 log = logging.getLogger("sibyl.builder")
-
-TX_GAS = 21000
 
 
 @dataclass

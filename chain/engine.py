@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 from eth.abc import BlockAPI, BlockHeaderAPI
 
-from chain import codec
-from chain.attested import inner_transaction
+from chain.ai.attested import inner_transaction
+from chain.ai.replicas import LocalModels
+from chain.ai.results import BuildOracle, SidecarPool, SpotChecker, VerifyOracle
 from chain.builder import BuiltPayload, build_payload
 from chain.execution import (
     ExecutedBlock,
@@ -33,10 +34,9 @@ from chain.execution import (
     check_body,
     execute_block,
 )
-from chain.oracle import BuildOracle, SidecarPool, SpotChecker, VerifyOracle
-from chain.reader import ChainReader
-from chain.replicas import LocalModels
-from chain.storage import BlockWrite, CanonicalChange, Store
+from chain.storage import codec
+from chain.storage.reader import ChainReader
+from chain.storage.store import BlockWrite, CanonicalChange, Store
 from chain.txpool import PooledTx
 from chain.vm import ChainConfig
 from scheduler.transactions import ScheduledTransaction
@@ -217,7 +217,7 @@ class Engine:
             if block_hash not in self.blocks and self.reader.is_canonical(header):
                 fork_point = header
                 break
-            new_branch.append(self.blocks.get(block_hash) or self._stored_write(block_hash))
+            new_branch.append(self.blocks.get(block_hash) or self.stored_write(block_hash))
             block_hash = header.parent_hash
         new_branch.reverse()
 
@@ -256,7 +256,7 @@ class Engine:
         head = self.reader.refresh_head()
         self._forget_below(head.block_number - KEEP_DEPTH)
 
-    def _stored_write(self, block_hash: bytes) -> BlockWrite:
+    def stored_write(self, block_hash: bytes) -> BlockWrite:
         """A stored block that left the canonical chain, rejoining it (state already stored)."""
         header = self.reader.header(block_hash)
         block = self.reader.block(block_hash)

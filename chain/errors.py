@@ -10,6 +10,7 @@ class SibylError(Exception):
 
 
 class ExecutionStopped(Exception):
-    """Raised into a running execution to end it on purpose (a trace's timeout, a node
-    stopping): never a property of the block or transaction being executed, so the
-    importer and the builder let it through instead of calling them invalid."""
+    """Raised into a running execution to end it on purpose (a trace's timeout or size
+    bound, a node stopping): never a property of the block or transaction being
+    executed, so the importer and the builder let it through instead of calling them
+    invalid."""

@@ -25,13 +25,13 @@ from eth.vm.chain_context import ChainContext
 from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth_utils import ValidationError, keccak
 
-from chain import codec
-from chain.attested import AttestedTransaction, inner_transaction
+from chain.ai.attested import AttestedTransaction, inner_transaction
+from chain.ai.results import InvalidAiResult, Oracle, ReplicaNotHere
 from chain.errors import ExecutionStopped, SibylError
-from chain.oracle import InvalidAiResult, Oracle, ReplicaNotHere
 from chain.requests import InvalidRequests, block_requests, requests_hash
-from chain.storage import BlockWrite, state_view
-from chain.trie_root import ordered_trie_root
+from chain.storage import codec
+from chain.storage.store import BlockWrite, state_view
+from chain.trie.root import ordered_trie_root
 from chain.vm import ChainConfig, vm_class_at
 from scheduler.top_of_block import due_calls, run_scheduled, scheduled_transactions
 from scheduler.transactions import ScheduledTransaction
@@ -40,6 +40,9 @@ log = logging.getLogger("sibyl.execution")
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI | None]
 StateLookup = Callable[[bytes], bytes | None]
+
+
+MAX_NONCE = 2**64 - 1  # EIP-2681: an account's nonce stays below it
 
 
 class InvalidTransaction(Exception):
@@ -192,6 +195,8 @@ class BlockExecution:
         if oracle is not None:
             oracle.begin(tx.hash, tx.results if isinstance(tx, AttestedTransaction) else ())
         inner = inner_transaction(tx)
+        if getattr(inner, "nonce", 0) >= MAX_NONCE:  # EIP-2681; py-evm only bounds it by 2**256
+            raise InvalidTransaction(f"nonce has max value: nonce {inner.nonce}")
         try:
             if isinstance(inner, ScheduledTransaction):
                 call = self.due.get(inner.call_id)
@@ -340,6 +345,8 @@ def execute_block(
         executed = execution.finish(block.withdrawals)
     except (InvalidBlock, ExecutionStopped, SibylError):
         raise
+    except ValidationError as exc:  # py-evm validates what the header gives it late
+        raise InvalidBlock(f"block {header.block_number}: {exc}") from None
     except Exception as exc:  # whatever py-evm raises, the block is what is wrong
         log.warning("block execution raised number=%d error=%r", header.block_number, exc)
         raise InvalidBlock(

@@ -10,14 +10,15 @@ peer that recovers (or reorganises) is followed again.
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import aiohttp
-import rlp
 
-from chain import codec
 from chain.execution import InvalidBlock
+from chain.limits import load_json
 from chain.node import Node
+from chain.storage import codec
 
 log = logging.getLogger("sibyl.follower")
 
@@ -29,6 +30,12 @@ class PeerError(Exception):
     """The peer answered with an error or with something that is not a block."""
 
 
+def _block_number(value: Any) -> int:
+    if not isinstance(value, str) or not re.fullmatch(r"0x(0|[1-9a-f][0-9a-f]{0,15})", value):
+        raise PeerError(f"eth_blockNumber answered {str(value)[:80]!r}, not a block number")
+    return int(value, 16)
+
+
 class Follower:
     def __init__(self, node: Node, url: str) -> None:
         self.node = node
@@ -38,7 +45,10 @@ class Follower:
     async def _call(self, session: aiohttp.ClientSession, method: str, *params: Any) -> Any:
         body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
         async with session.post(self.url, json=body) as response:
-            reply = await response.json(content_type=None)
+            try:
+                reply = await response.json(content_type=None, loads=load_json)
+            except ValueError as exc:
+                raise PeerError(f"{method}: the reply is not JSON: {exc}") from None
         if not isinstance(reply, dict) or "error" in reply or "result" not in reply:
             raise PeerError(
                 f"{method} failed: {reply.get('error') if isinstance(reply, dict) else reply}"
@@ -60,18 +70,12 @@ class Follower:
         raw = await self._call(session, "debug_getRawBlock", hex(number))
         try:
             return codec.decode_any_block(self.node.chain_config, bytes.fromhex(raw[2:]))
-        except (
-            rlp.DecodingError,
-            rlp.DeserializationError,
-            ValueError,
-            IndexError,
-            TypeError,
-        ) as exc:
+        except codec.DECODE_ERRORS as exc:
             raise PeerError(f"block {number} from the peer does not decode: {exc}") from None
 
     async def sync(self, session: aiohttp.ClientSession) -> None:
         """Import every block the peer has beyond our head, in order."""
-        peer_head = int(await self._call(session, "eth_blockNumber"), 16)
+        peer_head = _block_number(await self._call(session, "eth_blockNumber"))
         number = self.node.reader.head.block_number + 1
         while number <= peer_head:
             block = await self._block(session, number)
@@ -99,7 +103,7 @@ class Follower:
         while number > 0:
             ours = self.node.store.canonical_hash(number)
             theirs = await self._call(session, "eth_getBlockByNumber", hex(number), False)
-            if theirs is not None and ours is not None and theirs["hash"] == "0x" + ours.hex():
+            if isinstance(theirs, dict) and ours and theirs.get("hash") == "0x" + ours.hex():
                 return number
             number -= 1
         return 0

@@ -21,10 +21,12 @@ from typing import Any
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA256, ZERO_ADDRESS, ZERO_HASH32
 from eth.db.account import AccountDB
 
-from chain import codec, registry
+from chain.ai import registry
 from chain.errors import SibylError
+from chain.limits import load_json
 from chain.slots import DictStorage
-from chain.storage import BlockWrite, state_view
+from chain.storage import codec
+from chain.storage.store import BlockWrite, state_view
 from chain.vm import ChainConfig, vm_class_at
 from scheduler.state import GAS_CAP_SLOT, SCHEDULER
 
@@ -255,7 +257,7 @@ def _model(value: Any, key: str) -> registry.ModelRecord:
         data,
         key,
         {"id", "name", "kind", "inputShape", "outputShape", "decimals", "quorum", "mode", "gas",
-         "outputLimit", "file", "package"},
+         "outputLimit", "file", "package", "verifyingKeyHash"},
     )  # fmt: skip
     kind = _choice(data.get("kind"), f"{key}.kind", registry.KINDS)
     gas = _object(data.get("gas", {}), f"{key}.gas")
@@ -269,6 +271,14 @@ def _model(value: Any, key: str) -> registry.ModelRecord:
     name = data.get("name", "")
     if not isinstance(name, str):
         raise GenesisError(f"{key}.name: must be a string")
+    mode = _choice(data.get("mode", "attest"), f"{key}.mode", registry.MODES)
+    if mode == "prove" and kind != "zk":
+        raise GenesisError(f"{key}.mode: prove needs a model of kind zk, not {kind}")
+    if (mode == "prove") != ("verifyingKeyHash" in data):
+        raise GenesisError(
+            f"{key}.verifyingKeyHash: required for mode prove (keccak256 of the model's "
+            "verifier files, see sidecars.zk), and only there"
+        )
     return registry.ModelRecord(
         id=_hex_bytes(data["id"], f"{key}.id", length=32),
         name=name,
@@ -277,10 +287,15 @@ def _model(value: Any, key: str) -> registry.ModelRecord:
         output_shape=_shape(data.get("outputShape"), f"{key}.outputShape"),
         decimals=_quantity(data.get("decimals", 6), f"{key}.decimals", bits=8),
         quorum=quorum,
-        mode=_choice(data.get("mode", "attest"), f"{key}.mode", registry.MODES),
+        mode=mode,
         gas_base=_quantity(gas.get("base", default_base), f"{key}.gas.base", bits=64),
         gas_per_unit=_quantity(gas.get("perUnit", default_per_unit), f"{key}.gas.perUnit", bits=64),
         output_limit=_quantity(data.get("outputLimit", 16384), f"{key}.outputLimit", bits=32),
+        verifying_key_hash=_hex_bytes(
+            data["verifyingKeyHash"], f"{key}.verifyingKeyHash", length=32
+        )
+        if mode == "prove"
+        else b"",
     )
 
 
@@ -352,9 +367,13 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
         if len(extra) > 32:
             raise GenesisError("extraData: at most 32 bytes")
         base_fee = data.get("baseFeePerGas")  # geth: null or absent means the initial one
+        # Each block's timestamp exceeds its parent's: a genesis at the top of uint64
+        # could have no block 1. Below 2**63 leaves the chain its life, and int64 readers
+        # (Go's time, which consensus clients use) their range.
+        timestamp = _quantity(data.get("timestamp", 0), "timestamp", bits=63)
         return Genesis(
             config=config,
-            timestamp=_quantity(data.get("timestamp", 0), "timestamp", bits=64),
+            timestamp=timestamp,
             gas_limit=gas_limit,
             base_fee=INITIAL_BASE_FEE if base_fee is None else _quantity(base_fee, "baseFeePerGas"),
             extra_data=extra,
@@ -374,8 +393,8 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
 
 def _genesis_object(raw: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = load_json(raw)
+    except ValueError as exc:
         raise GenesisError(f"not valid JSON: {exc}") from None
     return _object(data, "genesis")
 

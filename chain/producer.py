@@ -2,11 +2,20 @@
 
 It makes the same Engine API calls a consensus client makes (forkchoiceUpdated with
 attributes, getPayload, newPayload, forkchoiceUpdated to the new head), so the dev chain
-exercises the production path. With ``block_time == 0`` a block is made as soon as the
-pool holds pending transactions (those that arrived while the previous block was being
-built share the next one), and, while scheduled calls are active, at least once a second
-so that the block numbers they wait for come; with ``block_time > 0`` a block is made
-every period, empty or not.
+exercises the production path. It mines in one of three modes, as anvil and hardhat do:
+
+* automine (``block_time == 0``): a block as soon as the pool holds pending transactions
+  (those that arrived while the previous block was being built share the next one), and,
+  while scheduled calls are active, at least once a second so that the block numbers they
+  wait for come. A sender waits in :meth:`included` until the round that takes its
+  transaction has committed its block, so ``eth_sendRawTransaction`` answers after
+  inclusion, as anvil's automine does, and a client's ``tx.wait()`` never races a block;
+* interval (``block_time > 0``, or ``evm_setIntervalMining``): a block every period, empty
+  or not;
+* manual (``evm_setAutomine(false)`` with no interval): blocks only on ``evm_mine``.
+
+Block timestamps follow the wall clock plus an offset that ``evm_increaseTime`` and
+``evm_setNextBlockTimestamp`` move (see :mod:`chain.dev`).
 """
 
 import asyncio
@@ -29,38 +38,106 @@ SCHEDULE_TICK = 1.0  # seconds between blocks while scheduled calls wait for the
 class DevProducer:
     def __init__(self, node: Node, block_time: float) -> None:
         self.node = node
-        self.block_time = block_time
+        self.automine = block_time == 0
+        self.interval = block_time
+        self.time_offset = 0  # seconds added to the wall clock for the next timestamps
+        self.next_timestamp: int | None = None  # the next block's, when one is set
         self.wake = asyncio.Event()
+        self._next_slot = time.monotonic() + block_time
+        self._mining = asyncio.Lock()  # one block at a time, whoever asks for it
+        self._rounds = asyncio.Condition()
+        self._started = 0  # automine rounds begun, and ended
+        self._finished = 0
         node.pool.listeners.append(lambda entry: self.wake.set())
 
+    # modes
+
+    def set_automine(self, enabled: bool) -> None:
+        self.automine = enabled
+        if enabled:
+            self.interval = 0
+        self.wake.set()
+
+    def set_interval(self, seconds: float) -> None:
+        """Mine every ``seconds`` (0: stop interval mining, as hardhat and anvil do)."""
+        self.interval = seconds
+        if seconds > 0:
+            self.automine = False
+            self._next_slot = time.monotonic() + seconds
+        self.wake.set()
+
+    # the loop
+
     async def run(self) -> None:
-        next_slot = time.monotonic()
         while True:
-            if self.block_time > 0:
-                next_slot += self.block_time
-                await asyncio.sleep(max(0.0, next_slot - time.monotonic()))
-            else:
-                with contextlib.suppress(TimeoutError):
-                    timeout = SCHEDULE_TICK if self._schedules_active() else None
-                    await asyncio.wait_for(self.wake.wait(), timeout)
-                self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self._timeout())
+            self.wake.clear()
             try:
-                await self.produce()
+                if self.interval > 0:
+                    if time.monotonic() >= self._next_slot:
+                        self._next_slot = max(self._next_slot + self.interval, time.monotonic())
+                        await self.mine(force=True)
+                elif self.automine:
+                    await self._automine_round()
             except Exception:
                 log.exception("block production failed")
+
+    def _timeout(self) -> float | None:
+        if self.interval > 0:
+            return max(0.0, self._next_slot - time.monotonic())
+        if self.automine and self._schedules_active():
+            return SCHEDULE_TICK
+        return None
+
+    async def _automine_round(self) -> None:
+        self._started += 1
+        try:
+            await self.mine(force=self._schedules_active())
+        finally:
+            async with self._rounds:
+                self._finished = self._started
+                self._rounds.notify_all()
+
+    async def included(self) -> None:
+        """Return once a transaction just added to the pool is in a committed block (or
+        the automine round that looked at it left it out: a nonce gap, a full block).
+        Returns at once when the chain is not automining."""
+        if not self.automine:
+            return
+        target = self._started + 1  # a round that begins from now on sees the pool as is
+        self.wake.set()
+        async with self._rounds:
+            await self._rounds.wait_for(lambda: self._finished >= target or not self.automine)
 
     def _schedules_active(self) -> bool:
         reader = self.node.reader
         return calls.active_count(reader.accounts(reader.head)) > 0
 
-    async def produce(self) -> bytes | None:
-        """Make one block on the current head; None when there is nothing to include."""
+    # making a block
+
+    def exclusive(self) -> asyncio.Lock:
+        """Held while a block is made; dev edits take it too, so none lands mid-block."""
+        return self._mining
+
+    async def mine(self, force: bool = True) -> bytes | None:
+        """Make one block on the current head, with what the pool holds; unless
+        ``force``, None when there is nothing to include."""
+        async with self._mining:
+            return await self._produce(force)
+
+    def timestamp_after(self, parent_timestamp: int) -> int:
+        if self.next_timestamp is not None:
+            return max(self.next_timestamp, parent_timestamp + 1)
+        return max(int(time.time()) + self.time_offset, parent_timestamp + 1)
+
+    async def _produce(self, force: bool) -> bytes | None:
         node, engine = self.node, self.node.engine
         pending, _ = node.pool.split()
-        if self.block_time == 0 and not pending and not self._schedules_active():
+        if not force and not pending:
             return None
         head = node.reader.head
-        timestamp = max(int(time.time()), head.timestamp + 1)
+        timestamp = self.timestamp_after(head.timestamp)
         cancun = node.chain_config.fork_at(timestamp) != "shanghai"
         attributes = PayloadAttributes(
             timestamp=timestamp,
@@ -81,4 +158,7 @@ class DevProducer:
             )
             return None
         await node.chain_call(engine.forkchoice_updated, block.hash, block.hash, block.hash)
+        if self.next_timestamp is not None:  # later blocks go on from the time set
+            self.time_offset = timestamp - int(time.time())
+            self.next_timestamp = None
         return block.hash

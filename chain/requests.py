@@ -7,11 +7,12 @@ ABI layout is not the deposit contract's, a request contract that has no code, o
 system call to one that reverts, throws or runs out of gas.
 """
 
-import hashlib
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from eth.constants import SYSTEM_ADDRESS, SYSTEM_MESSAGE_GAS
+from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.constants import (
     CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
     CONSOLIDATION_REQUEST_TYPE,
@@ -103,9 +104,12 @@ def block_requests(
 
 
 def requests_hash(requests: list[bytes]) -> bytes:
-    """EIP-7685: sha256 over the sha256 of each non-empty request."""
-    outer = hashlib.sha256()
-    for request in requests:
-        if len(request) > 1:
-            outer.update(hashlib.sha256(request).digest())
-    return outer.digest()
+    """EIP-7685's commitment to a block's requests, by py-evm's own rule (Prague's
+    ``compute_requests_hash``, which reads the requests from a block and writes the hash
+    into a copy of its header: here the copies are the hash itself)."""
+    block = SimpleNamespace(
+        block_requests=requests,
+        header=SimpleNamespace(copy=lambda requests_hash: requests_hash),
+        copy=lambda header: header,
+    )
+    return PragueVM.compute_requests_hash(block)

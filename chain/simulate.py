@@ -9,12 +9,12 @@ must still cover ``value``.
 """
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth._utils.state import code_is_delegation_designation
 from eth.abc import BlockHeaderAPI, ComputationAPI
 from eth.consensus.context import ConsensusContext
 from eth.exceptions import (
@@ -37,15 +37,18 @@ from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
 from eth_utils import ValidationError, to_checksum_address
 
+from chain.ai.replicas import LocalModels
+from chain.ai.results import NO_TX, CallOracle, SidecarPool
+from chain.evm_timeout import Deadline, EvmTimeout, bounded
 from chain.execution import VMChainDB
-from chain.oracle import NO_TX, CallOracle, SidecarPool
-from chain.replicas import LocalModels
-from chain.storage import state_view
+from chain.gas import TX_GAS, intrinsic_gas
+from chain.precompiles.native import ERROR_SELECTOR
+from chain.state_db import access_list, is_delegation
+from chain.storage.store import state_view
 from chain.vm import ChainConfig, vm_class_at
 
-CALL_GAS_CAP = 50_000_000
-TX_GAS = 21000
-ERROR_SELECTOR = bytes.fromhex("08c379a0")
+CALL_GAS_CAP = 50_000_000  # geth's --rpc.gascap default
+CALL_TIMEOUT = 5.0  # seconds, geth's --rpc.evmtimeout default
 PANIC_SELECTOR = bytes.fromhex("4e487b71")
 PANIC_REASONS = {
     0x00: "generic panic",
@@ -106,11 +109,12 @@ def revert_reason(data: bytes) -> str | None:
 
 
 class Simulator:
-    """Runs calls on the state after a given block.
+    """Runs calls on the state after a given block, each bounded by ``gas_cap`` gas and
+    ``timeout`` seconds (:mod:`chain.evm_timeout`).
 
-    The VM of the last block asked about is kept, and every call runs inside a snapshot
-    that is reverted afterwards: repeated calls on the head (the common case) find the
-    accounts, storage and trie nodes they read already decoded.
+    Each thread keeps the VM of the last block it was asked about, and every call runs
+    inside a snapshot that is reverted afterwards: repeated calls on the head (the common
+    case) find the accounts, storage and trie nodes they read already decoded.
     """
 
     def __init__(
@@ -120,26 +124,36 @@ class Simulator:
         headers: Any,
         sidecars: SidecarPool | None,
         replicas: LocalModels | None = None,
+        gas_cap: int = CALL_GAS_CAP,
+        timeout: float = CALL_TIMEOUT,
     ) -> None:
         self.config = config
         self.state_get = state_get
         self.headers = headers
         self.sidecars = sidecars
         self.replicas = replicas
-        self._warm: tuple[bytes, Any] | None = None
+        self.gas_cap = gas_cap
+        self.timeout = timeout
+        self.deadline = Deadline()
+        self._local = threading.local()  # .warm: (parent hash, VM) of this thread
+
+    def gas_for(self, parent: BlockHeaderAPI, args: CallArgs) -> int:
+        """The gas a call runs with: its own or the block's, at most the cap (as geth)."""
+        return min(args.gas or parent.gas_limit, self.gas_cap)
 
     def _vm(self, parent: BlockHeaderAPI, fresh: bool = False) -> Any:
         """A VM for the block after ``parent``, with base fee 0 and a generous gas limit;
         the kept one unless ``fresh`` (py-evm's record of what was read only restarts with
         a new state)."""
-        if not fresh and self._warm is not None and self._warm[0] == parent.hash:
-            return self._warm[1]
+        warm = getattr(self._local, "warm", None)
+        if not fresh and warm is not None and warm[0] == parent.hash:
+            return warm[1]
         timestamp = parent.timestamp + 1
         vm_class = vm_class_at(self.config, timestamp)
         header = vm_class.create_header_from_parent(
             parent,
             timestamp=timestamp,
-            gas_limit=max(parent.gas_limit, CALL_GAS_CAP),
+            gas_limit=max(parent.gas_limit, self.gas_cap),
             coinbase=parent.coinbase,
             difficulty=0,
         )
@@ -152,8 +166,9 @@ class Simulator:
             consensus_context=ConsensusContext(db),
         )
         vm.state.oracle = CallOracle(self.config.chain_id, self.sidecars, self.replicas)
+        vm.state.computation_class = bounded(vm.state.computation_class, self.deadline)
         if not fresh:
-            self._warm = (parent.hash, vm)
+            self._local.warm = (parent.hash, vm)
         return vm
 
     def _transaction(self, vm: Any, args: CallArgs, gas: int) -> Any:
@@ -180,11 +195,11 @@ class Simulator:
         """eth_call's fast path: the message alone, as the transaction executor would send
         it (same gas, same warm accounts, same delegation), without buying gas, bumping
         the nonce or settling fees, none of which a call's result depends on."""
-        intrinsic = _intrinsic_gas(args)
+        intrinsic = intrinsic_gas(args.data, args.access_list)
         if gas < intrinsic:
             raise CallError(f"intrinsic gas too low: gas {gas}, minimum needed {intrinsic}")
         code, code_address = state.get_code(args.to), args.to
-        if code_is_delegation_designation(code):  # EIP-7702: run the delegate's code
+        if is_delegation(code):  # EIP-7702: run the delegate's code
             code_address = code[3:]
             state.mark_address_warm(code_address)
             code = state.get_code(code_address)
@@ -225,7 +240,7 @@ class Simulator:
         estimation needs; otherwise calls take the message-only fast path. With
         ``computation_class`` (given the VM's, it returns the one to run: a tracer's), a
         fresh VM runs the call."""
-        gas = gas if gas is not None else (args.gas or min(parent.gas_limit, CALL_GAS_CAP))
+        gas = gas if gas is not None else self.gas_for(parent, args)
         vm = self._vm(parent, fresh or computation_class is not None)
         state = vm.state
         if computation_class is not None:
@@ -254,19 +269,30 @@ class Simulator:
                 except ValidationError as exc:
                     raise CallError(str(exc)) from None
             yield computation, state
+        except EvmTimeout:
+            self._local.warm = None  # stopped mid-message: start the next call afresh
+            raise
         finally:
             state.revert(snapshot)
             if hasattr(type(state), "transient_storage"):  # EIP-1153, from Cancun on
                 state.clear_transient_storage()
 
     def call(self, parent: BlockHeaderAPI, args: CallArgs) -> bytes:
-        with self.execution(parent, args, exact=False) as (computation, _):
+        with (
+            self.deadline.running(self.timeout),
+            self.execution(parent, args, exact=False) as (computation, _),
+        ):
             _raise_for(computation)
             return computation.output
 
     def estimate_gas(self, parent: BlockHeaderAPI, args: CallArgs) -> int:
-        """The least gas limit with which the call succeeds (geth's binary search)."""
-        cap = args.gas or min(parent.gas_limit, CALL_GAS_CAP)
+        """The least gas limit with which the call succeeds (geth's binary search), the
+        whole search within the time limit."""
+        with self.deadline.running(self.timeout):
+            return self._estimate_gas(parent, args)
+
+    def _estimate_gas(self, parent: BlockHeaderAPI, args: CallArgs) -> int:
+        cap = self.gas_for(parent, args)
         if not args.data and args.to and not args.access_list:
             code = self._vm(parent).state.get_code(args.to)
             if not code and self._succeeds(parent, args, TX_GAS):
@@ -301,12 +327,15 @@ class Simulator:
         self, parent: BlockHeaderAPI, args: CallArgs
     ) -> tuple[list[tuple[bytes, list[int]]], str | None]:
         """The accounts and slots the call touches (without sender, recipient, precompiles)."""
-        with self.execution(parent, args, fresh=True) as (computation, state):
+        with (
+            self.deadline.running(self.timeout),
+            self.execution(parent, args, fresh=True) as (computation, state),
+        ):
             skip = {args.sender, args.to, state.coinbase} | set(
                 state.computation_class.get_precompiles()
             )
             # py-evm records every account the state read; the call touched those it warmed.
-            touched = state._account_db._get_access_list()
+            touched = access_list(state)
             entries = [
                 (address, sorted(tracker.slots_queried))
                 for address, tracker in sorted(touched.items())
@@ -315,18 +344,6 @@ class Simulator:
             failed = computation.is_error
             error = (str(computation.error) or "execution reverted") if failed else None
         return entries, error
-
-
-def _intrinsic_gas(args: CallArgs) -> int:
-    zeros = args.data.count(0)
-    slots = sum(len(s) for _, s in args.access_list)
-    return (
-        TX_GAS
-        + 4 * zeros
-        + 16 * (len(args.data) - zeros)
-        + 2400 * len(args.access_list)
-        + (1900 * slots)
-    )
 
 
 # geth's words for an exceptional halt (core/vm/errors.go), which clients and tests match

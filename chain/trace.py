@@ -28,17 +28,21 @@ import threading
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, MessageAPI
 from eth.exceptions import Revert, VMError
 from eth.vm.logic.invalid import InvalidOpcode
 
+from chain.ai.results import Oracle, VerifyOracle
 from chain.errors import ExecutionStopped
 from chain.execution import BlockExecution, HeaderLookup, StateLookup
-from chain.oracle import Oracle
-from chain.simulate import CALL_GAS_CAP, CallArgs, Simulator, halt_message, revert_reason
+from chain.simulate import CallArgs, Simulator, halt_message, revert_reason
+from chain.state_db import last_log, memory_bytes, stack_values
 from chain.vm import ChainConfig, vm_class_at
+
+if TYPE_CHECKING:  # the node holds what a replay reads; it never imports this module
+    from chain.node import Node
 
 CALL_TRACER = "callTracer"
 DEFAULT_TIMEOUT = 5.0  # seconds, as geth
@@ -46,6 +50,10 @@ DEFAULT_TIMEOUT = 5.0  # seconds, as geth
 
 class TraceTimeout(ExecutionStopped):
     """A trace ran past its timeout."""
+
+
+class TraceTooLarge(ExecutionStopped):
+    """A struct-logger trace grew past the node's memory bound for one trace."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,7 @@ class TraceOptions:
     with_log: bool = False  # callTracer's tracerConfig.withLog
     timeout: float = DEFAULT_TIMEOUT
     limit: int = 0  # the struct logger's most entries; 0: no limit
+    max_bytes: int = 0  # the node's bound on the struct logger's memory; 0: none
 
 
 def trace_block(
@@ -93,6 +102,24 @@ def trace_block(
     return traces
 
 
+def trace_mined(
+    node: "Node",
+    block: BlockAPI,
+    options: TraceOptions,
+    only: int | None = None,
+    abort: threading.Event | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`trace_block` for a block of the node's chain: replayed on its parent's
+    stored state, its AI calls answered by the results the block records (checked as an
+    importer checks them), so a node without sidecars traces them too."""
+    parent = node.reader.header(block.header.parent_hash)
+    oracle = VerifyOracle(node.chain_config.chain_id, None, node.engine.replicas)
+    return trace_block(
+        node.chain_config, parent, block, node.store.state_get, node.reader.header,
+        oracle, options, only, abort,
+    )  # fmt: skip
+
+
 def trace_call(
     simulator: Simulator,
     parent: BlockHeaderAPI,
@@ -101,7 +128,7 @@ def trace_call(
     abort: threading.Event | None = None,
 ) -> dict[str, Any]:
     """The trace of ``args`` run as ``eth_call`` runs it on the state after ``parent``."""
-    gas = args.gas or min(parent.gas_limit, CALL_GAS_CAP)
+    gas = simulator.gas_for(parent, args)
     call = SimpleNamespace(sender=args.sender, to=args.to, data=args.data, gas=gas,
                            value=args.value)  # fmt: skip
     tracer = _tracer(options, call, abort)
@@ -158,6 +185,7 @@ class StructLogger(Tracer):
     def __init__(self, options: TraceOptions, tx: Any, abort: threading.Event | None) -> None:
         super().__init__(options, tx, abort)
         self.logs: list[dict[str, Any]] = []
+        self.size = 0  # about what self.logs holds, in bytes
         self.storage: dict[bytes, dict[int, int]] = {}  # per contract: slots touched so far
         self.running: tuple[dict[str, Any], ComputationAPI] | None = None
         self.resume: dict[int, int] = {}  # id(computation) -> its pc after its last opcode
@@ -186,7 +214,7 @@ class StructLogger(Tracer):
         # the pc where the code ends.
         if code.program_counter == self.resume.get(id(computation)) == len(code):
             pc += 1
-        stack = computation._stack.values
+        stack = stack_values(computation)
         entry: dict[str, Any] = {
             "pc": pc,
             "op": mnemonic,
@@ -195,7 +223,7 @@ class StructLogger(Tracer):
         }
         if not self.options.disable_stack:
             entry["stack"] = [hex(_word(v)) for v in stack]
-        memory = computation._memory._bytes
+        memory = memory_bytes(computation)
         if self.options.enable_memory and memory:  # geth leaves out what is empty
             entry["memory"] = [memory[i : i + 32].hex() for i in range(0, len(memory), 32)]
         if self.options.enable_return_data and computation.return_data:
@@ -211,9 +239,22 @@ class StructLogger(Tracer):
             slots = self.storage.setdefault(address, {})
             slots[slot] = value
             entry["storage"] = {f"{k:064x}": f"{v:064x}" for k, v in slots.items()}
+        self._count(entry, len(memory))
         self.logs.append(entry)
         self.running = (entry, computation)
         return entry
+
+    def _count(self, entry: dict[str, Any], memory: int) -> None:
+        """Add the entry's size (Python objects: about 4 bytes per byte of memory kept as
+        hex, 80 per stack item, 250 per storage slot) and stop past the node's bound."""
+        self.size += 200 + 80 * len(entry.get("stack", ())) + 250 * len(entry.get("storage", ()))
+        self.size += (4 * memory if "memory" in entry else 0) + len(entry.get("returnData", ""))
+        if self.options.max_bytes and self.size > self.options.max_bytes:
+            raise TraceTooLarge(
+                f"trace larger than {self.options.max_bytes} bytes after {len(self.logs)} "
+                "steps: ask for fewer (limit) or less detail (disableStack, disableStorage, "
+                "no enableMemory)"
+            )
 
     def done(self, token: Any, computation: ComputationAPI, error: VMError | None) -> None:
         if token is None:
@@ -258,7 +299,7 @@ class CallTracer(Tracer):
             return None
         if mnemonic.startswith("LOG") and self.options.with_log:
             return "log"
-        stack = computation._stack.values
+        stack = stack_values(computation)
         if mnemonic != "SELFDESTRUCT" or not stack:
             return None
         address = computation.msg.storage_address
@@ -276,7 +317,7 @@ class CallTracer(Tracer):
         if token is None or error is not None:
             return
         if token == "log":
-            _, address, topics, data = computation._log_entries[-1]
+            _, address, topics, data = last_log(computation)
             self.logs.setdefault(id(computation), []).append(
                 {
                     "address": "0x" + address.hex(),

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import rlp
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth.constants import SECPK1_N
 from eth.db.account import AccountDB
@@ -25,13 +24,16 @@ from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError, to_checksum_address
 
-from chain.calldata_floor import floor_gas
+from chain.execution import MAX_NONCE
+from chain.gas import floor_gas
+from chain.limits import check_transaction
+from chain.storage.codec import DECODE_ERRORS
 from chain.vm import vm_class_at
 
 MAX_TX_SIZE = 128 * 1024
 MAX_INITCODE_SIZE = 49152
 REPLACEMENT_BUMP_PERCENT = 10
-SUPPORTED_TYPES = {0, 1, 2, 4}
+TYPED_TRANSACTIONS = {1, 2, 4}  # EIP-2930, EIP-1559, EIP-7702 envelopes
 SET_CODE_TX_TYPE = 4
 
 
@@ -67,6 +69,35 @@ def _fees(tx: SignedTransactionAPI) -> tuple[int, int]:
     return tx.max_fee_per_gas, tx.max_priority_fee_per_gas
 
 
+# geth decodes into fixed-width fields, so a wider number is a decoding error there
+_GO_TYPES = {None: "LegacyTx", 0: "LegacyTx", 1: "AccessListTx", 2: "DynamicFeeTx", 4: "SetCodeTx"}
+_FIELD_WIDTHS = (
+    ("nonce", "Nonce", 64),
+    ("gas", "Gas", 64),
+    ("chain_id", "ChainID", 256),
+    ("gas_price", "GasPrice", 256),
+    ("max_fee_per_gas", "GasFeeCap", 256),
+    ("max_priority_fee_per_gas", "GasTipCap", 256),
+    ("value", "Value", 256),
+    ("v", "V", 256),
+    ("y_parity", "V", 256),
+    ("r", "R", 256),
+    ("s", "S", 256),
+)
+
+
+def _check_widths(tx: SignedTransactionAPI) -> None:
+    go_type = _GO_TYPES.get(tx.type_id, "Transaction")
+    inner = getattr(tx, "_inner", tx)  # a typed transaction's fields live on its payload
+    for name, go_name, bits in _FIELD_WIDTHS:
+        value = getattr(inner, name, None)
+        if isinstance(value, int) and value >> bits:
+            raise TxPoolError(
+                f"rlp: input string too long for uint{bits}, decoding into "
+                f"(types.{go_type}).{go_name}"
+            )
+
+
 class TxPool:
     def __init__(
         self,
@@ -93,21 +124,33 @@ class TxPool:
         vm_class = vm_class_at(self._chain_config, head.timestamp + 1)
         if len(raw) > MAX_TX_SIZE:
             raise TxPoolError(f"oversized data: transaction size {len(raw)}, limit {MAX_TX_SIZE}")
-        if not raw:
+        typed = bool(raw) and raw[0] <= 0x7F
+        if len(raw) <= 1 and (typed or not raw):  # geth's decoding steps and words
             raise TxPoolError("typed transaction too short")
-        if raw[0] <= 0x7F and raw[0] not in SUPPORTED_TYPES:
+        if typed and raw[0] not in TYPED_TRANSACTIONS:
             raise TxPoolError("transaction type not supported")
         try:
+            check_transaction(raw)
             tx = vm_class.get_transaction_builder().decode(raw)
-        except (rlp.DecodingError, rlp.DeserializationError, ValidationError, ValueError) as exc:
+        except DECODE_ERRORS as exc:
             raise TxPoolError(f"rlp: {exc}") from None
         if tx.encode() != raw:
             raise TxPoolError("rlp: non-canonical transaction encoding")
+        _check_widths(tx)
         return tx
 
     def add(self, raw: bytes) -> bytes:
         """Validate and admit a raw transaction; returns its hash."""
+        return self._admit(self.decode(raw), raw)
+
+    def add_impersonated(self, raw: bytes, sender: bytes) -> bytes:
+        """Admit a transaction whose signature is a placeholder, taking ``sender`` as
+        given: a dev chain's impersonated account (``anvil_impersonateAccount``)."""
         tx = self.decode(raw)
+        tx._sender = sender  # chain.vm.CachedSender: never recovered from the signature
+        return self._admit(tx, raw)
+
+    def _admit(self, tx: SignedTransactionAPI, raw: bytes) -> bytes:
         entry = self._validate(tx, raw)
         existing = self.by_sender.get(entry.sender, {}).get(entry.nonce)
         if existing is not None:
@@ -132,6 +175,10 @@ class TxPool:
             sender = tx.sender  # one recovery, high-s refused (chain.vm.recover_sender)
         except (ValidationError, ValueError, BadSignature):
             raise TxPoolError("invalid sender") from None
+        if tx.nonce >= MAX_NONCE:  # EIP-2681
+            raise TxPoolError(
+                f"nonce has max value: address {to_checksum_address(sender)}, nonce: {tx.nonce}"
+            )
         if tx.type_id == SET_CODE_TX_TYPE and not tx.authorization_list:
             raise TxPoolError("set code tx must have at least one authorization tuple")
         head = self._head()
@@ -238,6 +285,11 @@ class TxPool:
 
     def __len__(self) -> int:
         return len(self.by_hash)
+
+    def clear(self) -> None:
+        """Forget every transaction (a dev chain's revert to a snapshot)."""
+        self.by_hash.clear()
+        self.by_sender.clear()
 
     # a new head
 

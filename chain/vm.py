@@ -11,14 +11,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
-import rlp
 from eth.abc import VirtualMachineAPI
-from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
-from eth.db.account import AccountDB
-from eth.db.cache import CacheDB
-from eth.db.journal import JournalDB
-from eth.db.storage import AccountStorageDB, StorageLookup
-from eth.rlp.accounts import Account
 from eth.rlp.receipts import Receipt
 from eth.vm.forks.cancun import CancunVM
 from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
@@ -27,13 +20,12 @@ from eth.vm.forks.prague.constants import SET_CODE_TRANSACTION_TYPE
 from eth.vm.forks.shanghai import ShanghaiVM
 from eth.vm.forks.shanghai.constants import MAX_INITCODE_SIZE
 from eth_utils import ValidationError, keccak
-from lru import LRU
 from rlp.sedes import CountableList
 
-from chain.attested import ATTESTED_TX_TYPE, AttestedTransaction
-from chain.calldata_floor import floor_gas
+from chain.ai.attested import ATTESTED_TX_TYPE, AttestedTransaction
+from chain.gas import floor_gas
 from chain.precompiles.mapping import PRECOMPILES
-from chain.trie_batch import apply_writes
+from chain.state_db import SibylAccountDB
 from scheduler.transactions import SCHEDULED_TX_TYPE, ScheduledTransaction
 from sidecars.attestation import InvalidAttestation, recover_signer
 
@@ -101,144 +93,14 @@ class CachedSender:
             return self._hash
 
 
-class CopyingAccount(Account):
-    """py-evm's account whose ``copy`` builds the changed account directly. Every balance
-    or nonce change copies an account, about five per transaction, and rlp's generic
-    ``copy`` (a deep copy of each unchanged field) takes 13 µs where this takes 3."""
-
-    def copy(self, **changes: Any) -> "CopyingAccount":
-        fields = zip(("nonce", "balance", "storage_root", "code_hash"), self, strict=True)
-        return CopyingAccount(**{**dict(fields), **changes})
-
-
-class SibylAccountDB(AccountDB):
-    """py-evm's account database with caches for what is named by its content.
-
-    py-evm forgets every decoded account when a snapshot is reverted (each ``eth_call``
-    ends with one) and reads code from the database on every call. An encoded account
-    decodes to the same value wherever it is read, and code is stored under its own
-    hash, so both are kept across calls, blocks and states without ever going stale.
-    A code read served from the cache is not recorded in py-evm's witness of accessed
-    bytecodes, which the node does not use.
-    """
-
-    def _get_account(self, address: bytes, from_journal: bool = True) -> Account:
-        if from_journal and address in self._account_cache:
-            return self._account_cache[address]
-        encoded = self._get_encoded_account(address, from_journal)
-        account = decode_account(encoded) if encoded else CopyingAccount()
-        if from_journal:
-            self._account_cache[address] = account
-        return account
-
-    def has_storage(self, address: bytes) -> bool:
-        """Whether the account's committed storage is non-empty."""
-        return self._get_storage_root(address) != BLANK_ROOT_HASH
-
-    def get_code(self, address: bytes) -> bytes:
-        code_hash = self.get_code_hash(address)
-        if code_hash == EMPTY_SHA3:
-            return b""
-        code = CODE_BY_HASH.get(code_hash)
-        if code is None:
-            code = CODE_BY_HASH[code_hash] = super().get_code(address)
-        return code
-
-    def _get_address_store(self, address: bytes) -> AccountStorageDB:
-        """py-evm's, with storage whose writes reach the trie together."""
-        store = self._account_stores.get(address)
-        if store is None:
-            storage_root = self._get_storage_root(address)
-            store = BatchedStorageDB(self._raw_store_db, storage_root, address)
-            self._account_stores[address] = store
-        return store
-
-
-class BatchedStorageLookup(StorageLookup):
-    """py-evm's storage lookup, with the writes of each storage root applied at once.
-
-    py-evm sets each written slot in the storage trie as it arrives, rewriting and
-    rehashing the path from the root every time. Here writes wait, by hashed slot (reads
-    see them), until the root is needed, then go into the trie in one pass
-    (:func:`chain.trie_batch.apply_writes`). The trie is the same; a block's storage
-    root takes a fraction of the time, the more so the deeper the trie."""
-
-    def __init__(self, db: Any, storage_root: bytes, address: bytes) -> None:
-        super().__init__(db, storage_root, address)
-        self._waiting: dict[bytes, bytes] = {}  # hashed slot -> value, b"" deletes
-
-    def __getitem__(self, key: bytes) -> bytes:
-        if self._waiting:  # rarely: writes wait only while a root is being made
-            value = self._waiting.get(self._decode_key(key))
-            if value is not None:
-                return value
-        return super().__getitem__(key)
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._waiting[self._decode_key(key)] = value
-
-    def __delitem__(self, key: bytes) -> None:
-        self._waiting[self._decode_key(key)] = b""
-
-    def _exists(self, key: bytes) -> bool:
-        return self[key] != b""
-
-    @property
-    def has_changed_root(self) -> bool:
-        return bool(self._waiting) or self._write_trie is not None
-
-    def get_changed_root(self) -> bytes:
-        self._apply_waiting()
-        return super().get_changed_root()
-
-    def commit_to(self, db: Any) -> None:
-        self._apply_waiting()
-        super().commit_to(db)
-
-    def new_trie(self) -> int:
-        self._apply_waiting()
-        return super().new_trie()
-
-    def rollback_trie(self, trie_index: int) -> None:
-        self._waiting.clear()  # they were writes to the trie being rolled back
-        super().rollback_trie(trie_index)
-
-    def _apply_waiting(self) -> None:
-        if self._waiting:
-            trie = self._get_write_trie()
-            trie.root_hash = apply_writes(self._trie_nodes_batch, trie.root_hash, self._waiting)
-            self._waiting = {}
-
-
-class BatchedStorageDB(AccountStorageDB):
-    """py-evm's account storage over a :class:`BatchedStorageLookup` (its layers of
-    cache and journals rebuilt on top of it, as py-evm builds them)."""
-
-    def __init__(self, db: Any, storage_root: bytes, address: bytes) -> None:
-        super().__init__(db, storage_root, address)
-        self._storage_lookup = BatchedStorageLookup(db, storage_root, address)
-        self._storage_cache = CacheDB(self._storage_lookup)
-        self._locked_changes = JournalDB(self._storage_cache)
-        self._journal_storage = JournalDB(self._locked_changes)
-
-
-@lru_cache(maxsize=8192)
-def decode_account(encoded: bytes) -> CopyingAccount:
-    """An account's RLP decoded; accounts are immutable, so one value serves every read."""
-    return rlp.decode(encoded, sedes=CopyingAccount)
-
-
-CODE_BY_HASH: LRU = LRU(1024)
-
-
 class SibylState:
     """Mixed into each fork's state class.
 
-    ``oracle`` is where the AI precompiles get their outputs (chain.oracle); each
+    ``oracle`` is where the AI precompiles get their outputs (chain.ai.results); each
     execution sets its own, and a state without one refuses AI calls. Scheduled
     transactions skip the checks of signed ones (signature, nonce, balance): every field
     of theirs follows from the scheduler's state, whose deposits pay their gas.
-    ``registry_records`` holds the registry records read so far (chain.registry).
+    ``registry_records`` holds the registry records read so far (chain.ai.registry).
     """
 
     oracle: Any = None

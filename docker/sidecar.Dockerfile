@@ -1,4 +1,8 @@
-# The sidecar image: `sibyl sidecar serve` with the torch (CPU), ONNX and embed runtimes.
+# The sidecar image: `python -m sidecars.serve` (what `sibyl sidecar serve` runs) with the
+# torch (CPU), ONNX, embed and zk (ezkl) runtimes. It installs the package's base
+# dependencies (gRPC, protobuf, coincurve, eth-keys, eth-abi, numpy, ezkl) and the
+# runtimes' extras, not the node's (`node`: py-evm, LMDB, aiohttp...): a sidecar never
+# imports the node.
 #
 # Built by .ci/docker-up from a staged context (see docs/sidecars.md, "Image"):
 #   src/      pyproject.toml, README.md and the package folders
@@ -36,5 +40,5 @@ ENV PATH=/opt/sibyl/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1
 EXPOSE 50051
-ENTRYPOINT ["sibyl", "sidecar", "serve"]
+ENTRYPOINT ["python3", "-m", "sidecars.serve"]
 CMD ["--help"]

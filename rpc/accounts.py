@@ -6,7 +6,6 @@ hardhat do, so tools that sign remotely (hardhat's ``localhost`` network, ethers
 and these methods report no accounts.
 """
 
-import json
 from typing import Any
 
 from eth_account import Account
@@ -14,6 +13,7 @@ from eth_account.messages import encode_defunct, encode_typed_data
 from eth_keys import keys
 from eth_utils import to_checksum_address
 
+from chain.limits import load_json
 from chain.node import Node
 from chain.simulate import CallArgs
 from rpc import params as p
@@ -24,10 +24,17 @@ from rpc.params import Param, method
 
 
 class AccountsApi:
-    def __init__(self, node: Node, eth: EthApi, signers: list[keys.PrivateKey]) -> None:
+    def __init__(
+        self,
+        node: Node,
+        eth: EthApi,
+        signers: list[keys.PrivateKey],
+        impersonated: set[bytes] | None = None,
+    ) -> None:
         self.node = node
         self.eth = eth
         self.signers = {k.public_key.to_canonical_address(): k for k in signers}
+        self.impersonated = impersonated if impersonated is not None else set()
 
     def _key(self, address: bytes) -> keys.PrivateKey:
         key = self.signers.get(address)
@@ -42,6 +49,33 @@ class AccountsApi:
     def _signed(self, args: CallArgs) -> bytes:
         """Fill the missing fields of a transaction request as geth does, then sign it."""
         key = self._key(args.sender)
+        tx = self._filled(args)
+        return bytes(Account.sign_transaction(tx, key.to_bytes()).raw_transaction)
+
+    def _impersonated(self, args: CallArgs) -> bytes:
+        """The request as an EIP-1559 transaction with a placeholder signature whose
+        ``r`` is the sender's address, so that two senders' otherwise equal transactions
+        keep distinct hashes (anvil marks its impersonated transactions alike)."""
+        tx = self._filled(args)
+        fee_cap = tx.get("maxFeePerGas", tx.get("gasPrice"))
+        builder = self.node.reader.vm_class(self.node.reader.head).get_transaction_builder()
+        unsigned = builder.new_dynamic_fee_transaction(
+            chain_id=tx["chainId"],
+            nonce=tx["nonce"],
+            max_priority_fee_per_gas=tx.get("maxPriorityFeePerGas", fee_cap),
+            max_fee_per_gas=fee_cap,
+            gas=tx["gas"],
+            to=args.to or b"",
+            value=tx["value"],
+            data=tx["data"],
+            access_list=[(a, slots) for a, slots in args.access_list or []],
+            y_parity=0,
+            r=int.from_bytes(args.sender, "big"),
+            s=1,
+        )
+        return unsigned.encode()
+
+    def _filled(self, args: CallArgs) -> dict[str, Any]:
         pool, head = self.node.pool, self.node.reader.head
         tx: dict[str, Any] = {
             "chainId": self.node.chain_config.chain_id,
@@ -72,11 +106,14 @@ class AccountsApi:
                 if args.max_fee_per_gas is not None
                 else 2 * head.base_fee_per_gas + tip
             )
-        return bytes(Account.sign_transaction(tx, key.to_bytes()).raw_transaction)
+        return tx
 
     @method(Param(p.call_object))
-    def eth_sendTransaction(self, args: CallArgs) -> str:
-        return d(self.node.pool.add(self._signed(args)))
+    async def eth_sendTransaction(self, args: CallArgs) -> str:
+        if args.sender in self.impersonated and args.sender not in self.signers:
+            raw = self._impersonated(args)
+            return await self.eth.send(raw, self.node.pool.add_impersonated(raw, args.sender))
+        return await self.eth.send(self._signed(args))
 
     @method(Param(p.call_object))
     def eth_signTransaction(self, args: CallArgs) -> dict[str, Any]:
@@ -107,8 +144,8 @@ class AccountsApi:
     def eth_signTypedData_v4(self, address: bytes, typed: Any) -> str:
         if isinstance(typed, str):
             try:
-                typed = json.loads(typed)
-            except json.JSONDecodeError:
+                typed = load_json(typed)
+            except ValueError:
                 raise RpcError(-32602, "invalid argument 1: typed data is not valid JSON") from None
         try:
             message = encode_typed_data(full_message=typed)

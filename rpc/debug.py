@@ -3,17 +3,18 @@ transactions, which followers use to import blocks from a peer, and traces of mi
 transactions and blocks (:mod:`chain.trace`)."""
 
 import asyncio
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI
 
+from chain.evm_timeout import EvmTimeout
 from chain.execution import InvalidTransaction
 from chain.node import Node
-from chain.oracle import VerifyOracle
 from chain.simulate import CallArgs
-from chain.trace import TraceOptions, TraceTimeout, trace_block, trace_call
+from chain.trace import TraceOptions, TraceTimeout, TraceTooLarge, trace_call, trace_mined
 from rpc import params as p
 from rpc.encoding import d
 from rpc.errors import SERVER_ERROR, RpcError, not_found
@@ -104,21 +105,26 @@ class DebugApi:
     async def _trace(
         self, block: BlockAPI, options: TraceOptions, only: int | None = None
     ) -> list[dict[str, Any]]:
-        node = self.node
-        parent = node.reader.header(block.header.parent_hash)
-        oracle = VerifyOracle(node.chain_config.chain_id, None, node.engine.replicas)
-        replay = (node.chain_config, parent, block, node.store.state_get, node.reader.header,
-                  oracle, options, only, self.stopping)  # fmt: skip
         try:
-            return await self._run(trace_block, *replay)
+            return await self._run(trace_mined, self.node, block, options, only, self.stopping)
         except InvalidTransaction as exc:  # e.g. a replicate-mode model this node lacks
             raise RpcError(
                 SERVER_ERROR, f"cannot replay block {block.header.block_number}: {exc}"
             ) from None
 
+    def _bounded(self, options: TraceOptions) -> TraceOptions:
+        """The caller's options within the node's bounds on a trace's time and memory."""
+        limits = self.node.config.rpc
+        return dataclasses.replace(
+            options,
+            timeout=min(options.timeout, limits.max_trace_timeout),
+            max_bytes=limits.max_trace_bytes,
+        )
+
     async def _run(self, trace: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
+        args = tuple(self._bounded(a) if isinstance(a, TraceOptions) else a for a in args)
         try:
             return await loop.run_in_executor(self._tracing, trace, *args)
-        except TraceTimeout as exc:
+        except (TraceTimeout, TraceTooLarge, EvmTimeout) as exc:
             raise RpcError(SERVER_ERROR, str(exc)) from None

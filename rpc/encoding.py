@@ -10,7 +10,7 @@ from typing import Any
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 
-from chain.attested import AttestedTransaction
+from chain.ai.attested import AttestedTransaction
 
 SUCCESS = b"\x01"
 
@@ -219,13 +219,15 @@ def block_json(block: BlockAPI, senders: list[bytes], full: bool, size: int) -> 
     else:
         out["transactions"] = [d(tx.hash) for tx in block.transactions]
     out["uncles"] = []
-    out["withdrawals"] = [
-        {
-            "index": q(w.index),
-            "validatorIndex": q(w.validator_index),
-            "address": d(w.address),
-            "amount": q(w.amount),
-        }
-        for w in block.withdrawals
-    ]
+    out["withdrawals"] = [withdrawal_json(w) for w in block.withdrawals]
     return out
+
+
+def withdrawal_json(w: Any) -> dict[str, str]:
+    """A withdrawal as blocks and Engine API payloads show it."""
+    return {
+        "index": q(w.index),
+        "validatorIndex": q(w.validator_index),
+        "address": d(w.address),
+        "amount": q(w.amount),
+    }

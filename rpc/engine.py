@@ -12,18 +12,20 @@ from typing import Any
 
 import jwt
 import orjson
-import rlp
 from aiohttp import web
 from eth.constants import EMPTY_UNCLE_HASH
 from eth.vm.forks.shanghai.withdrawals import Withdrawal
 
 from chain.engine import PayloadStatus
-from chain.execution import PayloadAttributes, requests_hash
+from chain.execution import PayloadAttributes
+from chain.limits import check_transaction
 from chain.node import Node
-from chain.trie_root import ordered_trie_root
+from chain.requests import requests_hash
+from chain.storage.codec import DECODE_ERRORS
+from chain.trie.root import ordered_trie_root
 from chain.vm import vm_class_at
 from rpc import params as p
-from rpc.encoding import d, q
+from rpc.encoding import d, q, withdrawal_json
 from rpc.errors import RpcError
 from rpc.params import Param, method
 from rpc.server import RpcServer
@@ -49,6 +51,17 @@ def _object(value: Any) -> dict[str, Any]:
     return value
 
 
+def _list(decode: Any) -> Any:
+    """A decoder of a JSON array whose items ``decode`` decodes."""
+
+    def decode_list(value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise p.ParamError("expected an array")
+        return [decode(item) for item in value]
+
+    return decode_list
+
+
 def _get(data: dict[str, Any], name: str, decode: Any) -> Any:
     if name not in data or data[name] is None:
         raise p.ParamError(f"missing field {name}")
@@ -72,15 +85,6 @@ def _withdrawals(values: Any) -> list[Withdrawal]:
     ]
 
 
-def _withdrawal_json(w: Withdrawal) -> dict[str, str]:
-    return {
-        "index": q(w.index),
-        "validatorIndex": q(w.validator_index),
-        "address": d(w.address),
-        "amount": q(w.amount),
-    }
-
-
 def payload_json(block: Any) -> dict[str, Any]:
     header = block.header
     out = {
@@ -98,7 +102,7 @@ def payload_json(block: Any) -> dict[str, Any]:
         "baseFeePerGas": q(header.base_fee_per_gas),
         "blockHash": d(header.hash),
         "transactions": [d(tx.encode()) for tx in block.transactions],
-        "withdrawals": [_withdrawal_json(w) for w in block.withdrawals],
+        "withdrawals": [withdrawal_json(w) for w in block.withdrawals],
     }
     if hasattr(header, "blob_gas_used"):
         out["blobGasUsed"] = q(header.blob_gas_used)
@@ -121,10 +125,13 @@ class EngineApi:
         raw_txs = payload.get("transactions")
         if not isinstance(raw_txs, list):
             raise p.ParamError("transactions must be an array")
-        try:
-            transactions = [builder.decode(p.hex_bytes(raw)) for raw in raw_txs]
-        except (rlp.DecodingError, rlp.DeserializationError, ValueError) as exc:
-            raise p.ParamError(f"invalid transaction: {exc}") from None
+        transactions = []
+        for raw in map(p.hex_bytes, raw_txs):
+            try:
+                check_transaction(raw)
+                transactions.append(builder.decode(raw))
+            except DECODE_ERRORS as exc:
+                raise p.ParamError(f"invalid transaction: {exc}") from None
         withdrawals = _withdrawals(payload.get("withdrawals") or [])
         fields: dict[str, Any] = dict(
             parent_hash=_get(payload, "parentHash", p.hash32),
@@ -179,15 +186,15 @@ class EngineApi:
     async def engine_newPayloadV2(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self._new_payload(payload)
 
-    @method(Param(_object), Param(lambda v: [p.hash32(h) for h in v]), Param(p.hash32))
+    @method(Param(_object), Param(_list(p.hash32)), Param(p.hash32))
     async def engine_newPayloadV3(self, payload, blob_hashes, beacon_root) -> dict[str, Any]:  # noqa: ANN001
         return await self._new_payload(payload, blob_hashes, beacon_root)
 
     @method(
         Param(_object),
-        Param(lambda v: [p.hash32(h) for h in v]),
+        Param(_list(p.hash32)),
         Param(p.hash32),
-        Param(lambda v: [p.hex_bytes(r) for r in v]),
+        Param(_list(p.hex_bytes)),
     )
     async def engine_newPayloadV4(self, payload, blob_hashes, beacon_root, requests):  # noqa: ANN001, ANN201
         return await self._new_payload(payload, blob_hashes, beacon_root, requests)
@@ -298,10 +305,20 @@ class EngineServer(RpcServer):
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip()
         try:
+            # The Engine API's rule: iat within 60 s of our clock, either way. pyjwt would
+            # refuse an iat ahead of the clock by any amount without the leeway, and read
+            # a numeric string as an integer; the spec wants an integer.
             claims = jwt.decode(
-                token, self.secret, algorithms=["HS256"], options={"require": ["iat"]}
+                token,
+                self.secret,
+                algorithms=["HS256"],
+                options={"require": ["iat"]},
+                leeway=JWT_LEEWAY,
             )
-            if abs(time.time() - int(claims["iat"])) > JWT_LEEWAY:
+            iat = claims["iat"]
+            if type(iat) is not int:
+                raise jwt.InvalidTokenError("iat must be an integer")
+            if abs(time.time() - iat) > JWT_LEEWAY:
                 raise jwt.InvalidTokenError("stale token")
         except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
             body = {

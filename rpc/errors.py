@@ -9,8 +9,9 @@ revert bytes as ``data``), and -38xxx for the Engine API.
 
 from typing import Any
 
+from chain.ai.results import ModelUnavailable
 from chain.engine import EngineError
-from chain.oracle import ModelUnavailable
+from chain.evm_timeout import EvmTimeout
 from chain.simulate import CallError, ExecutionReverted, OutOfGasError
 from chain.txpool import TxPoolError
 
@@ -53,7 +54,7 @@ def from_exception(exc: Exception) -> RpcError | None:
         return exc
     if isinstance(exc, ExecutionReverted):
         return RpcError(EXECUTION_REVERTED, str(exc), "0x" + exc.data.hex())
-    if isinstance(exc, TxPoolError | CallError | OutOfGasError):
+    if isinstance(exc, TxPoolError | CallError | OutOfGasError | EvmTimeout):
         return RpcError(SERVER_ERROR, str(exc))
     if isinstance(exc, EngineError):
         return RpcError(exc.code, str(exc))

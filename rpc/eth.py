@@ -7,10 +7,11 @@ from typing import Any
 from eth.abc import BlockHeaderAPI
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
-from chain.codec import Signers
 from chain.node import Node
-from chain.proofs import prove
+from chain.producer import DevProducer
 from chain.simulate import CallArgs
+from chain.storage.codec import Signers
+from chain.storage.proofs import prove
 from rpc import params as p
 from rpc.encoding import (
     PENDING,
@@ -23,9 +24,10 @@ from rpc.encoding import (
     tx_json,
 )
 from rpc.errors import LIMIT_EXCEEDED, RpcError, invalid_params, not_found
-from rpc.filters import FilterManager, block_logs, may_contain
+from rpc.filters import FilterLimitError, FilterManager, block_logs, may_contain
 from rpc.forks import eth_config
 from rpc.params import LATEST, BlockId, Param, method
+from rpc.server import client_address
 
 DEFAULT_TIP = 1_000_000_000  # 1 gwei, what geth suggests when recent blocks say nothing
 TIP_SAMPLE_BLOCKS = 20
@@ -51,8 +53,11 @@ class BlockData:
 
 
 class EthApi:
-    def __init__(self, node: Node, filters: FilterManager) -> None:
+    def __init__(
+        self, node: Node, filters: FilterManager, producer: DevProducer | None = None
+    ) -> None:
         self.node = node
+        self.producer = producer  # on a dev chain: sends answer once their block is in
         self.reader = node.reader
         self.filters = filters
         self.limits = node.config.rpc
@@ -173,6 +178,11 @@ class EthApi:
     def eth_getProof(
         self, address: bytes, keys: list[tuple[str, bytes]], block: BlockId
     ) -> dict[str, Any]:
+        if len(keys) > self.limits.max_proof_keys:  # geth's bound and words
+            raise invalid_params(
+                f"too many storage keys requested (max {self.limits.max_proof_keys}, "
+                f"got {len(keys)})"
+            )
         header = self.state_header(block)
         proven = prove(self.reader.store.state_get, header.state_root, address,
                        [key for _, key in keys])  # fmt: skip
@@ -192,16 +202,21 @@ class EthApi:
     # calls
 
     @method(Param(p.call_object), Param(p.block_id, LATEST))
-    def eth_call(self, args: CallArgs, block: BlockId) -> str:
-        return d(self.node.simulator.call(self.state_header(block), args))
-
-    @method(Param(p.call_object), Param(p.block_id, LATEST))
-    def eth_estimateGas(self, args: CallArgs, block: BlockId) -> str:
-        return q(self.node.simulator.estimate_gas(self.state_header(block), args))
-
-    @method(Param(p.call_object), Param(p.block_id, LATEST))
-    def eth_createAccessList(self, args: CallArgs, block: BlockId) -> dict[str, Any]:
+    async def eth_call(self, args: CallArgs, block: BlockId) -> str:
         header = self.state_header(block)
+        return d(await self.node.run_evm(self.node.simulator.call, header, args))
+
+    @method(Param(p.call_object), Param(p.block_id, LATEST))
+    async def eth_estimateGas(self, args: CallArgs, block: BlockId) -> str:
+        header = self.state_header(block)
+        return q(await self.node.run_evm(self.node.simulator.estimate_gas, header, args))
+
+    @method(Param(p.call_object), Param(p.block_id, LATEST))
+    async def eth_createAccessList(self, args: CallArgs, block: BlockId) -> dict[str, Any]:
+        header = self.state_header(block)
+        return await self.node.run_evm(self._access_list, header, args)
+
+    def _access_list(self, header: BlockHeaderAPI, args: CallArgs) -> dict[str, Any]:
         entries, error = self.node.simulator.access_list(header, args)
         args.access_list = entries
         result: dict[str, Any] = {
@@ -289,8 +304,17 @@ class EthApi:
     # transactions
 
     @method(Param(p.hex_bytes))
-    def eth_sendRawTransaction(self, raw: bytes) -> str:
-        return d(self.node.pool.add(raw))
+    async def eth_sendRawTransaction(self, raw: bytes) -> str:
+        return await self.send(raw)
+
+    async def send(self, raw: bytes, tx_hash: bytes | None = None) -> str:
+        """Add ``raw`` to the pool (unless the caller did: ``tx_hash``); when automining,
+        answer after its block is committed."""
+        if tx_hash is None:
+            tx_hash = self.node.pool.add(raw)
+        if self.producer is not None:
+            await self.producer.included()
+        return d(tx_hash)
 
     def _find_tx(self, tx_hash: bytes) -> tuple[BlockData, int] | None:
         location = self.reader.tx_location(tx_hash)
@@ -451,15 +475,21 @@ class EthApi:
     def eth_newFilter(self, criteria: p.LogFilter) -> str:
         head = self.reader.head.block_number
         start = self._number(criteria.from_block, head) if criteria.from_block else head + 1
-        return self.filters.install("logs", criteria, start)
+        return self._install("logs", criteria, start)
 
     @method()
     def eth_newBlockFilter(self) -> str:
-        return self.filters.install("blocks", None, self.reader.head.block_number + 1)
+        return self._install("blocks", None, self.reader.head.block_number + 1)
 
     @method()
     def eth_newPendingTransactionFilter(self) -> str:
-        return self.filters.install("pending", None, 0)
+        return self._install("pending", None, 0)
+
+    def _install(self, kind: str, criteria: p.LogFilter | None, next_block: int) -> str:
+        try:
+            return self.filters.install(kind, criteria, next_block, client_address.get())
+        except FilterLimitError as exc:
+            raise RpcError(LIMIT_EXCEEDED, str(exc)) from None
 
     @method(Param(p.string))
     def eth_uninstallFilter(self, filter_id: str) -> bool:
@@ -476,7 +506,8 @@ class EthApi:
         found = self._filter(filter_id)
         head = self.reader.head.block_number
         if found.kind == "pending":
-            changes, found.pending = found.pending, []
+            changes = list(found.pending)
+            found.pending.clear()
             return changes
         start, found.next_block = found.next_block, head + 1
         if found.kind == "blocks":

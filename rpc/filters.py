@@ -8,6 +8,7 @@ in geth.
 
 import os
 import time
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,43 +60,79 @@ def block_logs(
             log_index += 1
 
 
+PENDING_KEPT = 4096  # transaction hashes a pending filter holds between polls
+
+
 @dataclass
 class Filter:
     kind: str  # "logs", "blocks" or "pending"
     criteria: LogFilter | None
     next_block: int
+    owner: str | None = None  # the client address that installed it
     polled: float = field(default_factory=time.monotonic)
-    pending: list[str] = field(default_factory=list)
+    pending: deque[str] = field(default_factory=lambda: deque(maxlen=PENDING_KEPT))
+
+
+class FilterLimitError(Exception):
+    """A client already holds as many filters as it may."""
 
 
 class FilterManager:
-    """Polling filters; pending transaction hashes are pushed in by the pool."""
+    """Polling filters; pending transaction hashes are pushed in by the pool.
 
-    def __init__(self) -> None:
-        self.filters: dict[str, Filter] = {}
+    Filters are kept in the order they were last polled, so expiring the stale ones
+    looks only at the oldest, and installing one costs the same however many exist (a
+    flood of 30,000 installs once took minutes when each scanned them all). A client
+    address holds at most ``max_per_owner`` filters; a pending filter keeps the last
+    :data:`PENDING_KEPT` hashes between polls."""
 
-    def install(self, kind: str, criteria: LogFilter | None, next_block: int) -> str:
+    def __init__(self, max_per_owner: int = 1000) -> None:
+        self.max_per_owner = max_per_owner
+        self.filters: OrderedDict[str, Filter] = OrderedDict()
+        self.pending_filters: dict[str, Filter] = {}
+        self.owned: dict[str | None, int] = {}
+
+    def install(
+        self, kind: str, criteria: LogFilter | None, next_block: int, owner: str | None = None
+    ) -> str:
         self.expire()
+        if self.owned.get(owner, 0) >= self.max_per_owner:
+            raise FilterLimitError(f"too many filters: limit {self.max_per_owner} per client")
         filter_id = "0x" + os.urandom(16).hex()
-        self.filters[filter_id] = Filter(kind, criteria, next_block)
+        found = Filter(kind, criteria, next_block, owner)
+        self.filters[filter_id] = found
+        self.owned[owner] = self.owned.get(owner, 0) + 1
+        if kind == "pending":
+            self.pending_filters[filter_id] = found
         return filter_id
 
     def get(self, filter_id: str) -> Filter | None:
         found = self.filters.get(filter_id)
         if found is not None:
             found.polled = time.monotonic()
+            self.filters.move_to_end(filter_id)
         return found
 
     def uninstall(self, filter_id: str) -> bool:
-        return self.filters.pop(filter_id, None) is not None
+        found = self.filters.pop(filter_id, None)
+        if found is None:
+            return False
+        self.pending_filters.pop(filter_id, None)
+        self.owned[found.owner] -= 1
+        if not self.owned[found.owner]:
+            del self.owned[found.owner]
+        return True
 
     def expire(self) -> None:
         cutoff = time.monotonic() - FILTER_TIMEOUT
-        for filter_id, found in list(self.filters.items()):
-            if found.polled < cutoff:
-                del self.filters[filter_id]
+        while self.filters:
+            filter_id, oldest = next(iter(self.filters.items()))
+            if oldest.polled >= cutoff:
+                return
+            self.uninstall(filter_id)
 
     def on_pending(self, tx_hash: bytes) -> None:
-        for found in self.filters.values():
-            if found.kind == "pending":
-                found.pending.append(d(tx_hash))
+        if self.pending_filters:
+            entry = d(tx_hash)
+            for found in self.pending_filters.values():
+                found.pending.append(entry)

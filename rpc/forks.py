@@ -10,7 +10,7 @@ from eth.vm.forks.prague.constants import (
     WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
 )
 
-from chain import registry
+from chain.ai import registry
 from chain.precompiles.p256 import P256VERIFY
 from chain.vm import ChainConfig
 from scheduler.state import SCHEDULER

@@ -63,6 +63,10 @@ def decode_params(handler: Callable, raw: Any) -> list[Any]:
 
 # scalar decoders
 
+# Hex digits as geth reads them: ASCII only. Python's int() and bytes.fromhex() also take
+# a sign, underscores, whitespace and other scripts' digits ("0x-1", "0x1_0", "0x١").
+_HEX = re.compile(r"[0-9a-fA-F]*")
+
 
 def hex_bytes(value: Any, go_type: str = "hexutil.Bytes") -> bytes:
     if not isinstance(value, str):
@@ -72,10 +76,9 @@ def hex_bytes(value: Any, go_type: str = "hexutil.Bytes") -> bytes:
     text = value[2:]
     if len(text) % 2:
         raise ParamError("hex string of odd length")
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise ParamError("invalid hex string") from None
+    if not _HEX.fullmatch(text):
+        raise ParamError("invalid hex string")
+    return bytes.fromhex(text)
 
 
 def fixed_bytes(length: int, go_type: str) -> Callable[[Any], bytes]:
@@ -148,12 +151,11 @@ def quantity(value: Any) -> int:
         raise ParamError('hex string "0x"')
     if len(digits) > 1 and digits[0] == "0":
         raise ParamError("hex number with leading zero digits")
+    if not _HEX.fullmatch(digits):
+        raise ParamError("invalid hex string")
     if len(digits) > 64:
         raise ParamError("hex number > 256 bits")
-    try:
-        return int(digits, 16)
-    except ValueError:
-        raise ParamError("invalid hex string") from None
+    return int(digits, 16)
 
 
 def boolean(value: Any) -> bool:

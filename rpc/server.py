@@ -3,21 +3,26 @@
 Requests are decoded with orjson, dispatched to the handler that declares the method
 (see :mod:`rpc.params`), and every failure becomes a JSON-RPC error object: a bug in a
 handler is logged with its traceback here and reaches the client only as ``-32603``.
-Limits protect the node from a single client: request body size, batch length and
-subscriptions per WebSocket connection.
+Limits protect the node from a single client: request body size, batch length,
+connections per address, the time a request's headers and body may take (slowloris),
+the bytes queued for a WebSocket client that does not read (it is disconnected and its
+queue dropped), and subscriptions per WebSocket connection.
 """
 
 import asyncio
+import contextvars
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
-from chain.node import RpcConfig
+from chain.config import RpcConfig
 from rpc.errors import (
     INTERNAL_ERROR,
+    INVALID_PARAMS,
     INVALID_REQUEST,
     LIMIT_EXCEEDED,
     METHOD_NOT_FOUND,
@@ -25,11 +30,16 @@ from rpc.errors import (
     RpcError,
     from_exception,
 )
-from rpc.params import decode_params
+from rpc.params import ParamError, decode_params
 
 log = logging.getLogger("sibyl.rpc")
 
 Methods = dict[str, Callable[..., Any]]
+
+# The address of the client whose request is being served: per-client limits read it.
+client_address: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "client_address", default=None
+)
 
 
 def collect_methods(*apis: object) -> Methods:
@@ -65,6 +75,8 @@ async def call(methods: Methods, request: Any) -> dict[str, Any] | None:
         result = handler(*decode_params(handler, request.get("params")))
         if asyncio.iscoroutine(result):
             result = await result
+    except ParamError as exc:  # a handler that decodes a nested value itself
+        return None if is_notification else _error(request_id, RpcError(INVALID_PARAMS, str(exc)))
     except Exception as exc:
         error = from_exception(exc)
         if error is None:
@@ -87,7 +99,10 @@ async def serve_payload(methods: Methods, body: bytes, limits: RpcConfig) -> byt
             return orjson.dumps(
                 _error(None, RpcError(LIMIT_EXCEEDED, f"batch too large: limit {limits.max_batch}"))
             )
-        responses = [r for r in [await call(methods, item) for item in request] if r is not None]
+        # Served concurrently (each begins in order), so a batch of sends that wait for
+        # their block on an automining dev chain shares one block.
+        answers = await asyncio.gather(*(call(methods, item) for item in request))
+        responses = [r for r in answers if r is not None]
         return orjson.dumps(responses) if responses else None
     response = await call(methods, request)
     return None if response is None else orjson.dumps(response)
@@ -106,9 +121,12 @@ class RpcServer:
         self.limits = limits
         self.ws_methods = ws_methods
         self.connections: set[Connection] = set()
+        self.ws_queued = 0  # bytes queued for every WebSocket client together
+        self.per_address: dict[str | None, int] = {}  # open TCP connections by address
         self.app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[self._cors])
         self.app.router.add_route("*", "/", self.handle)
         self.runner: web.AppRunner | None = None
+        self.listener: asyncio.Server | None = None
 
     @web.middleware
     async def _cors(self, request: web.Request, handler: Callable) -> web.StreamResponse:
@@ -128,6 +146,7 @@ class RpcServer:
         return response
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        client_address.set(request.remote)
         if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
             return await self.handle_ws(request)
         if request.method == "GET":
@@ -137,9 +156,11 @@ class RpcServer:
         if (request.content_length or 0) > self.limits.max_body_bytes:
             return self._too_large()
         try:
-            body = await request.read()
+            body = await asyncio.wait_for(request.read(), self.limits.body_timeout)
         except web.HTTPRequestEntityTooLarge:
             return self._too_large()
+        except TimeoutError:
+            return web.Response(status=408, text="request body too slow\n")
         payload = await serve_payload(self.methods, body, self.limits)
         return web.Response(body=payload or b"", content_type="application/json")
 
@@ -154,17 +175,17 @@ class RpcServer:
     async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=self.limits.max_body_bytes, heartbeat=30)
         await ws.prepare(request)
-        connection = Connection(ws, self.limits)
+        connection = Connection(ws, self, request.transport)
         methods = dict(self.methods)
         if self.ws_methods is not None:
             methods.update(self.ws_methods(connection))
         self.connections.add(connection)
         try:
             async for message in ws:
+                if not connection.open or request.transport is None:
+                    break  # dropped, or gone: what it still had queued is not served
                 if message.type == WSMsgType.TEXT or message.type == WSMsgType.BINARY:
-                    payload = await serve_payload(methods, message.data, self.limits)
-                    if payload is not None:
-                        connection.send(payload)
+                    connection.serve(methods, message.data)
                 elif message.type == WSMsgType.ERROR:
                     break
         finally:
@@ -173,45 +194,151 @@ class RpcServer:
         return ws
 
     async def start(self, host: str, port: int) -> None:
-        self.runner = web.AppRunner(self.app, access_log=None)
+        # aiohttp's keep-alive timer also runs while a request's headers are arriving:
+        # a connection gets header_timeout from connecting (or from its last response)
+        # to send complete headers, whether it is idle or sending them a byte at a time.
+        self.runner = web.AppRunner(
+            self.app, access_log=None, keepalive_timeout=self.limits.header_timeout
+        )
         await self.runner.setup()
-        await web.TCPSite(self.runner, host, port, backlog=1024).start()
+        loop = asyncio.get_running_loop()
+        self.listener = await loop.create_server(
+            lambda: _Guard(self), host, port, backlog=1024, reuse_address=True
+        )
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
         for connection in list(self.connections):
             await connection.ws.close()
         if self.runner is not None:
             await self.runner.cleanup()
 
 
+class _Guard(asyncio.Protocol):
+    """One TCP connection, counted against its address's limit before aiohttp's request
+    handler (the protocol it hands everything to) sees it: a connection over the limit
+    is dropped at once, so one address cannot take every file descriptor."""
+
+    def __init__(self, server: RpcServer) -> None:
+        self.server = server
+        self.handler: Any = None  # made only for an admitted connection: refusing is cheap
+        self.admitted = False
+        self.address: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self.address = peer[0] if isinstance(peer, tuple) else None
+        counts = self.server.per_address
+        if counts.get(self.address, 0) >= self.server.limits.max_connections_per_ip:
+            log.debug("connection refused address=%s reason=too many connections", self.address)
+            transport.abort()
+            return
+        counts[self.address] = counts.get(self.address, 0) + 1
+        self.admitted = True
+        assert self.server.runner is not None and self.server.runner.server is not None
+        self.handler = self.server.runner.server()
+        self.handler.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.admitted:
+            return
+        counts = self.server.per_address
+        counts[self.address] -= 1
+        if not counts[self.address]:
+            del counts[self.address]
+        self.handler.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.admitted:
+            self.handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.handler.eof_received() if self.admitted else None
+
+    def pause_writing(self) -> None:
+        if self.admitted:
+            self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.admitted:
+            self.handler.resume_writing()
+
+
 class Connection:
-    """One WebSocket client: its outgoing queue and its subscriptions."""
+    """One WebSocket client: its outgoing queue and its subscriptions.
 
-    MAX_QUEUED = 10_000
+    Queues are bounded in bytes, each and all together: a client that does not read what
+    it is sent (its TCP window full, its queue growing) is disconnected, its socket
+    aborted and its queue dropped, rather than holding the node's memory. Past the bound
+    on all queues, the client with the longest queue goes first."""
 
-    def __init__(self, ws: web.WebSocketResponse, limits: RpcConfig) -> None:
+    def __init__(self, ws: web.WebSocketResponse, server: RpcServer, transport: Any) -> None:
         self.ws = ws
-        self.limits = limits
+        self.server = server
+        self.limits = server.limits
+        self.transport = transport
         self.subscriptions: dict[str, Any] = {}
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.queue: deque[bytes] = deque()
+        self.queued_bytes = 0
+        self.open = True
+        self._ready = asyncio.Event()
         self.writer = asyncio.get_running_loop().create_task(self._write())
+        self.requests: set[asyncio.Task] = set()
+
+    def serve(self, methods: Methods, data: str | bytes) -> None:
+        """Serve one message in its own task: requests begin in the order they came and
+        answer as they finish, so a send waiting for its block holds up no other."""
+        task = asyncio.get_running_loop().create_task(self._answer(methods, data))
+        self.requests.add(task)
+        task.add_done_callback(self.requests.discard)
+
+    async def _answer(self, methods: Methods, data: str | bytes) -> None:
+        payload = await serve_payload(methods, data, self.limits)
+        if payload is not None:
+            self.send(payload)
 
     def send(self, payload: bytes) -> None:
-        if self.queue.qsize() >= self.MAX_QUEUED:
-            log.warning("websocket client too slow, closing connection")
-            self.writer.cancel()
-            asyncio.get_running_loop().create_task(self.ws.close())
+        if not self.open:
             return
-        self.queue.put_nowait(payload)
+        if self.queued_bytes + len(payload) > self.limits.max_ws_queue_bytes:
+            self.drop()
+            return
+        self.queue.append(payload)
+        self.queued_bytes += len(payload)
+        self.server.ws_queued += len(payload)
+        self._ready.set()
+        while self.server.ws_queued > self.limits.max_ws_queue_total:
+            max(self.server.connections, key=lambda c: c.queued_bytes).drop()
+
+    def drop(self) -> None:
+        """Disconnect a client that does not read, and forget what it was to be sent."""
+        log.warning("websocket client too slow, disconnected queued_bytes=%d", self.queued_bytes)
+        self.close()
+        self.server.connections.discard(self)
+        self.transport.abort()  # what the transport holds, too
 
     async def _write(self) -> None:
         while True:
-            payload = await self.queue.get()
+            if not self.queue:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            payload = self.queue.popleft()
+            self.queued_bytes -= len(payload)
+            self.server.ws_queued -= len(payload)
             try:
                 await self.ws.send_str(payload.decode())
             except (ConnectionResetError, RuntimeError):
+                self.close()
                 return
 
     def close(self) -> None:
+        self.open = False
         self.writer.cancel()
+        for task in list(self.requests):
+            task.cancel()
         self.subscriptions.clear()
+        self.queue.clear()
+        self.server.ws_queued -= self.queued_bytes
+        self.queued_bytes = 0

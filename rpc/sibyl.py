@@ -4,10 +4,10 @@ disagreements found by re-running a sample of attested calls (DESIGN section 9).
 from collections.abc import Callable
 from typing import Any
 
-from chain import registry
-from chain.attested import inner_transaction
+from chain.ai import registry
+from chain.ai.attested import inner_transaction
+from chain.ai.results import Disagreement
 from chain.node import Node
-from chain.oracle import Disagreement
 from rpc import params as p
 from rpc.encoding import d, q
 from rpc.errors import not_found
@@ -17,6 +17,7 @@ from scheduler.transactions import ScheduledTransaction
 
 
 def model_json(record: registry.ModelRecord) -> dict[str, Any]:
+    proved = {"verifyingKeyHash": d(record.verifying_key_hash)} if record.mode == "prove" else {}
     return {
         "id": d(record.id),
         "name": record.name,
@@ -24,7 +25,7 @@ def model_json(record: registry.ModelRecord) -> dict[str, Any]:
         "precompile": d(record.precompile),
         "inputShape": list(record.input_shape) if record.input_shape is not None else None,
         "outputShape": list(record.output_shape)
-        if record.output_shape is not None and record.kind in ("torch", "onnx")
+        if record.output_shape is not None and record.kind in ("torch", "onnx", "zk")
         else None,
         "decimals": record.decimals,
         "quorum": record.quorum,
@@ -32,7 +33,7 @@ def model_json(record: registry.ModelRecord) -> dict[str, Any]:
         "gasBase": q(record.gas_base),
         "gasPerUnit": q(record.gas_per_unit),
         "outputLimit": q(record.output_limit),
-    }
+    } | proved
 
 
 def scheduled_call_json(call: calls.ScheduledCall) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class Subscriptions:
         )
 
     def _live(self) -> list[Connection]:
-        self.connections = {c for c in self.connections if not c.ws.closed}
+        self.connections = {c for c in self.connections if c.open and not c.ws.closed}
         return list(self.connections)
 
     def on_commit(self, executed: ExecutedBlock) -> None:

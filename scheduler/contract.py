@@ -13,7 +13,7 @@ the rest the same way. ``getCall(callId)`` reads a record. Interface:
 from eth.abc import ComputationAPI
 from eth_abi import encode as abi_encode
 
-from chain.calldata_floor import floor_gas
+from chain.gas import floor_gas, intrinsic_gas
 from chain.precompiles.native import (
     READ_GAS,
     WRITE_GAS,
@@ -23,7 +23,6 @@ from chain.precompiles.native import (
     event_topic,
 )
 from scheduler import state as calls
-from scheduler.transactions import intrinsic_gas
 
 SCHEDULED = event_topic("CallScheduled(uint256,address,uint64,uint64,uint64)")
 CANCELLED = event_topic("CallCancelled(uint256,uint256)")

@@ -22,7 +22,7 @@ from eth.vm.message import Message
 from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector
 
-from chain.calldata_floor import floor_gas
+from chain.gas import floor_gas
 from chain.precompiles.native import event_topic
 from scheduler import state as calls
 from scheduler.contract import refund

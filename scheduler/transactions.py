@@ -15,10 +15,11 @@ from eth.rlp.receipts import Receipt
 from eth.vm.forks.berlin.receipts import TypedReceipt
 from eth_utils import keccak
 
+from chain.envelope import Envelope, envelope_fields
+from chain.gas import intrinsic_gas
 from scheduler.state import SCHEDULER
 
 SCHEDULED_TX_TYPE = 0x10
-TX_GAS = 21000
 
 
 class MalformedScheduledTransaction(ValueError):
@@ -31,12 +32,7 @@ class ScheduledReceipt(TypedReceipt):
     codecs = {SCHEDULED_TX_TYPE: Receipt}
 
 
-def intrinsic_gas(data: bytes) -> int:
-    zeros = data.count(0)
-    return TX_GAS + 4 * zeros + 16 * (len(data) - zeros)
-
-
-class ScheduledTransaction:
+class ScheduledTransaction(Envelope):
     type_id = SCHEDULED_TX_TYPE
     sender = SCHEDULER
     value = 0
@@ -84,11 +80,8 @@ class ScheduledTransaction:
 
     @classmethod
     def decode(cls, encoded: bytes, decode_inner: Any = None) -> "ScheduledTransaction":
-        try:
-            items = rlp.decode(encoded[1:])
-        except rlp.DecodingError as exc:
-            raise MalformedScheduledTransaction(f"scheduled transaction: {exc}") from None
-        if not isinstance(items, list) or len(items) != 8:
+        items = envelope_fields(encoded, "scheduled transaction", MalformedScheduledTransaction)
+        if len(items) != 8:
             raise MalformedScheduledTransaction("scheduled transaction: must hold 8 fields")
         if not all(isinstance(item, bytes) for item in items) or len(items[4]) != 20:
             raise MalformedScheduledTransaction("scheduled transaction: malformed field")
@@ -106,12 +99,6 @@ class ScheduledTransaction:
     @property
     def hash(self) -> bytes:
         return keccak(self.encode())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ScheduledTransaction) and other.encode() == self.encode()
-
-    def __hash__(self) -> int:
-        return hash(self.encode())
 
     # what py-evm's transaction executor reads
 

@@ -99,6 +99,24 @@ def encode_infer_output(values: list[int], shape: list[int]) -> bytes:
     )
 
 
+def decode_infer_output(data: bytes) -> tuple[list[int], list[int]]:
+    """Decode an INFER output ``(int256[] values, uint32[] shape)``, canonical only (a
+    prove-mode verifier reads the recorded output back into values)."""
+    _require_min_length(data, 2 * WORD, "INFER output")
+    values_at = _uint(data, 0, 256, "values offset")
+    shape_at = _uint(data, 1, 256, "shape offset")
+    _require_offset(values_at, 2 * WORD, "values")
+    values_count = _array_length(data, values_at, "values")
+    _require_offset(shape_at, values_at + WORD * (1 + values_count), "shape")
+    shape_count = _array_length(data, shape_at, "shape")
+    _require_exact_length(data, shape_at + WORD * (1 + shape_count), "INFER output")
+    first = values_at // WORD + 1
+    values = [_int256(data, first + i) for i in range(values_count)]
+    first = shape_at // WORD + 1
+    shape = [_uint(data, first + i, 32, f"shape[{i}]") for i in range(shape_count)]
+    return values, shape
+
+
 def decode_embed_input(data: bytes) -> EmbedRequest:
     """Decode and validate an EMBED input; the text must be valid UTF-8."""
     _require_min_length(data, 4 * WORD, "EMBED input")

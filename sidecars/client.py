@@ -27,11 +27,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sidecars.attestation import InvalidAttestation, attestation_digest, keccak, recover_signer
-from sidecars.protocol import sidecar_pb2, sidecar_pb2_grpc
+from sidecars.protocol import SERVICE_NAME, sidecar_pb2, sidecar_pb2_grpc
 
 log = logging.getLogger("sidecars.client")
 
-SERVICE_NAME = "sibyl.sidecar.v1.Sidecar"
 DEFAULT_DEADLINE = 10.0
 MAX_REASON_CHARS = 300
 IDEMPOTENT_ATTEMPTS = 3
@@ -51,6 +50,7 @@ class CallResult:
     signature: bytes = b""
     executor: bytes = b""
     error: str = ""
+    proof: bytes = b""  # a ZK model's proof of the output (sidecars.zk)
 
 
 @dataclass(frozen=True)
@@ -498,7 +498,7 @@ class SidecarPool:
                 f"attestation signed by 0x{signer.hex()}, not by executor 0x{executor.hex()}",
                 transport=True,
             )
-        return CallResult("ok", reply.output, reply.signature, executor)
+        return CallResult("ok", reply.output, reply.signature, executor, proof=reply.proof)
 
     def _refusal(self, sidecar: _Sidecar, status: int, reason: str) -> CallResult:
         if status == sidecar_pb2.STATUS_FAILED:

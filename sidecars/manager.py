@@ -14,10 +14,13 @@ A node runs its sidecars in one of three ways, chosen per node by ``--sidecars``
 Sidecars with an ``address`` are remote in every mode: only connected and health-checked.
 
 ``start`` returns once every sidecar answers its health check (or raises with the reason
-and the tail of its log). A watchdog thread then checks each sidecar twice a second and
-restarts a local one that exited, or that stopped answering, with exponential backoff
-(0.5 s doubling up to 30 s, reset once it has stayed healthy for 30 s). ``stop`` removes
-the containers and terminates the processes.
+and the tail of its log); ``start(wait=False)``, what ``sibyl run`` uses, returns at once
+and the sidecars come up in the background (``sibyl_sidecars`` says ``starting``; calls
+to a model fail as with any sidecar failure until its sidecar is ready), each announced
+through ``on_ready`` when it first answers. A watchdog thread then checks each sidecar
+twice a second and restarts a local one that exited, or that stopped answering, with
+exponential backoff (0.5 s doubling up to 30 s, reset once it has stayed healthy for
+30 s). ``stop`` removes the containers and terminates the processes.
 """
 
 import logging
@@ -29,18 +32,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chain.errors import SibylError
 from sidecars.client import SidecarPool
-from sidecars.config import SidecarSpec
+from sidecars.config import DEFAULT_IMAGE, MODES, SidecarSpec
+from sidecars.errors import SidecarError
 from sidecars.serve import PARENT_PID_ENV
 
 log = logging.getLogger("sidecars.manager")
 
-MODES = ("auto", "docker", "process", "none")
-DEFAULT_IMAGE = "sibyl-sidecar:dev"
 CONTAINER_PORT = 50051
 CONTAINER_KEY = "/keys/executor.key"
 CHECK_INTERVAL = 0.5
@@ -51,7 +53,7 @@ HUNG_CHECKS = 3
 DOCKER_PING_TIMEOUT = 1
 
 
-class SidecarStartError(SibylError):
+class SidecarStartError(SidecarError):
     """A sidecar did not become healthy; the message says which and why."""
 
 
@@ -86,6 +88,7 @@ class SidecarManager:
         log_dir: Path | None = None,
         pool: SidecarPool | None = None,
         start_timeout: float = 120.0,
+        on_ready: Callable[[str, list[str]], None] | None = None,
     ):
         if mode not in MODES:
             raise ValueError(f"sidecar mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -96,16 +99,19 @@ class SidecarManager:
         self.log_dir = log_dir
         self.pool = pool or SidecarPool()
         self.start_timeout = start_timeout
+        self.on_ready = on_ready  # (sidecar name, hex model ids) when it first answers
         self.docker = None
         self._sidecars: list[_Managed] = []
         self._stopping = threading.Event()
         self._watchdog: threading.Thread | None = None
+        self._starter: threading.Thread | None = None
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start every sidecar and wait until each is healthy; raises SidecarStartError."""
+    def start(self, wait: bool = True) -> None:
+        """Start every sidecar; with ``wait``, return once each is healthy (raises
+        SidecarStartError), else at once, launching them in the background."""
         if self.mode == "none":
             log.info("event=sidecars_disabled")
             return
@@ -122,22 +128,45 @@ class SidecarManager:
             else:
                 port = spec.port or _free_port()
                 managed = _Managed(spec, local_kind, f"127.0.0.1:{port}", port=port)
+            managed.launched_at = time.monotonic()  # the watchdog waits start_timeout
             self._sidecars.append(managed)
             self.pool.add(spec.name, managed.endpoint)
-        try:
-            for managed in self._sidecars:
-                self._launch(managed)
-            for managed in self._sidecars:
-                self._wait_healthy(managed)
-        except BaseException:
-            self.stop()
-            raise
+        if wait:
+            try:
+                for managed in self._sidecars:
+                    self._launch(managed)
+                for managed in self._sidecars:
+                    self._wait_healthy(managed)
+            except BaseException:
+                self.stop()
+                raise
+        else:
+            self._starter = threading.Thread(
+                target=self._launch_all, name="sidecar-start", daemon=True
+            )
+            self._starter.start()
         self._watchdog = threading.Thread(target=self._watch, name="sidecar-watchdog", daemon=True)
         self._watchdog.start()
+
+    def _launch_all(self) -> None:
+        """Launch every sidecar (``start(wait=False)``); the watchdog takes it from there,
+        restarting one that failed to launch once ``start_timeout`` has passed."""
+        for managed in self._sidecars:
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                try:
+                    self._launch(managed)
+                except SidecarStartError as exc:
+                    log.error(
+                        "event=sidecar_start_failed sidecar=%s error=%s", managed.spec.name, exc
+                    )
 
     def stop(self) -> None:
         """Stop the watchdog, remove containers, terminate processes, close the pool."""
         self._stopping.set()
+        if self._starter is not None:
+            self._starter.join()
         if self._watchdog is not None:
             self._watchdog.join()
         with self._lock:
@@ -160,6 +189,13 @@ class SidecarManager:
                     "runtime": managed.kind,
                     "endpoint": managed.endpoint,
                     "healthy": managed.healthy,
+                    "state": (
+                        "healthy"
+                        if managed.healthy
+                        else "starting"
+                        if managed.starting
+                        else "unhealthy"
+                    ),
                     "models": ["0x" + m.hex() for m in info.model_ids] if info else [],
                     "executor": "0x" + info.executor.hex() if info else None,
                 }
@@ -266,9 +302,7 @@ class SidecarManager:
         command = [
             sys.executable,
             "-m",
-            "chain.cli",
-            "sidecar",
-            "serve",
+            "sidecars.serve",
             *_serve_args(spec, str(spec.model), port, "127.0.0.1", str(spec.executor_key)),
         ]
         env = {
@@ -378,6 +412,8 @@ class SidecarManager:
             ",".join("0x" + m.hex() for m in info.model_ids),
             info.executor.hex(),
         )
+        if self.on_ready is not None:
+            self.on_ready(managed.spec.name, ["0x" + m.hex() for m in info.model_ids])
 
     def _exit_reason(self, managed: _Managed) -> str | None:
         """None while the sidecar's process or container runs (always None for remote)."""

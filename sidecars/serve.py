@@ -12,10 +12,11 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
-from chain.keys import KeyFileError, load_key
 from sidecars.attestation import signing_key
-from sidecars.runtimes import ModelLoadError, load_model
+from sidecars.keys import KeyFileError, load_key
+from sidecars.runtimes import PLANNED_RUNTIMES, RUNTIMES, ModelLoadError, load_model
 from sidecars.server import build_server
 
 log = logging.getLogger("sidecars.serve")
@@ -30,6 +31,18 @@ class ServeError(Exception):
 
 # Set by the node's sidecar manager for the processes it starts.
 PARENT_PID_ENV = "SIBYL_PARENT_PID"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``sibyl sidecar serve`` (DESIGN section 8), also ``python -m
+    sidecars.serve``'s: the node starts its process sidecars that way, so a sidecar
+    process never imports the node."""
+    parser.add_argument("--runtime", required=True, choices=RUNTIMES + PLANNED_RUNTIMES)
+    parser.add_argument("--model", required=True, type=Path)
+    parser.add_argument("--model-id", help="expected model id (0x keccak256 of the artifact)")
+    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--executor-key", required=True, type=Path)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -88,3 +101,16 @@ def _parse_model_id(text: str) -> bytes:
     if len(raw) != 32:
         raise ServeError(f"--model-id must be 32 bytes as 0x + 64 hex digits, got {text!r}")
     return raw
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="sidecars.serve", description="serve one model over gRPC")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    add_arguments(parser)
+    arguments = parser.parse_args()
+    logging.basicConfig(
+        level=arguments.log_level.upper(),
+        format="%(asctime)s %(levelname)-5s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    sys.exit(main(arguments))

@@ -21,12 +21,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from sidecars.attestation import attestation_digest, keccak, sign_digest
-from sidecars.protocol import sidecar_pb2, sidecar_pb2_grpc
+from sidecars.protocol import SERVICE_NAME, sidecar_pb2, sidecar_pb2_grpc
 from sidecars.runtimes import Failed, Model, Refused
 
 log = logging.getLogger("sidecars.server")
 
-SERVICE_NAME = "sibyl.sidecar.v1.Sidecar"
 SERVER_WORKERS = 8
 MAX_JOBS = 1024
 SIBYL_VERSION = "0.1.0"
@@ -59,7 +58,7 @@ class SidecarService(sidecar_pb2_grpc.SidecarServicer):
         )
 
     def Execute(self, request, context):
-        status, reason, output, signature = self._run(
+        status, reason, output, signature, proof = self._run(
             request.precompile, request.model_id, request.input, request.context, request.chain_id
         )
         return sidecar_pb2.ExecuteReply(
@@ -68,6 +67,7 @@ class SidecarService(sidecar_pb2_grpc.SidecarServicer):
             output=output,
             signature=signature,
             executor=self.executor,
+            proof=proof,
         )
 
     def Submit(self, request, context):
@@ -98,7 +98,7 @@ class SidecarService(sidecar_pb2_grpc.SidecarServicer):
 
     def _run_job(self, job: _Job) -> None:
         r = job.request
-        status, reason, output, signature = self._run(
+        status, reason, output, signature, proof = self._run(
             r.precompile, r.model_id, r.input, r.job_id, r.chain_id
         )
         job.reply = sidecar_pb2.ResultReply(
@@ -108,6 +108,7 @@ class SidecarService(sidecar_pb2_grpc.SidecarServicer):
             output=output,
             signature=signature,
             executor=self.executor,
+            proof=proof,
         )
         log.info("event=job_done job=0x%s status=%s", r.job_id.hex(), _STATUS_NAMES[status])
 
@@ -120,19 +121,19 @@ class SidecarService(sidecar_pb2_grpc.SidecarServicer):
 
     def _run(self, precompile, model_id, data, context, chain_id):
         if len(context) != 32:
-            return sidecar_pb2.STATUS_REFUSED, "context must be 32 bytes", b"", b""
+            return sidecar_pb2.STATUS_REFUSED, "context must be 32 bytes", b"", b"", b""
         try:
-            output = self.model.run(precompile, model_id, data)
+            output, proof = self.model.run_proved(precompile, model_id, data)
         except Refused as exc:
             log.info("event=refused model=0x%s reason=%r", model_id.hex(), str(exc))
-            return sidecar_pb2.STATUS_REFUSED, str(exc), b"", b""
+            return sidecar_pb2.STATUS_REFUSED, str(exc), b"", b"", b""
         except Failed as exc:
             log.info("event=failed model=0x%s reason=%r", model_id.hex(), str(exc))
-            return sidecar_pb2.STATUS_FAILED, str(exc), b"", b""
+            return sidecar_pb2.STATUS_FAILED, str(exc), b"", b"", b""
         digest = attestation_digest(
             chain_id, precompile, model_id, keccak(data), keccak(output), context
         )
-        return sidecar_pb2.STATUS_OK, "", output, sign_digest(self.key, digest)
+        return sidecar_pb2.STATUS_OK, "", output, sign_digest(self.key, digest), proof
 
 
 _STATUS_NAMES = {v: k for k, v in sidecar_pb2.Status.items()}

@@ -23,6 +23,7 @@ MODELS = {m["kind"]: m for m in json.loads((REPO / "genesis/models/models.json")
 TORCH_ID = bytes.fromhex(MODELS["torch"]["id"][2:])
 ONNX_ID = bytes.fromhex(MODELS["onnx"]["id"][2:])
 EMBED_ID = bytes.fromhex(MODELS["embed"]["id"][2:])
+ZK_ID = bytes.fromhex(MODELS["zk"]["id"][2:])
 DEV_MODELS = REPO / "genesis" / "models"
 DEV_GENESIS = REPO / "genesis" / "dev.json"
 DEV_EXECUTOR = "0x67abda0f02673b98a03071cb5fbe04bc9e3e0307"

@@ -7,7 +7,15 @@ import pytest
 from eth_account import Account
 from nodes import DEV_KEYS, NodeProcess, dev_node
 
+from chain.startup import prepare_process
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def process_choices() -> None:
+    """In-process tests run the node's code as the node runs it (chain.startup)."""
+    prepare_process()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any
 import rlp
 from nodes import NodeProcess, free_port, rpc
 
-from chain.trie_root import ordered_trie_root
+from chain.trie.root import ordered_trie_root
 
 REJECTED = re.compile(r"block rejected number=(\d+) hash=0x([0-9a-f]{64}) reason=(.*)")
 

@@ -33,7 +33,7 @@ CHAIN_ID = 19183
 def sibyl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the ``sibyl`` command line from the repository, its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "chain.cli", *args],
+        [sys.executable, "-m", "chain.cmd.cli", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -79,7 +79,7 @@ class NodeProcess:
 
     def start(self, timeout: float = 60) -> "NodeProcess":
         command = [
-            sys.executable, "-m", "chain.cli", "run",
+            sys.executable, "-m", "chain.cmd.cli", "run",
             "--datadir", str(self.datadir),
             "--http-port", str(self.http_port),
             "--engine-port", str(self.engine_port),
@@ -93,11 +93,25 @@ class NodeProcess:
                 raise RuntimeError(f"node exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 rpc(self.url, "eth_chainId", timeout=2)
-                return self
+                return self.wait_sidecars()
             except OSError:
                 time.sleep(0.2)
         self.kill()
         raise RuntimeError(f"node did not answer within {timeout}s:\n{self.log()}")
+
+    def wait_sidecars(self, timeout: float = 300) -> "NodeProcess":
+        """Wait until every sidecar of the node is healthy: they start in the background,
+        after the node's RPC answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            sidecars = rpc(self.url, "sibyl_sidecars", timeout=10)["result"]
+            if all(sidecar["healthy"] for sidecar in sidecars):
+                return self
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"sidecars not healthy within {timeout}s: {sidecars}\n{self.log()}"
+                )
+            time.sleep(0.2)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

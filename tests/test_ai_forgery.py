@@ -42,11 +42,11 @@ from eth_utils import keccak
 from fake_peer import REJECTED, FakePeer, rejection, with_transactions
 from nodes import CHAIN_ID, DEV_KEYS, NodeProcess, rpc
 
-from chain import codec
-from chain.attested import AttestedTransaction, SpcResult
+from chain.ai.attested import AttestedTransaction, SpcResult
 from chain.genesis import complete_genesis, load_genesis
-from chain.keys import write_key
+from chain.storage import codec
 from sidecars.attestation import SECP256K1_N, attestation_digest, sign_digest, sync_context
+from sidecars.keys import write_key
 
 K2 = keys.PrivateKey(keccak(b"sibyl tests: executor K2, infer"))
 K3 = keys.PrivateKey(keccak(b"sibyl tests: executor K3, embed only"))

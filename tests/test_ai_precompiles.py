@@ -27,6 +27,7 @@ from ai_chain import (
     ONNX_ID,
     SHAPE,
     TORCH_ID,
+    ZK_ID,
     Wallet,
     assert_follower_agrees,
     calldata,
@@ -47,8 +48,8 @@ from eth_account import Account
 from eth_utils import keccak
 from nodes import CHAIN_ID, DEV_KEYS, rpc
 
-from chain import codec
 from chain.genesis import load_genesis
+from chain.storage import codec
 from sidecars.abi import INFER_ADDRESS
 from sidecars.attestation import attestation_digest, recover_signer, sync_context
 from sidecars.runtimes import load_model
@@ -533,10 +534,14 @@ def test_sibyl_rpc_describes_models_executors_and_sidecars(producer, follower):
         hexstr(TORCH_ID),
         hexstr(ONNX_ID),
         hexstr(EMBED_ID),
+        hexstr(ZK_ID),
     }
     for sidecar in sidecars:
-        assert set(sidecar) == {"name", "runtime", "endpoint", "healthy", "models", "executor"}
+        assert set(sidecar) == {
+            "name", "runtime", "endpoint", "healthy", "state", "models", "executor"
+        }  # fmt: skip
         assert sidecar["runtime"] == "process" and sidecar["healthy"] is True
+        assert sidecar["state"] == "healthy"
         assert sidecar["executor"] == DEV_EXECUTOR
         assert sidecar["endpoint"].startswith("127.0.0.1:")
     assert rpc(follower.url, "sibyl_sidecars")["result"] == []

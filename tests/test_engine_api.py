@@ -119,6 +119,27 @@ def test_engine_api_requires_a_fresh_jwt(engine_node):
         assert failure.value.code == 401
 
 
+def test_engine_api_accepts_clocks_within_sixty_seconds_either_way(engine_node):
+    now = int(time.time())
+    for iat in (now + 2, now + 55, now - 55):
+        token = jwt.encode({"iat": iat}, SECRET, algorithm="HS256")
+        assert "result" in engine(engine_node, "engine_exchangeCapabilities", [[]], token=token)
+    for iat in (now + 120, now - 120):
+        token = jwt.encode({"iat": iat}, SECRET, algorithm="HS256")
+        with pytest.raises(urllib.error.HTTPError) as failure:
+            engine(engine_node, "engine_exchangeCapabilities", [[]], token=token)
+        assert failure.value.code == 401
+
+
+def test_engine_api_refuses_an_iat_that_is_not_an_integer(engine_node):
+    now = int(time.time())
+    for iat in (str(now), float(now) + 0.5, True):
+        token = jwt.encode({"iat": iat}, SECRET, algorithm="HS256")
+        with pytest.raises(urllib.error.HTTPError) as failure:
+            engine(engine_node, "engine_exchangeCapabilities", [[]], token=token)
+        assert failure.value.code == 401
+
+
 def test_unknown_payload_id_is_reported(engine_node):
     reply = engine(engine_node, "engine_getPayloadV4", ["0x0000000000000001"])
     assert reply["error"]["code"] == -38001

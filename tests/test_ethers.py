@@ -6,30 +6,17 @@ the test is skipped only where Node.js or npm is not installed.
 """
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
+import js_tools
 import pytest
 
-JS = Path(__file__).resolve().parent / "js"
+JS = js_tools.JS
 
 
 @pytest.fixture(scope="module")
 def node_js() -> str:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("the ethers v6 test needs Node.js and npm on PATH (not installed here)")
-    if not (JS / "node_modules" / "ethers").is_dir():
-        installed = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=JS,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout}{installed.stderr}"
-    return node
+    return js_tools.node_js()
 
 
 def test_ethers_deploys_transfers_and_follows_events(node_js, node, w3, token_artifact):
@@ -53,3 +40,20 @@ def test_ethers_deploys_transfers_and_follows_events(node_js, node, w3, token_ar
     assert w3.eth.get_transaction(done["payment"])["from"] == done["remote"]
     transfers = token.events.Transfer().get_logs(from_block=0)
     assert [e.transactionHash.to_0x_hex() for e in transfers[1:]] == done["transfers"]
+
+
+def test_ethers_waits_resolve_for_back_to_back_sends_over_http_and_websocket(node_js, node, w3):
+    """With --block-time 0 a send answers once its block is committed, as anvil's
+    automine does, so no tx.wait() is left waiting for a block that already came."""
+    sent = subprocess.run(
+        [node_js, str(JS / "automine.mjs"), node.url],
+        cwd=JS,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert sent.returncode == 0, f"automine flow failed:\n{sent.stdout}{sent.stderr}"
+    done = json.loads(sent.stdout.strip().splitlines()[-1])
+    assert len(done["http"]) == len(done["ws"]) == 50
+    for tx_hash in done["http"] + done["ws"]:
+        assert w3.eth.get_transaction_receipt(tx_hash).status == 1

@@ -8,8 +8,8 @@ import rlp
 from eth_account import Account
 from nodes import CHAIN_ID, DEV_KEYS, REPO
 
-from chain import codec
 from chain.genesis import load_genesis
+from chain.storage import codec
 
 GENESIS = REPO / "genesis" / "dev.json"
 

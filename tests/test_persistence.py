@@ -9,11 +9,11 @@ import pytest
 from eth_account import Account
 from nodes import CHAIN_ID, DEV_KEYS, NodeProcess
 
-from chain import codec
 from chain.execution import execute_block
 from chain.genesis import load_genesis
-from chain.reader import ChainReader
-from chain.storage import Store
+from chain.storage import codec
+from chain.storage.reader import ChainReader
+from chain.storage.store import Store
 
 GENESIS = Path(__file__).resolve().parent.parent / "genesis" / "dev.json"
 RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

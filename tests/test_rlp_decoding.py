@@ -1,14 +1,13 @@
-"""The node's RLP decoding (chain.rlp_backend): cached decodes must behave exactly as
+"""The node's RLP decoding (chain.trie.rlp_cache): cached decodes must behave exactly as
 fresh ones, because py-trie edits the branch nodes it decodes in place while building
-the next state root; one shared, edited node would corrupt every later root."""
+the next state root; one shared, edited node would corrupt every later root. The
+decoder is installed as the node installs it (chain.startup, by the session fixture)."""
 
 import os
 
 import pytest
 import rlp
 from trie import HexaryTrie
-
-import chain  # noqa: F401 (installs the node's decoder)
 
 
 def test_each_decode_of_the_same_bytes_is_a_value_of_its_own():

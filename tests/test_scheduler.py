@@ -52,9 +52,9 @@ from hexbytes import HexBytes
 from nodes import CHAIN_ID, DEV_KEYS, REPO, NodeProcess, rpc, sibyl
 from web3 import Web3
 
-from chain import codec
-from chain.attested import AttestedTransaction, SpcResult
+from chain.ai.attested import AttestedTransaction, SpcResult
 from chain.genesis import complete_genesis, load_genesis
+from chain.storage import codec
 from scheduler.transactions import ScheduledTransaction
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

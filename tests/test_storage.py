@@ -1,4 +1,4 @@
-"""The data dir's state journal (chain.storage): a committed block's state is readable at
+"""The data dir's state journal (chain.storage.store): a committed block's state is readable at
 once, survives a crash before it is merged into the node table, and is never missing
 for a reader while the merger moves it."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from chain.storage import (
+from chain.storage.store import (
     MERGE_BACKLOG,
     MERGE_EVERY,
     BlockWrite,
@@ -68,7 +68,7 @@ def test_journaled_state_survives_a_crash_before_its_merge(tmp_path):
         from pathlib import Path
         sys.path[:0] = {sys.path!r}
         from tests.test_storage import commit
-        from chain.storage import Store
+        from chain.storage.store import Store
         store = Store(Path({str(tmp_path)!r}))
         for number in range(1, 4):
             commit(store, number, {{bytes([number]) * 32: bytes([number]) * 90}})
@@ -173,7 +173,7 @@ def test_a_reader_opens_a_data_dir_beside_its_owner_and_sees_its_state(tmp_path)
         sys.path[:0] = {sys.path!r}
         import lmdb
         from tests.test_storage import commit
-        from chain.storage import Store
+        from chain.storage.store import Store
         reader = Store(Path({str(tmp_path)!r}), readonly=True)
         print(reader.head_hash().hex(), reader.state_get(bytes([1]) * 32))
         try:
@@ -197,7 +197,7 @@ def test_a_reader_opens_a_data_dir_beside_its_owner_and_sees_its_state(tmp_path)
 
 def test_a_data_dir_is_free_again_once_its_owner_is_killed(tmp_path):
     owner = subprocess.Popen(
-        [sys.executable, "-c", f"from pathlib import Path\nfrom chain.storage import Store\n"
+        [sys.executable, "-c", f"from pathlib import Path\nfrom chain.storage.store import Store\n"
          f"store = Store(Path({str(tmp_path)!r}))\nprint('open', flush=True)\ninput()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1],
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""A batch of writes applied in one pass (chain.trie_batch) gives exactly the trie
+"""A batch of writes applied in one pass (chain.trie.batch) gives exactly the trie
 py-trie builds by setting and deleting the same keys one by one: the same root, and
 every key readable from it; and the node's account database, whose storage applies its
 writes that way, agrees with py-evm's on every root and read. A wrong node here would
@@ -12,7 +12,7 @@ from eth.db.atomic import AtomicDB
 from trie import HexaryTrie
 from trie.constants import BLANK_NODE_HASH
 
-from chain.trie_batch import apply_writes
+from chain.trie.batch import apply_writes
 from chain.vm import SibylAccountDB
 
 

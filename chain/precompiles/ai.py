@@ -4,7 +4,7 @@ The input is checked and the gas charged before any model runs: gas follows from
 model's schedule in the registry and the input alone (``base + perUnit × units``, units
 being the number of input values for INFER and of text bytes for EMBED), never from the
 output. The output then comes from the oracle of the execution (built on a sidecar,
-verified from an attestation, or run for eth_call; see :mod:`chain.oracle`). Anything
+verified from an attestation, or run for eth_call; see :mod:`chain.ai.results`). Anything
 that keeps a call from producing an output reverts it with a reason, so the calling
 contract sees ``success == false`` and the block goes on.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 from eth.abc import ComputationAPI
 
-from chain import registry
-from chain.oracle import AiCall, AiCallFailed
+from chain.ai import registry
+from chain.ai.results import AiCall, AiCallFailed
 from chain.precompiles.native import returns_revert_data, revert
 from sidecars.abi import AbiError, decode_embed_input, decode_infer_input
 
@@ -38,7 +38,7 @@ def _run(
         computation.consume_gas(REFUSAL_GAS, reason=f"{name}: malformed input")
         raise revert(f"{name}: {exc}") from None
     model = registry.get_model(computation.state, request.model_id)
-    if model is None or model.precompile != precompile:
+    if model is None or not model.serves(precompile):
         computation.consume_gas(REFUSAL_GAS, reason=f"{name}: unknown model")
         raise revert(f"{name}: model 0x{request.model_id.hex()} is not registered for {name}")
     computation.consume_gas(

@@ -1,12 +1,12 @@
 """EXECUTOR_REGISTRY (0x…0a02): the keys allowed to attest AI results, with their
 capabilities and stake. An executor registers itself by staking at least the minimum
 (``register`` is payable) and gets its stake back when it leaves; the admin can
-deactivate an executor, the hook for slashing. Layout: :mod:`chain.registry`."""
+deactivate an executor, the hook for slashing. Layout: :mod:`chain.ai.registry`."""
 
 from eth.abc import ComputationAPI
 from eth_abi import encode as abi_encode
 
-from chain import registry
+from chain.ai import registry
 from chain.precompiles.native import (
     READ_GAS,
     WRITE_GAS,

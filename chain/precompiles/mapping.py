@@ -1,10 +1,11 @@
 """Sibyl's additions to the precompile map, by address (DESIGN sections 4 and 6)."""
 
-from chain import registry
+from chain.ai import registry
 from chain.precompiles import ai
 from chain.precompiles.executor_registry import ExecutorRegistry
 from chain.precompiles.model_registry import ModelRegistry
 from chain.precompiles.p256 import P256VERIFY, p256_verify
+from chain.precompiles.zk_verify import ZK_VERIFY, zk_verify
 from scheduler.contract import Scheduler
 from scheduler.state import SCHEDULER
 
@@ -15,4 +16,5 @@ PRECOMPILES = {
     registry.MODEL_REGISTRY: ModelRegistry(),
     SCHEDULER: Scheduler(),
     P256VERIFY: p256_verify,
+    ZK_VERIFY: zk_verify,
 }

@@ -1,11 +1,11 @@
 """MODEL_REGISTRY (0x…0a03): registered models and their policy (kind, gas schedule,
 output limit, quorum, verification mode). Only the registry admin may change it; any
-contract may read it. Layout: :mod:`chain.registry`."""
+contract may read it. Layout: :mod:`chain.ai.registry`."""
 
 from eth.abc import ComputationAPI
 from eth_abi import encode as abi_encode
 
-from chain import registry
+from chain.ai import registry
 from chain.precompiles.native import (
     LOG_GAS,
     READ_GAS,
@@ -64,6 +64,9 @@ class ModelRegistry(NativeContract):
             raise NativeRevert("unknown kind or mode")
         if quorum == 0:
             raise NativeRevert("quorum must be at least 1")
+        if registry.MODES[mode] == "prove":
+            # a prove model is named with its verifying key hash, which this ABI lacks
+            raise NativeRevert("prove-mode models are registered in the genesis file")
         record = registry.ModelRecord(
             model_id, name, registry.KINDS[kind], tuple(input_shape) or None,
             tuple(output_shape) or None, decimals, quorum, registry.MODES[mode], gas_base,

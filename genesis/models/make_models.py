@@ -194,6 +194,8 @@ def main() -> None:
             }
         )
     entries.append(embed_entry())
+    # the ZK model is built by make_zk_model.py, which writes its own entry
+    entries += [e for e in json.loads((HERE / "models.json").read_text()) if e["kind"] == "zk"]
     listing = (json.dumps(entries, indent=2) + "\n").encode()
     print(f"models.json: {write(HERE / 'models.json', listing, True, args.check)}")
 

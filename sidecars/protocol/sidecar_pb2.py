@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsidecars/protocol/sidecar.proto\x12\x10sibyl.sidecar.v1\"\r\n\x0bInfoRequest\"\xc5\x01\n\tInfoReply\x12\x0f\n\x07runtime\x18\x01 \x01(\t\x12\x11\n\tmodel_ids\x18\x02 \x03(\x0c\x12\x10\n\x08\x65xecutor\x18\x03 \x01(\x0c\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12;\n\x08versions\x18\x05 \x03(\x0b\x32).sibyl.sidecar.v1.InfoReply.VersionsEntry\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"h\n\x0e\x45xecuteRequest\x12\x12\n\nprecompile\x18\x01 \x01(\x0c\x12\x10\n\x08model_id\x18\x02 \x01(\x0c\x12\r\n\x05input\x18\x03 \x01(\x0c\x12\x0f\n\x07\x63ontext\x18\x04 \x01(\x0c\x12\x10\n\x08\x63hain_id\x18\x05 \x01(\x04\"}\n\x0c\x45xecuteReply\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.sibyl.sidecar.v1.Status\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x10\n\x08\x65xecutor\x18\x05 \x01(\x0c\"f\n\rSubmitRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x0c\x12\x12\n\nprecompile\x18\x02 \x01(\x0c\x12\x10\n\x08model_id\x18\x03 \x01(\x0c\x12\r\n\x05input\x18\x04 \x01(\x0c\x12\x10\n\x08\x63hain_id\x18\x05 \x01(\x04\"G\n\x0bSubmitReply\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.sibyl.sidecar.v1.Status\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1f\n\rResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x0c\"\xa7\x01\n\x0bResultReply\x12)\n\x05state\x18\x01 \x01(\x0e\x32\x1a.sibyl.sidecar.v1.JobState\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.sibyl.sidecar.v1.Status\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06output\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x10\n\x08\x65xecutor\x18\x06 \x01(\x0c*V\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n\tSTATUS_OK\x10\x01\x12\x11\n\rSTATUS_FAILED\x10\x02\x12\x12\n\x0eSTATUS_REFUSED\x10\x03*g\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x12\n\x0eJOB_STATE_DONE\x10\x02\x12\x15\n\x11JOB_STATE_UNKNOWN\x10\x03\x32\xae\x02\n\x07Sidecar\x12\x42\n\x04Info\x12\x1d.sibyl.sidecar.v1.InfoRequest\x1a\x1b.sibyl.sidecar.v1.InfoReply\x12K\n\x07\x45xecute\x12 .sibyl.sidecar.v1.ExecuteRequest\x1a\x1e.sibyl.sidecar.v1.ExecuteReply\x12H\n\x06Submit\x12\x1f.sibyl.sidecar.v1.SubmitRequest\x1a\x1d.sibyl.sidecar.v1.SubmitReply\x12H\n\x06Result\x12\x1f.sibyl.sidecar.v1.ResultRequest\x1a\x1d.sibyl.sidecar.v1.ResultReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsidecars/protocol/sidecar.proto\x12\x10sibyl.sidecar.v1\"\r\n\x0bInfoRequest\"\xc5\x01\n\tInfoReply\x12\x0f\n\x07runtime\x18\x01 \x01(\t\x12\x11\n\tmodel_ids\x18\x02 \x03(\x0c\x12\x10\n\x08\x65xecutor\x18\x03 \x01(\x0c\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12;\n\x08versions\x18\x05 \x03(\x0b\x32).sibyl.sidecar.v1.InfoReply.VersionsEntry\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"h\n\x0e\x45xecuteRequest\x12\x12\n\nprecompile\x18\x01 \x01(\x0c\x12\x10\n\x08model_id\x18\x02 \x01(\x0c\x12\r\n\x05input\x18\x03 \x01(\x0c\x12\x0f\n\x07\x63ontext\x18\x04 \x01(\x0c\x12\x10\n\x08\x63hain_id\x18\x05 \x01(\x04\"\x8c\x01\n\x0c\x45xecuteReply\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.sibyl.sidecar.v1.Status\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x10\n\x08\x65xecutor\x18\x05 \x01(\x0c\x12\r\n\x05proof\x18\x06 \x01(\x0c\"f\n\rSubmitRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x0c\x12\x12\n\nprecompile\x18\x02 \x01(\x0c\x12\x10\n\x08model_id\x18\x03 \x01(\x0c\x12\r\n\x05input\x18\x04 \x01(\x0c\x12\x10\n\x08\x63hain_id\x18\x05 \x01(\x04\"G\n\x0bSubmitReply\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.sibyl.sidecar.v1.Status\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1f\n\rResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x0c\"\xb6\x01\n\x0bResultReply\x12)\n\x05state\x18\x01 \x01(\x0e\x32\x1a.sibyl.sidecar.v1.JobState\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.sibyl.sidecar.v1.Status\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06output\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x10\n\x08\x65xecutor\x18\x06 \x01(\x0c\x12\r\n\x05proof\x18\x07 \x01(\x0c*V\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n\tSTATUS_OK\x10\x01\x12\x11\n\rSTATUS_FAILED\x10\x02\x12\x12\n\x0eSTATUS_REFUSED\x10\x03*g\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x12\n\x0eJOB_STATE_DONE\x10\x02\x12\x15\n\x11JOB_STATE_UNKNOWN\x10\x03\x32\xae\x02\n\x07Sidecar\x12\x42\n\x04Info\x12\x1d.sibyl.sidecar.v1.InfoRequest\x1a\x1b.sibyl.sidecar.v1.InfoReply\x12K\n\x07\x45xecute\x12 .sibyl.sidecar.v1.ExecuteRequest\x1a\x1e.sibyl.sidecar.v1.ExecuteReply\x12H\n\x06Submit\x12\x1f.sibyl.sidecar.v1.SubmitRequest\x1a\x1d.sibyl.sidecar.v1.SubmitReply\x12H\n\x06Result\x12\x1f.sibyl.sidecar.v1.ResultRequest\x1a\x1d.sibyl.sidecar.v1.ResultReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INFOREPLY_VERSIONSENTRY']._loaded_options = None
   _globals['_INFOREPLY_VERSIONSENTRY']._serialized_options = b'8\001'
-  _globals['_STATUS']._serialized_start=881
-  _globals['_STATUS']._serialized_end=967
-  _globals['_JOBSTATE']._serialized_start=969
-  _globals['_JOBSTATE']._serialized_end=1072
+  _globals['_STATUS']._serialized_start=912
+  _globals['_STATUS']._serialized_end=998
+  _globals['_JOBSTATE']._serialized_start=1000
+  _globals['_JOBSTATE']._serialized_end=1103
   _globals['_INFOREQUEST']._serialized_start=53
   _globals['_INFOREQUEST']._serialized_end=66
   _globals['_INFOREPLY']._serialized_start=69
@@ -45,16 +45,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INFOREPLY_VERSIONSENTRY']._serialized_end=266
   _globals['_EXECUTEREQUEST']._serialized_start=268
   _globals['_EXECUTEREQUEST']._serialized_end=372
-  _globals['_EXECUTEREPLY']._serialized_start=374
-  _globals['_EXECUTEREPLY']._serialized_end=499
-  _globals['_SUBMITREQUEST']._serialized_start=501
-  _globals['_SUBMITREQUEST']._serialized_end=603
-  _globals['_SUBMITREPLY']._serialized_start=605
-  _globals['_SUBMITREPLY']._serialized_end=676
-  _globals['_RESULTREQUEST']._serialized_start=678
-  _globals['_RESULTREQUEST']._serialized_end=709
-  _globals['_RESULTREPLY']._serialized_start=712
-  _globals['_RESULTREPLY']._serialized_end=879
-  _globals['_SIDECAR']._serialized_start=1075
-  _globals['_SIDECAR']._serialized_end=1377
+  _globals['_EXECUTEREPLY']._serialized_start=375
+  _globals['_EXECUTEREPLY']._serialized_end=515
+  _globals['_SUBMITREQUEST']._serialized_start=517
+  _globals['_SUBMITREQUEST']._serialized_end=619
+  _globals['_SUBMITREPLY']._serialized_start=621
+  _globals['_SUBMITREPLY']._serialized_end=692
+  _globals['_RESULTREQUEST']._serialized_start=694
+  _globals['_RESULTREQUEST']._serialized_end=725
+  _globals['_RESULTREPLY']._serialized_start=728
+  _globals['_RESULTREPLY']._serialized_end=910
+  _globals['_SIDECAR']._serialized_start=1106
+  _globals['_SIDECAR']._serialized_end=1408
 # @@protoc_insertion_point(module_scope)

@@ -3,7 +3,7 @@
 Each case becomes what an operator would give the node: a geth genesis file (the
 fixture's genesis header fields, its ``pre`` accounts as ``alloc``, the fork schedule its
 network names, no ``sibyl`` section) and its blocks' RLP, which are imported one by one
-through :func:`chain.blockfile.import_raw_block`, the function behind ``sibyl import``,
+through :func:`chain.cmd.blockfile.import_raw_block`, the function behind ``sibyl import``,
 in-process for speed. A case passes when block 0's hash is the fixture's, every block
 the fixture marks invalid is refused, every other one is accepted, and the head ends on
 ``lastblockhash``.
@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chain.blockfile import BlockFileError, import_raw_block
+from chain.cmd.blockfile import BlockFileError, import_raw_block
 from chain.engine import Engine
 from chain.execution import InvalidBlock
 from chain.genesis import GenesisError, parse_genesis
 from chain.node import initialise
-from chain.reader import ChainReader
-from chain.storage import Store
+from chain.storage.reader import ChainReader
+from chain.storage.store import Store
 
 MERGED = {"terminalTotalDifficulty": 0, "shanghaiTime": 0}
 NETWORKS: dict[str, dict[str, int]] = {

@@ -25,7 +25,7 @@ def free_port() -> int:
 
 def serve_command(runtime: str, model: Path, port: int, key: Path, model_id: bytes | None):
     command = [
-        sys.executable, "-m", "chain.cli", "sidecar", "serve", "--runtime", runtime,
+        sys.executable, "-m", "chain.cmd.cli", "sidecar", "serve", "--runtime", runtime,
         "--model", str(model), "--port", str(port), "--executor-key", str(key),
     ]  # fmt: skip
     if model_id is not None:

@@ -14,10 +14,10 @@ import pytest
 from eth_hash.auto import keccak
 from sidecar_helpers import CHAIN_ID, dev_spec, wait_until
 
-from chain.keys import load_key
 from sidecars.abi import INFER_ADDRESS
 from sidecars.attestation import attestation_digest, recover_signer, sync_context
 from sidecars.config import DEV_EXECUTOR_KEY
+from sidecars.keys import load_key
 from sidecars.manager import DEFAULT_IMAGE, SidecarManager, SidecarStartError
 
 pytestmark = pytest.mark.docker

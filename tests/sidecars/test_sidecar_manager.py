@@ -14,10 +14,10 @@ import pytest
 from eth_hash.auto import keccak
 from sidecar_helpers import CHAIN_ID, dev_spec, wait_until
 
-from chain.keys import address_of, load_key
 from sidecars.abi import INFER_ADDRESS
 from sidecars.attestation import sync_context
 from sidecars.config import DEV_EXECUTOR_KEY, SidecarSpec
+from sidecars.keys import address_of, load_key
 from sidecars.manager import SidecarManager, SidecarStartError
 
 CONTEXT = sync_context(keccak(b"tx"), 0)
@@ -64,6 +64,26 @@ def test_process_sidecars_start_healthy_and_report_status(manager_factory):
     manager.stop()
     assert all(process.poll() is not None for process in processes)
     assert all(not entry["healthy"] for entry in manager.status())
+
+
+def test_background_start_reports_starting_fails_calls_then_announces_ready(manager_factory):
+    spec = dev_spec("onnx")
+    ready: list[tuple[str, list[str]]] = []
+    manager = manager_factory([spec], on_ready=lambda name, models: ready.append((name, models)))
+    manager.start(wait=False)
+    (entry,) = manager.status()
+    assert entry["healthy"] is False and entry["state"] == "starting"
+    early = manager.pool.execute(
+        INFER_ADDRESS, spec.model_id, infer_input(spec.model_id), CONTEXT, CHAIN_ID
+    )
+    assert early.status != "ok"  # a sidecar that is not up fails like any sidecar failure
+    assert wait_until(lambda: manager.status()[0]["healthy"], timeout=120)
+    assert manager.status()[0]["state"] == "healthy"
+    assert ready == [(spec.name, ["0x" + spec.model_id.hex()])]
+    result = manager.pool.execute(
+        INFER_ADDRESS, spec.model_id, infer_input(spec.model_id), CONTEXT, CHAIN_ID
+    )
+    assert result.status == "ok", result.error
 
 
 def test_killed_sidecar_fails_fast_then_is_restarted(manager_factory):

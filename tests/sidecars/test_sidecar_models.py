@@ -184,7 +184,7 @@ def test_requests_the_model_cannot_take_are_refused_or_failed():
 
 
 def test_planned_runtimes_are_unavailable():
-    for runtime in ("llm", "zk"):
+    for runtime in ("llm",):
         with pytest.raises(RuntimeUnavailable, match=f"runtime {runtime} is not available"):
             load_model(runtime, DEV_MODELS / "mlp.pt")
 

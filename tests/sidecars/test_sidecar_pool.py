@@ -8,11 +8,11 @@ import pytest
 from eth_hash.auto import keccak
 from sidecar_helpers import CHAIN_ID, dev_spec
 
-from chain.keys import load_key
 from sidecars.abi import EMBED_ADDRESS, INFER_ADDRESS
 from sidecars.attestation import attestation_digest, recover_signer, sync_context
 from sidecars.client import SidecarPool
 from sidecars.config import DEV_EXECUTOR_KEY
+from sidecars.keys import load_key
 from sidecars.runtimes import load_model
 
 EXECUTOR = load_key(DEV_EXECUTOR_KEY).public_key.to_canonical_address()

@@ -16,7 +16,7 @@ ONNX_ID = next(s.model_id for s in dev_sidecar_specs() if s.runtime == "onnx")
 
 def serve(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "chain.cli", "sidecar", "serve", *args],
+        [sys.executable, "-m", "chain.cmd.cli", "sidecar", "serve", *args],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
@@ -57,7 +57,13 @@ def test_taken_port_refuses_to_start():
     assert_refused(result, f"cannot listen on 127.0.0.1:{port}: the port is taken")
 
 
-@pytest.mark.parametrize("runtime", ["llm", "zk"])
+def test_zk_runtime_refuses_a_model_that_is_no_directory():
+    result = serve("--runtime", "zk", "--model", str(DEV_MODELS / "mlp.onnx"),
+                   "--port", str(free_port()), "--executor-key", str(DEV_EXECUTOR_KEY))  # fmt: skip
+    assert_refused(result, "must be a model directory")
+
+
+@pytest.mark.parametrize("runtime", ["llm"])
 def test_planned_runtimes_refuse_to_start(runtime):
     result = serve("--runtime", runtime, "--model", str(DEV_MODELS / "mlp.onnx"),
                    "--port", str(free_port()), "--executor-key", str(DEV_EXECUTOR_KEY))  # fmt: skip

@@ -1,0 +1,136 @@
+"""Decoded, read-only access to the canonical chain: what the RPC and the pool read.
+
+The store speaks bytes; this module turns them into py-evm headers, blocks, receipts and
+account state, and resolves the block tags of JSON-RPC (``latest``, ``safe``, numbers,
+hashes). Reads of the head state go through one long-lived account view, so repeated
+``eth_getBalance`` calls hit py-evm's account cache rather than the trie.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.db.account import AccountDB
+
+from chain.storage import codec
+from chain.storage.store import Store, state_view
+from chain.vm import ChainConfig, vm_class_at
+
+
+@dataclass(frozen=True)
+class TxLocation:
+    """Where a transaction sits in the canonical chain."""
+
+    block_hash: bytes
+    block_number: int
+    index: int
+
+
+@dataclass(frozen=True)
+class BlockReceipts:
+    receipts: list[ReceiptAPI]
+    senders: list[bytes]
+    signers: codec.Signers  # per transaction, per AI call: the attesting executors
+
+
+class ChainReader:
+    def __init__(self, store: Store, config: ChainConfig) -> None:
+        self.store = store
+        self.config = config
+        self._head: BlockHeaderAPI | None = None
+        self._head_accounts: AccountDB | None = None
+        self.refresh_head()
+
+    # headers and blocks
+
+    def refresh_head(self) -> BlockHeaderAPI:
+        """Re-read the head pointer; called after every commit."""
+        head_hash = self.store.head_hash()
+        if head_hash is None:
+            raise LookupError("data dir has no head block")
+        header = self.header(head_hash)
+        assert header is not None, "head pointer without a header"
+        if self._head is None or header.hash != self._head.hash:
+            self._head = header
+            self._head_accounts = None
+        return header
+
+    @property
+    def head(self) -> BlockHeaderAPI:
+        assert self._head is not None
+        return self._head
+
+    def header(self, block_hash: bytes) -> BlockHeaderAPI | None:
+        raw = self.store.get("headers", block_hash)
+        return None if raw is None else codec.decode_header(raw)
+
+    def canonical_header(self, number: int) -> BlockHeaderAPI | None:
+        if number > self.head.block_number:
+            return None
+        block_hash = self.store.canonical_hash(number)
+        return None if block_hash is None else self.header(block_hash)
+
+    def is_canonical(self, header: BlockHeaderAPI) -> bool:
+        return self.store.canonical_hash(header.block_number) == header.hash
+
+    def block(self, block_hash: bytes) -> BlockAPI | None:
+        raw = self.store.get("blocks", block_hash)
+        if raw is None:
+            return None
+        header = self.header(block_hash)
+        assert header is not None
+        return codec.decode_block(raw, self.vm_class(header).get_block_class())
+
+    def raw_block(self, block_hash: bytes) -> bytes | None:
+        return self.store.get("blocks", block_hash)
+
+    def raw_header(self, block_hash: bytes) -> bytes | None:
+        return self.store.get("headers", block_hash)
+
+    def receipts(self, header: BlockHeaderAPI) -> BlockReceipts:
+        """Receipts, senders and AI-call signers of a block (see :mod:`chain.storage.codec`)."""
+        raw = self.store.get("receipts", header.hash)
+        if raw is None:
+            return BlockReceipts([], [], [])
+        builder = self.vm_class(header).get_block_class().receipt_builder
+        return BlockReceipts(*codec.decode_receipts(raw, builder))
+
+    def vm_class(self, header: BlockHeaderAPI) -> Any:
+        return vm_class_at(self.config, header.timestamp)
+
+    # transactions
+
+    def tx_location(self, tx_hash: bytes) -> TxLocation | None:
+        found = self.store.tx_location(tx_hash)
+        if found is None:
+            return None
+        block_hash, index = found
+        header = self.header(block_hash)
+        if header is None or not self.is_canonical(header):
+            return None
+        return TxLocation(block_hash, header.block_number, index)
+
+    def transaction(self, tx_hash: bytes) -> tuple[SignedTransactionAPI, TxLocation] | None:
+        location = self.tx_location(tx_hash)
+        if location is None:
+            return None
+        block = self.block(location.block_hash)
+        assert block is not None
+        return block.transactions[location.index], location
+
+    # state
+
+    def accounts(self, header: BlockHeaderAPI) -> AccountDB:
+        """A read-only view of the accounts as they were after ``header``'s block."""
+        if header.hash == self.head.hash:
+            if self._head_accounts is None:
+                self._head_accounts = self._open_accounts(header.state_root)
+            return self._head_accounts
+        return self._open_accounts(header.state_root)
+
+    def _open_accounts(self, state_root: bytes) -> AccountDB:
+        db, _ = state_view(self.store.state_get)
+        return AccountDB(db, state_root)
+
+    def has_state(self, header: BlockHeaderAPI) -> bool:
+        return self.store.state_get(header.state_root) is not None
