@@ -12,6 +12,7 @@ from eth.vm.forks.prague.constants import (
 
 from chain.ai import registry
 from chain.precompiles.p256 import P256VERIFY
+from chain.precompiles.zk_verify import ZK_VERIFY
 from chain.vm import ChainConfig
 from scheduler.state import SCHEDULER
 
@@ -31,6 +32,7 @@ SIBYL_PRECOMPILES = {
     "INFER": registry.INFER,
     "EMBED": registry.EMBED,
     "P256VERIFY": P256VERIFY,
+    "ZK_VERIFY": ZK_VERIFY,
 }
 SIBYL_SYSTEM_CONTRACTS = {
     "SCHEDULER": SCHEDULER,
