@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-peers clean
+.PHONY: dev test lint bench bench-peers clean conformance genesis
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,17 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest
+
+# Ethereum's BlockchainTests through `sibyl init` + `sibyl import`: the committed sample,
+# or any fixture files or folders (`make conformance FIXTURES=path/to/BlockchainTests`).
+FIXTURES ?= tests/conformance/fixtures
+JOBS ?= 2
+conformance: $(STAMP)
+	$(BIN)/python -m tests.conformance.blockchain_tests $(FIXTURES) --jobs $(JOBS) --failures
+
+# genesis/dev.json from its own sibyl section: run after editing that section.
+genesis: $(STAMP)
+	$(BIN)/sibyl genesis complete genesis/dev.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/node_bench.py

@@ -12,6 +12,7 @@ second execution.
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eth.abc import BlockHeaderAPI
 
@@ -28,7 +29,7 @@ from chain.execution import (
 )
 from chain.gas import TX_GAS
 from chain.txpool import PooledTx, PriceNonceQueue
-from chain.vm import ChainConfig
+from chain.vm import ChainConfig, decode_transaction
 
 log = logging.getLogger("sibyl.builder")
 
@@ -72,7 +73,7 @@ def build_payload(
             continue
         gas_before = execution.gas.gas_used
         try:
-            execution.apply(entry.tx)
+            execution.apply(_in_fork(execution.vm_class, entry.tx))
         except InvalidTransaction as exc:
             log.debug("tx skipped hash=0x%s reason=%s", entry.hash.hex(), exc)
             queue.pop()
@@ -81,3 +82,13 @@ def build_payload(
         queue.shift()
     executed = execution.finish(attributes.withdrawals)
     return BuiltPayload(executed, value)
+
+
+def _in_fork(vm_class: Any, tx: Any) -> Any:
+    """``tx`` as the block's fork decodes it. The pool decodes with the fork of the block
+    after its head; a block built later (a fork's time passed meanwhile) has its own
+    fork's transaction classes, or its body would not serialize."""
+    transactions = vm_class.get_block_class().transaction_builder
+    if isinstance(tx, transactions.legacy_signed | transactions.typed_transaction):
+        return tx
+    return decode_transaction(vm_class, tx.encode())

@@ -29,7 +29,13 @@ from chain.ai.delivery import DeliveryTransaction
 from chain.ai.replicas import LocalModels
 from chain.ai.results import BuildOracle, SidecarPool, SpotChecker, VerifyOracle
 from chain.builder import BuiltPayload, build_payload
-from chain.execution import ExecutedBlock, InvalidBlock, PayloadAttributes, execute_block
+from chain.execution import (
+    ExecutedBlock,
+    InvalidBlock,
+    PayloadAttributes,
+    check_body,
+    execute_block,
+)
 from chain.storage import codec
 from chain.storage.reader import ChainReader
 from chain.storage.store import BlockWrite, CanonicalChange, Store
@@ -117,6 +123,10 @@ class Engine:
 
     def new_payload(self, block: BlockAPI) -> PayloadStatus:
         block_hash = block.header.hash
+        try:
+            check_body(block)
+        except InvalidBlock as exc:  # not remembered: the header may belong to a valid block
+            return PayloadStatus(INVALID, None, str(exc))
         if block_hash in self.invalid:
             return PayloadStatus(INVALID, None, self.invalid[block_hash])
         if block_hash in self.blocks or self.reader.header(block_hash) is not None:

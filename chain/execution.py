@@ -12,28 +12,32 @@ instead of copying an RLP header after every transaction, which is what makes
 ``MiningChain.mine_all`` and ``apply_transaction`` slow.
 """
 
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from types import SimpleNamespace
+from dataclasses import dataclass, field
 from typing import Any
 
+import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.consensus.context import ConsensusContext
 from eth.exceptions import HeaderNotFound
 from eth.vm.chain_context import ChainContext
 from eth.vm.forks.cancun.state import get_total_blob_gas
-from eth.vm.forks.prague import PragueVM
-from eth_utils import ValidationError
+from eth_utils import ValidationError, keccak
 
 from chain.ai.attested import AttestedTransaction, inner_transaction
 from chain.ai.delivery import DeliveryTransaction, InvalidDelivery, expiries_due, run_delivery
 from chain.ai.results import InvalidAiResult, Oracle, ReplicaNotHere
+from chain.errors import ExecutionStopped, SibylError
+from chain.requests import InvalidRequests, block_requests, requests_hash
 from chain.storage import codec
 from chain.storage.store import BlockWrite, state_view
 from chain.trie.root import ordered_trie_root
 from chain.vm import ChainConfig, vm_class_at
 from scheduler.top_of_block import due_calls, run_scheduled, scheduled_transactions
 from scheduler.transactions import ScheduledTransaction
+
+log = logging.getLogger("sibyl.execution")
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI | None]
 StateLookup = Callable[[bytes], bytes | None]
@@ -72,6 +76,7 @@ class ExecutedBlock:
     senders: list[bytes]
     signers: codec.Signers
     state: dict[bytes, bytes]
+    requests: list[bytes] = field(default_factory=list)  # EIP-7685, type byte first
 
     @property
     def hash(self) -> bytes:
@@ -149,6 +154,7 @@ class BlockExecution:
         headers: HeaderLookup,
         oracle: Oracle | None = None,
     ) -> None:
+        self.config = config
         self.vm_class = vm_class_at(config, header.timestamp)
         self.fork = config.fork_at(header.timestamp)
         self.header = header
@@ -165,6 +171,7 @@ class BlockExecution:
         self.gas = _GasCounter(0, header.gas_limit)
         self.bloom = 0
         self.blob_gas_used = 0
+        self.requests: list[bytes] = []
         self.transactions: list[SignedTransactionAPI] = []
         self.receipts: list[ReceiptAPI] = []
         self.senders: list[bytes] = []
@@ -172,7 +179,7 @@ class BlockExecution:
         block_class = self.vm_class.get_block_class()
         self.vm.block_preprocessing(block_class(start, transactions=[], uncles=[], withdrawals=[]))
         # the calls due now, which the block must start with (the overflow waits a block)
-        due = due_calls(self.state, header.block_number)
+        due = due_calls(self.state, header.block_number) if config.sibyl else []
         self.due = {call.id: call for call in due}
         self.scheduled = scheduled_transactions(self.state, due, config.chain_id)
         # then the jobs whose deadline this block is: each expires here, after the calls
@@ -210,6 +217,13 @@ class BlockExecution:
         except (ValidationError, InvalidAiResult, ReplicaNotHere, InvalidDelivery) as exc:
             self.state.revert(snapshot)
             raise InvalidTransaction(str(exc)) from None
+        except (ExecutionStopped, SibylError):  # a stop, or the store failing: not the tx
+            self.state.revert(snapshot)
+            raise
+        except Exception as exc:  # py-evm refusing in its own way: still a transaction
+            self.state.revert(snapshot)  # that cannot be included, never a crash
+            log.warning("transaction execution raised tx=0x%s error=%r", tx.hash.hex(), exc)
+            raise InvalidTransaction(f"execution failed: {type(exc).__name__}: {exc}") from None
         if recorded and not isinstance(tx, AttestedTransaction):
             tx = AttestedTransaction(tx, recorded)
         self.gas.gas_used = receipt.gas_used
@@ -236,7 +250,8 @@ class BlockExecution:
         if self.fork != "shanghai":
             fields["blob_gas_used"] = self.blob_gas_used
         if self.fork == "prague":
-            fields["requests_hash"] = requests_hash(self._system_requests())
+            self.requests = self._system_requests()
+            fields["requests_hash"] = requests_hash(self.requests)
         self.state.persist()
         fields["state_root"] = self.state.state_root
         # The block is made once: rlp's copy() deep-copies every transaction.
@@ -252,30 +267,36 @@ class BlockExecution:
             senders=self.senders,
             signers=self.signers,
             state=self.overlay.writes,
+            requests=self.requests,
         )
 
     def _system_requests(self) -> list[bytes]:
-        """EIP-7685 requests from the withdrawal and consolidation system contracts.
-
-        Sibyl chains have no beacon deposit contract, so deposit requests are always
-        empty; the system contracts are called only where the genesis deployed them.
-        """
-        collected = SimpleNamespace(block_requests=[])
-        self.vm.process_withdrawal_request_data(collected)
-        self.vm.process_consolidation_request_data(collected)
-        return collected.block_requests
+        try:
+            return block_requests(
+                self.vm, self.receipts, self.config.deposit_contract, self.config.sibyl
+            )
+        except InvalidRequests as exc:
+            raise InvalidBlock(f"block {self.header.block_number}: {exc}") from None
 
 
-def requests_hash(requests: list[bytes]) -> bytes:
-    """EIP-7685's commitment to a block's requests, by py-evm's own rule (Prague's
-    ``compute_requests_hash``, which reads the requests from a block and writes the hash
-    into a copy of its header: here the copies are the hash itself)."""
-    block = SimpleNamespace(
-        block_requests=requests,
-        header=SimpleNamespace(copy=lambda requests_hash: requests_hash),
-        copy=lambda header: header,
-    )
-    return PragueVM.compute_requests_hash(block)
+def check_body(block: BlockAPI) -> None:
+    """The block's body is the one its header commits to (transactions, uncles,
+    withdrawals), checked before execution as geth's ``ValidateBody`` does. A block that
+    fails here says nothing about the header: a valid block has the same hash."""
+    header = block.header
+    if ordered_trie_root([tx.encode() for tx in block.transactions]) != header.transaction_root:
+        raise InvalidBlock(
+            f"block {header.block_number}: transactions differ from the header's root"
+        )
+    if keccak(rlp.encode(block.uncles)) != header.uncles_hash:
+        raise InvalidBlock(f"block {header.block_number}: uncles differ from the header's hash")
+    withdrawals_root = getattr(header, "withdrawals_root", None)
+    if withdrawals_root is not None and withdrawals_root != ordered_trie_root(
+        [w.encode() for w in block.withdrawals]
+    ):
+        raise InvalidBlock(
+            f"block {header.block_number}: withdrawals differ from the header's root"
+        )
 
 
 def execute_block(
@@ -318,25 +339,29 @@ def execute_block(
                 f"expected {expected.excess_blob_gas}"
             )
 
-    try:  # py-evm validates what the header gives it (a beacon root, withdrawals) late
-        execution = BlockExecution(config, parent, header, state, headers, oracle)
-    except ValidationError as exc:
-        raise InvalidBlock(f"block {header.block_number}: {exc}") from None
-    _check_scheduled(header.block_number, execution.scheduled, block.transactions)
-    _check_deliveries(
-        header.block_number, len(execution.scheduled), execution.expiries, block.transactions
-    )
-    for index, tx in enumerate(block.transactions):
-        try:
-            execution.apply(tx)
-        except InvalidTransaction as exc:
-            raise InvalidBlock(
-                f"block {header.block_number} transaction {index} (0x{tx.hash.hex()}): {exc}"
-            ) from None
     try:
+        execution = BlockExecution(config, parent, header, state, headers, oracle)
+        _check_scheduled(header.block_number, execution.scheduled, block.transactions)
+        _check_deliveries(
+            header.block_number, len(execution.scheduled), execution.expiries, block.transactions
+        )
+        for index, tx in enumerate(block.transactions):
+            try:
+                execution.apply(tx)
+            except InvalidTransaction as exc:
+                raise InvalidBlock(
+                    f"block {header.block_number} transaction {index} (0x{tx.hash.hex()}): {exc}"
+                ) from None
         executed = execution.finish(block.withdrawals)
-    except ValidationError as exc:
+    except (InvalidBlock, ExecutionStopped, SibylError):
+        raise
+    except ValidationError as exc:  # py-evm validates what the header gives it late
         raise InvalidBlock(f"block {header.block_number}: {exc}") from None
+    except Exception as exc:  # whatever py-evm raises, the block is what is wrong
+        log.warning("block execution raised number=%d error=%r", header.block_number, exc)
+        raise InvalidBlock(
+            f"block {header.block_number}: execution failed: {type(exc).__name__}: {exc}"
+        ) from None
     _compare_headers(header, executed.header)
     return executed
 

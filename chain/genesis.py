@@ -1,12 +1,19 @@
 """Genesis files: geth's ``genesis.json`` format plus a ``sibyl`` section.
 
-A genesis file fixes the chain id, the fork schedule (Sibyl runs post-merge chains only:
-Shanghai, Cancun, Prague), the first header's fields and the accounts that exist at
-block 0. The ``sibyl`` section registers models, executors and scheduler limits; its
-contents are checked by the modules that own them. Every error names the offending key,
-so an operator can fix the file without reading code.
+A genesis file fixes the chain id, the fork schedule (post-merge chains: Shanghai,
+Cancun, Prague), the first header's fields and the accounts that exist at block 0.
+Every error names the offending key, so an operator can fix the file without reading
+code.
+
+The genesis hash follows from the file alone, as in every Ethereum client (DESIGN
+section 3): block 0's state is exactly ``alloc``. A file with a ``sibyl`` section (models,
+executors, scheduler limits) describes a Sibyl chain, whose system contracts' accounts
+(DESIGN section 6) must then be in ``alloc`` holding exactly the records the section
+describes; :func:`complete_genesis` (``sibyl genesis complete``) writes them there. A
+file without one is a plain Ethereum chain: no Sibyl precompiles, no system contracts.
 """
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,15 @@ from scheduler.state import GAS_CAP_SLOT, SCHEDULER
 SYSTEM_ADDRESSES = (SCHEDULER, registry.EXECUTOR_REGISTRY, registry.MODEL_REGISTRY, jobs.JOBS)
 DEFAULT_GAS_LIMIT = 30_000_000
 INITIAL_BASE_FEE = 1_000_000_000
+
+
+SYSTEM_NAMES = {
+    SCHEDULER: "SCHEDULER",
+    registry.EXECUTOR_REGISTRY: "EXECUTOR_REGISTRY",
+    registry.MODEL_REGISTRY: "MODEL_REGISTRY",
+    jobs.JOBS: "JOBS",
+}
+COMPLETE_HINT = "run `sibyl genesis complete FILE` to write the system accounts into alloc"
 
 
 class GenesisError(SibylError):
@@ -55,6 +71,8 @@ class SibylGenesis:
 
 @dataclass(frozen=True)
 class Genesis:
+    """A parsed genesis file; ``sibyl`` is None for a plain Ethereum chain."""
+
     config: ChainConfig
     timestamp: int
     gas_limit: int
@@ -63,8 +81,12 @@ class Genesis:
     coinbase: bytes
     mix_hash: bytes
     alloc: dict[bytes, GenesisAccount]
-    sibyl: SibylGenesis
+    sibyl: SibylGenesis | None
     raw: bytes
+    nonce: bytes = b"\x00" * 8
+    excess_blob_gas: int = 0
+    blob_gas_used: int = 0
+    difficulty: int = 0
 
 
 def _quantity(value: Any, key: str, *, bits: int = 256) -> int:
@@ -118,15 +140,54 @@ def _optional_time(config: dict[str, Any], name: str) -> int | None:
     return _quantity(config[name], f"config.{name}", bits=64)
 
 
-def _chain_config(config: dict[str, Any]) -> ChainConfig:
+BLOCK_FORKS = (
+    "homesteadBlock", "eip150Block", "eip155Block", "eip158Block", "byzantiumBlock",
+    "constantinopleBlock", "petersburgBlock", "istanbulBlock", "muirGlacierBlock",
+    "berlinBlock", "londonBlock", "arrowGlacierBlock", "grayGlacierBlock",
+)  # fmt: skip
+BLOB_SCHEDULE = {  # what py-evm's forks run (EIP-4844, EIP-7691)
+    "cancun": {"target": 3, "max": 6, "baseFeeUpdateFraction": 3_338_477},
+    "prague": {"target": 6, "max": 9, "baseFeeUpdateFraction": 5_007_716},
+}
+
+
+def _check_blob_schedule(value: Any) -> None:
+    """geth's ``blobSchedule``: accepted when it states the forks' own parameters."""
+    if value is None:
+        return
+    for fork, entry in _object(value, "config.blobSchedule").items():
+        expected = BLOB_SCHEDULE.get(fork)
+        key = f"config.blobSchedule.{fork}"
+        if expected is None:
+            raise GenesisError(f"{key}: not a fork Sibyl runs (cancun, prague)")
+        given = {name: _quantity(v, f"{key}.{name}") for name, v in _object(entry, key).items()}
+        if given != expected:
+            raise GenesisError(f"{key}: Sibyl runs the fork's own blob parameters {expected}")
+
+
+def _chain_config(config: dict[str, Any], difficulty: int, sibyl: bool) -> ChainConfig:
     if "chainId" not in config:
         raise GenesisError("config.chainId: missing")
     chain_id = _quantity(config["chainId"], "config.chainId", bits=64)
     if chain_id == 0:
         raise GenesisError("config.chainId: must be positive")
     ttd = config.get("terminalTotalDifficulty")
-    if ttd is not None and _quantity(ttd, "config.terminalTotalDifficulty") != 0:
-        raise GenesisError("config.terminalTotalDifficulty: must be 0 (post-merge chains only)")
+    terminal = 0 if ttd is None else _quantity(ttd, "config.terminalTotalDifficulty")
+    if terminal > difficulty:
+        # geth: the merge happened at genesis when its total difficulty (its own) has
+        # reached the terminal one; a later merge means proof-of-work blocks first
+        raise GenesisError(
+            f"config.terminalTotalDifficulty: {terminal} is above the genesis "
+            f"difficulty {difficulty}, so the chain would start before the merge; Sibyl "
+            "runs chains merged at genesis (proof-of-work history is not supported)"
+        )
+    for name in BLOCK_FORKS:
+        if config.get(name) is not None and _quantity(config[name], f"config.{name}") != 0:
+            raise GenesisError(
+                f"config.{name}: a fork after genesis by block number means proof-of-work "
+                "blocks first; Sibyl runs chains merged at genesis (set it to 0)"
+            )
+    _check_blob_schedule(config.get("blobSchedule"))
     shanghai = _optional_time(config, "shanghaiTime")
     if shanghai is None:
         raise GenesisError(
@@ -139,7 +200,18 @@ def _chain_config(config: dict[str, Any]) -> ChainConfig:
         raise GenesisError("config.cancunTime: must not be before shanghaiTime")
     if prague is not None and (cancun is None or prague < cancun):
         raise GenesisError("config.pragueTime: needs cancunTime at or before it")
-    return ChainConfig(chain_id, shanghai, cancun, prague)
+    deposit = config.get("depositContractAddress")
+    return ChainConfig(
+        chain_id,
+        shanghai,
+        cancun,
+        prague,
+        sibyl=sibyl,
+        terminal_total_difficulty=terminal,
+        deposit_contract=None
+        if deposit is None
+        else _hex_bytes(deposit, "config.depositContractAddress", length=20),
+    )
 
 
 def _account(value: Any, key: str) -> GenesisAccount:
@@ -289,39 +361,23 @@ def _sibyl(value: Any) -> SibylGenesis:
 def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
     """Parse and validate a genesis file's bytes; errors are prefixed with ``source``."""
     try:
-        try:
-            data = load_json(raw)
-        except ValueError as exc:
-            raise GenesisError(f"not valid JSON: {exc}") from None
-        data = _object(data, "genesis")
-        config = _chain_config(_object(data.get("config"), "config"))
+        data = _genesis_object(raw)
         alloc = {
             _hex_bytes(address, f"alloc[{address}]", length=20): _account(
                 account, f"alloc[{address}]"
             )
             for address, account in _object(data.get("alloc", {}), "alloc").items()
         }
-        for address in alloc:
-            if address in SYSTEM_ADDRESSES:
-                raise GenesisError(f"alloc[0x{address.hex()}]: reserved for a system contract")
         gas_limit = _quantity(data.get("gasLimit", DEFAULT_GAS_LIMIT), "gasLimit", bits=64)
-        sibyl = _sibyl(data.get("sibyl", {}))
-        if sibyl.scheduler_gas_per_block > gas_limit:
-            raise GenesisError("sibyl.scheduler.maxGasPerBlock: must not exceed gasLimit")
-        room = gas_limit - sibyl.scheduler_gas_per_block  # a block holds calls and expiries
-        if sibyl.jobs_expiry_gas_per_block is None:
-            sibyl = replace(sibyl, jobs_expiry_gas_per_block=min(jobs.DEFAULT_EXPIRY_GAS, room))
-        elif sibyl.jobs_expiry_gas_per_block > room:
-            raise GenesisError(
-                "sibyl.jobs.maxExpiryGasPerBlock: with sibyl.scheduler.maxGasPerBlock, must "
-                "not exceed gasLimit (a block must hold its scheduled calls and expiries)"
-            )
+        sibyl = _sibyl_within(data, gas_limit) if "sibyl" in data else None
+        if sibyl is not None:
+            _check_system_accounts(alloc, system_alloc(sibyl))
         difficulty = _quantity(data.get("difficulty", 0), "difficulty")
-        if difficulty != 0:
-            raise GenesisError("difficulty: must be 0 (post-merge chains only)")
+        config = _chain_config(_object(data.get("config"), "config"), difficulty, sibyl is not None)
         extra = _hex_bytes(data.get("extraData", "0x"), "extraData")
         if len(extra) > 32:
             raise GenesisError("extraData: at most 32 bytes")
+        base_fee = data.get("baseFeePerGas")  # geth: null or absent means the initial one
         # Each block's timestamp exceeds its parent's: a genesis at the top of uint64
         # could have no block 1. Below 2**63 leaves the chain its life, and int64 readers
         # (Go's time, which consensus clients use) their range.
@@ -330,16 +386,116 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
             config=config,
             timestamp=timestamp,
             gas_limit=gas_limit,
-            base_fee=_quantity(data.get("baseFeePerGas", INITIAL_BASE_FEE), "baseFeePerGas"),
+            base_fee=INITIAL_BASE_FEE if base_fee is None else _quantity(base_fee, "baseFeePerGas"),
             extra_data=extra,
             coinbase=_hex_bytes(data.get("coinbase", "0x" + "00" * 20), "coinbase", length=20),
             mix_hash=_hex_bytes(data.get("mixHash", "0x" + "00" * 32), "mixHash", length=32),
             alloc=alloc,
             sibyl=sibyl,
             raw=raw,
+            nonce=_quantity(data.get("nonce", 0), "nonce", bits=64).to_bytes(8, "big"),
+            excess_blob_gas=_optional_quantity(data, "excessBlobGas"),
+            blob_gas_used=_optional_quantity(data, "blobGasUsed"),
+            difficulty=difficulty,
         )
     except GenesisError as exc:
         raise GenesisError(f"{source}: {exc}") from None
+
+
+def _sibyl_within(data: dict[str, Any], gas_limit: int) -> SibylGenesis:
+    """The ``sibyl`` section, its per-block limits checked against the block gas limit and
+    the expiry limit defaulted to what the gas limit leaves beside the scheduler's cap."""
+    sibyl = _sibyl(data["sibyl"])
+    if sibyl.scheduler_gas_per_block > gas_limit:
+        raise GenesisError("sibyl.scheduler.maxGasPerBlock: must not exceed gasLimit")
+    room = gas_limit - sibyl.scheduler_gas_per_block  # a block holds calls and expiries
+    if sibyl.jobs_expiry_gas_per_block is None:
+        return replace(sibyl, jobs_expiry_gas_per_block=min(jobs.DEFAULT_EXPIRY_GAS, room))
+    if sibyl.jobs_expiry_gas_per_block > room:
+        raise GenesisError(
+            "sibyl.jobs.maxExpiryGasPerBlock: with sibyl.scheduler.maxGasPerBlock, must "
+            "not exceed gasLimit (a block must hold its scheduled calls and expiries)"
+        )
+    return sibyl
+
+
+def _genesis_object(raw: bytes) -> dict[str, Any]:
+    try:
+        data = load_json(raw)
+    except ValueError as exc:
+        raise GenesisError(f"not valid JSON: {exc}") from None
+    return _object(data, "genesis")
+
+
+def _optional_quantity(data: dict[str, Any], key: str) -> int:
+    """A header quantity geth writes as null when the fork lacks the field."""
+    value = data.get(key)
+    return 0 if value is None else _quantity(value, key, bits=64)
+
+
+def system_alloc(sibyl: SibylGenesis) -> dict[bytes, GenesisAccount]:
+    """The accounts of Sibyl's system contracts (DESIGN section 6) at block 0, holding the
+    records that the ``sibyl`` section describes: the one place they are derived from."""
+    storage = DictStorage()
+    registry.genesis_storage(sibyl, storage)
+    storage.set_storage(SCHEDULER, GAS_CAP_SLOT, sibyl.scheduler_gas_per_block)
+    jobs.genesis_storage(sibyl.jobs_max_ttl, sibyl.jobs_expiry_gas_per_block, storage)
+    return {
+        address: GenesisAccount(
+            nonce=1, code=registry.SYSTEM_CODE, storage=dict(storage.slots.get(address, {}))
+        )
+        for address in SYSTEM_ADDRESSES
+    }
+
+
+def _check_system_accounts(
+    alloc: dict[bytes, GenesisAccount], expected: dict[bytes, GenesisAccount]
+) -> None:
+    for address, account in expected.items():
+        key = f"alloc[0x{address.hex()}]"
+        given = alloc.get(address)
+        if given is None:
+            raise GenesisError(
+                f"{key}: missing; the sibyl section needs the {SYSTEM_NAMES[address]} "
+                f"system account in alloc: {COMPLETE_HINT}"
+            )
+        for name in ("nonce", "code", "storage"):
+            if getattr(given, name) != getattr(account, name):
+                raise GenesisError(
+                    f"{key}.{name}: differs from what the sibyl section gives the "
+                    f"{SYSTEM_NAMES[address]} system account: {COMPLETE_HINT}"
+                )
+
+
+def complete_genesis(raw: bytes, source: str = "genesis") -> dict[str, Any]:
+    """The genesis file ``raw`` with its ``sibyl`` section's system accounts written into
+    ``alloc`` (replacing any there), ready for every client to compute the same block 0.
+    A file without a ``sibyl`` section is returned unchanged."""
+    try:
+        data = _genesis_object(raw)
+        if "sibyl" not in data:
+            return data
+        alloc = {
+            address: account
+            for address, account in _object(data.get("alloc", {}), "alloc").items()
+            if _hex_bytes(address, f"alloc[{address}]", length=20) not in SYSTEM_ADDRESSES
+        }
+        gas_limit = _quantity(data.get("gasLimit", DEFAULT_GAS_LIMIT), "gasLimit", bits=64)
+        for address, account in system_alloc(_sibyl_within(data, gas_limit)).items():
+            alloc["0x" + address.hex()] = {
+                "balance": "0x0",
+                "nonce": hex(account.nonce),
+                "code": "0x" + account.code.hex(),
+                "storage": {
+                    f"0x{slot:064x}": f"0x{word:064x}"
+                    for slot, word in sorted(account.storage.items())
+                },
+            }
+        data["alloc"] = alloc
+    except GenesisError as exc:
+        raise GenesisError(f"{source}: {exc}") from None
+    parse_genesis(json.dumps(data).encode(), source)  # what it writes must load
+    return data
 
 
 def load_genesis(path: Path) -> Genesis:
@@ -354,18 +510,6 @@ def genesis_block(genesis: Genesis) -> tuple[Any, BlockWrite]:
     """Block 0 and the store write that holds it and the allocated state."""
     db, overlay = state_view(lambda key: None)
     accounts = AccountDB(db)
-    system = DictStorage()
-    registry.genesis_storage(genesis.sibyl, system)
-    system.set_storage(SCHEDULER, GAS_CAP_SLOT, genesis.sibyl.scheduler_gas_per_block)
-    jobs.genesis_storage(
-        genesis.sibyl.jobs_max_ttl, genesis.sibyl.jobs_expiry_gas_per_block, system
-    )
-    for address in SYSTEM_ADDRESSES:
-        slots = system.slots.get(address, {})
-        accounts.set_code(address, registry.SYSTEM_CODE)
-        accounts.set_nonce(address, 1)
-        for slot, word in slots.items():
-            accounts.set_storage(address, slot, word)
     for address, account in genesis.alloc.items():
         accounts.set_balance(address, account.balance)
         accounts.set_nonce(address, account.nonce)
@@ -382,18 +526,22 @@ def genesis_block(genesis: Genesis) -> tuple[Any, BlockWrite]:
         state_root=accounts.state_root,
         transaction_root=BLANK_ROOT_HASH,
         receipt_root=BLANK_ROOT_HASH,
-        difficulty=0,
+        difficulty=genesis.difficulty,
         block_number=0,
         gas_limit=genesis.gas_limit,
         timestamp=genesis.timestamp,
         extra_data=genesis.extra_data,
         mix_hash=genesis.mix_hash,
-        nonce=b"\x00" * 8,
+        nonce=genesis.nonce,
         base_fee_per_gas=genesis.base_fee,
         withdrawals_root=BLANK_ROOT_HASH,
     )
     if fork in ("cancun", "prague"):
-        fields.update(blob_gas_used=0, excess_blob_gas=0, parent_beacon_block_root=ZERO_HASH32)
+        fields.update(
+            blob_gas_used=genesis.blob_gas_used,
+            excess_blob_gas=genesis.excess_blob_gas,
+            parent_beacon_block_root=ZERO_HASH32,
+        )
     if fork == "prague":
         fields["requests_hash"] = EMPTY_SHA256
     block_class = vm_class.get_block_class()

@@ -274,7 +274,8 @@ class Simulator:
             raise
         finally:
             state.revert(snapshot)
-            state.clear_transient_storage()
+            if hasattr(type(state), "transient_storage"):  # EIP-1153, from Cancun on
+                state.clear_transient_storage()
 
     def call(self, parent: BlockHeaderAPI, args: CallArgs) -> bytes:
         with (

@@ -73,6 +73,10 @@ class SibylAccountDB(AccountDB):
             self._account_cache[address] = account
         return account
 
+    def has_storage(self, address: bytes) -> bool:
+        """Whether the account's committed storage is non-empty."""
+        return self._get_storage_root(address) != BLANK_ROOT_HASH
+
     def get_code(self, address: bytes) -> bytes:
         code_hash = self.get_code_hash(address)
         if code_hash == EMPTY_SHA3:

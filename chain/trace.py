@@ -38,6 +38,7 @@ from chain.ai.attested import inner_transaction
 from chain.ai.delivery import DeliveryTransaction
 from chain.ai.jobs import JOBS
 from chain.ai.results import Oracle, VerifyOracle
+from chain.errors import ExecutionStopped
 from chain.execution import BlockExecution, HeaderLookup, StateLookup
 from chain.simulate import CallArgs, Simulator, halt_message, revert_reason
 from chain.state_db import last_log, memory_bytes, stack_values
@@ -50,11 +51,11 @@ CALL_TRACER = "callTracer"
 DEFAULT_TIMEOUT = 5.0  # seconds, as geth
 
 
-class TraceTimeout(Exception):
+class TraceTimeout(ExecutionStopped):
     """A trace ran past its timeout."""
 
 
-class TraceTooLarge(Exception):
+class TraceTooLarge(ExecutionStopped):
     """A struct-logger trace grew past the node's memory bound for one trace."""
 
 

@@ -14,8 +14,11 @@ from typing import Any
 from eth.abc import VirtualMachineAPI
 from eth.rlp.receipts import Receipt
 from eth.vm.forks.cancun import CancunVM
+from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.forks.prague import PragueVM
+from eth.vm.forks.prague.constants import SET_CODE_TRANSACTION_TYPE
 from eth.vm.forks.shanghai import ShanghaiVM
+from eth.vm.forks.shanghai.constants import MAX_INITCODE_SIZE
 from eth_utils import ValidationError, keccak
 from rlp.sedes import CountableList
 
@@ -42,6 +45,9 @@ class ChainConfig:
     shanghai_time: int
     cancun_time: int | None = None
     prague_time: int | None = None
+    sibyl: bool = True  # False: a plain Ethereum chain (no Sibyl precompiles or tx types)
+    deposit_contract: bytes | None = None  # EIP-6110: whose logs are deposit requests
+    terminal_total_difficulty: int = 0  # reached at or before genesis
 
     def fork_at(self, timestamp: int) -> str:
         if self.prague_time is not None and timestamp >= self.prague_time:
@@ -100,6 +106,12 @@ class SibylState:
 
     oracle: Any = None
 
+    def has_code_or_nonce(self, address: bytes) -> bool:
+        """py-evm's creation-collision test, with EIP-7610's third case: an address
+        with storage (which only genesis allocations give an account without code or
+        nonce) cannot be created into either."""
+        return super().has_code_or_nonce(address) or self._account_db.has_storage(address)  # type: ignore[misc, attr-defined]
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.registry_records: dict[bytes, Any] | None = {}
@@ -115,6 +127,7 @@ class SibylState:
     def validate_transaction(self, transaction: Any) -> None:
         if isinstance(transaction, ScheduledTransaction | JobCallback):
             return
+        _check_transaction(self, transaction)
         super().validate_transaction(transaction)  # type: ignore[misc]
         # py-evm raises the gas used to EIP-7623's floor but never checks that the gas
         # limit covers it, as the spec (and geth) do: a block holding such a transaction
@@ -125,6 +138,30 @@ class SibylState:
                 f"insufficient gas for floor data gas cost: gas {transaction.gas}, "
                 f"minimum needed {floor}"
             )
+
+
+DELEGATION_PREFIX = b"\xef\x01\x00"  # EIP-7702: the code of a delegated account
+
+
+def _check_transaction(state: Any, transaction: Any) -> None:
+    """Rules geth applies to every transaction (its ``preCheck``) that py-evm does not,
+    with geth's messages."""
+    code = state.get_code(transaction.sender)
+    if code and not (len(code) == 23 and code.startswith(DELEGATION_PREFIX)):
+        raise ValidationError("sender not an eoa")  # EIP-3607
+    max_fee = getattr(transaction, "max_fee_per_gas", None)
+    if max_fee is not None and transaction.max_priority_fee_per_gas > max_fee:
+        raise ValidationError("max priority fee per gas higher than max fee per gas")
+    if transaction.to == b"":
+        if len(transaction.data) > MAX_INITCODE_SIZE:  # EIP-3860: py-evm only fails the call
+            raise ValidationError(
+                f"max initcode size exceeded: code size {len(transaction.data)} "
+                f"limit {MAX_INITCODE_SIZE}"
+            )
+        if transaction.type_id == BLOB_TX_TYPE:
+            raise ValidationError("blob transaction of type create")
+        if transaction.type_id == SET_CODE_TRANSACTION_TYPE:
+            raise ValidationError("set code transaction of type create")
 
 
 def _finalize_gas_used(cls: Any, transaction: Any, computation: Any) -> int:
@@ -189,7 +226,19 @@ class SibylTransactionBuilder:
         return super().serialize(obj)  # type: ignore[misc]
 
 
-def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineAPI]:
+class PlainTransactionBuilder(SibylTransactionBuilder):
+    """Decodes Ethereum's transaction types only: a plain chain has no Sibyl envelopes."""
+
+    envelopes: dict[int, Any] = {}
+    envelope_classes: tuple[type, ...] = ()
+
+
+def _configure(name: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[VirtualMachineAPI]:
+    """py-evm's fork ``base`` configured for a Sibyl chain or, when ``sibyl`` is False, for a
+    plain Ethereum chain: py-evm's own precompiles and transaction types, with the node's
+    caches (sender recovery, accounts, code, jump destinations) and EIP-7623 fixes."""
+    if not sibyl:
+        name = f"Plain{name}"
     builder = base.get_transaction_builder()
     legacy = type(
         f"Sibyl{name}LegacyTransaction",
@@ -203,7 +252,7 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
     )
     tx_builder = type(
         f"Sibyl{name}TransactionBuilder",
-        (SibylTransactionBuilder, builder),
+        (SibylTransactionBuilder if sibyl else PlainTransactionBuilder, builder),
         {"legacy_signed": legacy, "typed_transaction": typed, "__module__": __name__},
     )
     # A block's RLP sedes names its transaction builder when the class is made, so the
@@ -219,8 +268,7 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
         {
             "codecs": {
                 **receipts.typed_receipt_class.codecs,
-                SCHEDULED_TX_TYPE: Receipt,
-                DELIVERY_TX_TYPE: Receipt,
+                **({SCHEDULED_TX_TYPE: Receipt, DELIVERY_TX_TYPE: Receipt} if sibyl else {}),
             }
         },
     )
@@ -242,7 +290,10 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
         f"Sibyl{name}Computation",
         (SharedJumpdests, state.computation_class),
         {
-            "_precompiles": {**state.computation_class.get_precompiles(), **PRECOMPILES},
+            "_precompiles": {
+                **state.computation_class.get_precompiles(),
+                **(PRECOMPILES if sibyl else {}),
+            },
             "__module__": __name__,
         },
     )
@@ -264,13 +315,13 @@ def _configure(name: str, base: type[VirtualMachineAPI]) -> type[VirtualMachineA
 
 
 @cache
-def vm_classes() -> dict[str, type[VirtualMachineAPI]]:
-    return {fork: _configure(fork.capitalize(), base) for fork, base in FORKS}
+def vm_classes(sibyl: bool = True) -> dict[str, type[VirtualMachineAPI]]:
+    return {fork: _configure(fork.capitalize(), base, sibyl) for fork, base in FORKS}
 
 
 def vm_class_at(config: ChainConfig, timestamp: int) -> type[VirtualMachineAPI]:
     """The VM class that executes a block with this timestamp."""
-    return vm_classes()[config.fork_at(timestamp)]
+    return vm_classes(config.sibyl)[config.fork_at(timestamp)]
 
 
 def decode_transaction(vm_class: type[VirtualMachineAPI], raw: bytes) -> Any:

@@ -136,6 +136,11 @@ class AccountsApi:
         return self._sign_message(address, message)
 
     @method(Param(p.address), Param(lambda v: v))
+    def eth_signTypedData(self, address: bytes, typed: Any) -> str:
+        """What web3.py calls: EIP-712 signing, the same as ``eth_signTypedData_v4``."""
+        return self.eth_signTypedData_v4(address, typed)
+
+    @method(Param(p.address), Param(lambda v: v))
     def eth_signTypedData_v4(self, address: bytes, typed: Any) -> str:
         if isinstance(typed, str):
             try:

@@ -45,8 +45,7 @@ def header_json(header: BlockHeaderAPI, size: int | None = None) -> dict[str, An
         "stateRoot": d(header.state_root),
         "receiptsRoot": d(header.receipt_root),
         "miner": d(header.coinbase),
-        "difficulty": "0x0",
-        "totalDifficulty": "0x0",
+        "difficulty": q(header.difficulty),  # post-merge geth has no totalDifficulty
         "extraData": d(header.extra_data),
         "gasLimit": q(header.gas_limit),
         "gasUsed": q(header.gas_used),

@@ -17,9 +17,10 @@ from eth.constants import EMPTY_UNCLE_HASH
 from eth.vm.forks.shanghai.withdrawals import Withdrawal
 
 from chain.engine import PayloadStatus
-from chain.execution import PayloadAttributes, requests_hash
+from chain.execution import PayloadAttributes
 from chain.limits import check_transaction
 from chain.node import Node
+from chain.requests import requests_hash
 from chain.storage.codec import DECODE_ERRORS
 from chain.trie.root import ordered_trie_root
 from chain.vm import vm_class_at
@@ -245,7 +246,8 @@ class EngineApi:
             result["blobsBundle"] = {"commitments": [], "proofs": [], "blobs": []}
             result["shouldOverrideBuilder"] = False
         if version >= 4:
-            result["executionRequests"] = []
+            requests = built.executed.requests
+            result["executionRequests"] = [d(request) for request in requests if len(request) > 1]
         return result
 
     @method(Param(p.fixed_bytes(8, "PayloadID")))
@@ -259,6 +261,16 @@ class EngineApi:
     @method(Param(p.fixed_bytes(8, "PayloadID")))
     async def engine_getPayloadV4(self, payload_id: bytes) -> dict[str, Any]:
         return await self._get_payload(payload_id, 4)
+
+    @method(Param(lambda v: v))
+    def engine_exchangeTransitionConfigurationV1(self, _: Any) -> dict[str, str]:
+        """The merge's terminal settings, as geth still answers them (lodestar asks every
+        30 slots): the chain merged at or before its genesis."""
+        return {
+            "terminalTotalDifficulty": q(self.node.chain_config.terminal_total_difficulty),
+            "terminalBlockHash": "0x" + "00" * 32,
+            "terminalBlockNumber": "0x0",
+        }
 
     @method(Param(lambda v: v))
     def engine_exchangeCapabilities(self, _: Any) -> list[str]:

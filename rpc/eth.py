@@ -26,6 +26,7 @@ from rpc.encoding import (
 )
 from rpc.errors import LIMIT_EXCEEDED, RpcError, invalid_params, not_found
 from rpc.filters import FilterLimitError, FilterManager, block_logs, may_contain
+from rpc.forks import eth_config
 from rpc.params import LATEST, BlockId, Param, method
 from rpc.server import client_address
 
@@ -149,10 +150,28 @@ class EthApi:
     def eth_getCode(self, address: bytes, block: BlockId) -> str:
         return d(self.reader.accounts(self.state_header(block)).get_code(address))
 
-    @method(Param(p.address), Param(p.quantity), Param(p.block_id, LATEST))
+    @method(Param(p.storage_requests), Param(p.block_id, LATEST))
+    def eth_getStorageValues(
+        self, requests: dict[bytes, list[int]], block: BlockId
+    ) -> dict[str, list[str]]:
+        """Many slots of many accounts at one block (geth's batch of eth_getStorageAt)."""
+        accounts = self.reader.accounts(self.state_header(block))
+        return {
+            d(address): [  # geth's map keys: lower-case hex
+                d(accounts.get_storage(address, slot).to_bytes(32, "big")) for slot in slots
+            ]
+            for address, slots in requests.items()
+        }
+
+    @method()
+    def eth_config(self) -> dict[str, Any]:
+        genesis = self.reader.canonical_header(0)
+        return eth_config(
+            self.node.chain_config, self.reader.head.timestamp, genesis.hash, genesis.timestamp
+        )
+
+    @method(Param(p.address), Param(p.storage_slot), Param(p.block_id, LATEST))
     def eth_getStorageAt(self, address: bytes, slot: int, block: BlockId) -> str:
-        if slot >= 2**256:
-            raise invalid_params("invalid argument 1: storage slot out of range")
         value = self.reader.accounts(self.state_header(block)).get_storage(address, slot)
         return d(value.to_bytes(32, "big"))
 

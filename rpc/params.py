@@ -97,6 +97,24 @@ address = fixed_bytes(20, "common.Address")
 hash32 = fixed_bytes(32, "common.Hash")
 
 
+def storage_slot(value: Any) -> int:
+    """eth_getStorageAt's slot as geth decodes it: hex of at most 32 bytes, leading zeros
+    allowed (viem, ethers and the specification send 32-byte zero-padded keys)."""
+    if not isinstance(value, str):
+        raise ParamError(f"json: cannot unmarshal {_json_type(value)} into Go value of type string")
+    return int.from_bytes(storage_keys([value])[0][1], "big")
+
+
+def storage_requests(value: Any) -> dict[bytes, list[int]]:
+    """eth_getStorageValues' ``{address: [slot, ...]}``."""
+    if not isinstance(value, dict):
+        raise ParamError(f"json: cannot unmarshal {_json_type(value)} into Go value of type map")
+    return {
+        address(key): [int.from_bytes(raw, "big") for _, raw in storage_keys(slots)]
+        for key, slots in value.items()
+    }
+
+
 def storage_keys(value: Any) -> list[tuple[str, bytes]]:
     """eth_getProof's slots: hex of at most 32 bytes each, as given and as a 32-byte key."""
     if not isinstance(value, list):

@@ -5,8 +5,9 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from chain.node import Node
+from rpc import params as p
 from rpc.encoding import PENDING, q, tx_json
-from rpc.params import method
+from rpc.params import Param, method
 
 
 class TxPoolApi:
@@ -19,6 +20,16 @@ class TxPoolApi:
         return {
             "pending": _by_sender(pending, lambda e: tx_json(e.tx, e.sender, PENDING)),
             "queued": _by_sender(queued, lambda e: tx_json(e.tx, e.sender, PENDING)),
+        }
+
+    @method(Param(p.address))
+    def txpool_contentFrom(self, sender: bytes) -> dict[str, Any]:
+        """One sender's part of ``txpool_content``: ``{pending: {nonce: tx}, queued: …}``."""
+        pending, queued = self.node.pool.split()
+        render = lambda e: tx_json(e.tx, e.sender, PENDING)  # noqa: E731
+        return {
+            "pending": {str(e.nonce): render(e) for e in pending.get(sender, [])},
+            "queued": {str(e.nonce): render(e) for e in queued.get(sender, [])},
         }
 
     @method()

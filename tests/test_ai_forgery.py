@@ -43,7 +43,7 @@ from fake_peer import REJECTED, FakePeer, rejection, with_transactions
 from nodes import CHAIN_ID, DEV_KEYS, NodeProcess, rpc
 
 from chain.ai.attested import AttestedTransaction, SpcResult
-from chain.genesis import load_genesis
+from chain.genesis import complete_genesis, load_genesis
 from chain.storage import codec
 from sidecars.attestation import SECP256K1_N, attestation_digest, sign_digest, sync_context
 from sidecars.keys import write_key
@@ -73,7 +73,7 @@ def write_genesis(path: Path) -> Path:
     for model in genesis["sibyl"]["models"]:
         if model["id"] == hexstr(ONNX_ID):
             model["quorum"] = 2
-    path.write_text(json.dumps(genesis, indent=2))
+    path.write_text(json.dumps(complete_genesis(json.dumps(genesis).encode()), indent=2))
     return path
 
 

@@ -38,7 +38,7 @@ from hexbytes import HexBytes
 from nodes import DEV_KEYS, REPO, NodeProcess, free_port, rpc, sibyl
 
 from chain.ai.attested import AttestedTransaction, SpcResult
-from chain.genesis import GenesisError, load_genesis, parse_genesis
+from chain.genesis import GenesisError, complete_genesis, load_genesis, parse_genesis
 from chain.storage import codec
 from sidecars import zk
 from sidecars.attestation import attestation_digest, sign_digest, sync_context
@@ -66,7 +66,7 @@ def write_genesis(path: Path) -> Path:
     assert any(
         m["id"] == ZK_ENTRY["id"] and m["mode"] == "prove" for m in genesis["sibyl"]["models"]
     )
-    path.write_text(json.dumps(genesis, indent=2))
+    path.write_text(json.dumps(complete_genesis(json.dumps(genesis).encode()), indent=2))
     return path
 
 
@@ -398,7 +398,7 @@ def test_node_refuses_to_start_without_a_registered_prove_models_key(tmp_path: P
     (model,) = [m for m in genesis["sibyl"]["models"] if m["mode"] == "prove"]
     model["verifyingKeyHash"] = "0x" + "ab" * 32
     path = tmp_path / "genesis.json"
-    path.write_text(json.dumps(genesis))
+    path.write_text(json.dumps(complete_genesis(json.dumps(genesis).encode())))
     result = run_node(path, tmp_path / "d")
     assert result.returncode != 0
     message = f"model {ZK_ENTRY['id']} (dev-mlp-zk, prove mode): the verifying key files in"
@@ -407,7 +407,7 @@ def test_node_refuses_to_start_without_a_registered_prove_models_key(tmp_path: P
     assert "Traceback" not in result.stderr
 
     model["id"] = "0x" + "cd" * 32
-    path.write_text(json.dumps(genesis))
+    path.write_text(json.dumps(complete_genesis(json.dumps(genesis).encode())))
     result = run_node(path, tmp_path / "e")
     assert result.returncode != 0
     assert (

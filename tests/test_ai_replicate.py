@@ -17,6 +17,7 @@ from ai_chain import (
 )
 from nodes import DEV_KEYS, REPO, NodeProcess, rpc
 
+from chain.genesis import complete_genesis
 from sidecars.abi import INFER_ADDRESS
 from sidecars.runtimes import load_model
 
@@ -31,7 +32,7 @@ def chain(tmp_path_factory):
         if model["kind"] == "onnx":
             model["mode"] = "replicate"
     path = root / "genesis.json"
-    path.write_text(json.dumps(genesis))
+    path.write_text(json.dumps(complete_genesis(json.dumps(genesis).encode())))
     common = ["--dev", "--genesis", str(path), "--sidecars", "none"]
     producer = NodeProcess(root / "producer", common).start()
     follower = NodeProcess(root / "follower", [*common, "--follow", producer.url]).start()

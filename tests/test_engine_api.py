@@ -70,6 +70,13 @@ def test_consensus_client_builds_imports_and_selects_a_block(engine_node):
 
     capabilities = engine(engine_node, "engine_exchangeCapabilities", [[]])["result"]
     assert "engine_newPayloadV4" in capabilities and "engine_forkchoiceUpdatedV3" in capabilities
+    transition = {"terminalTotalDifficulty": "0x0", "terminalBlockHash": "0x" + "00" * 32,
+                  "terminalBlockNumber": "0x0"}  # fmt: skip
+    assert engine(engine_node, "engine_exchangeTransitionConfigurationV1", [transition]) == {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": transition,
+    }  # what lodestar asks every 30 slots, answered as geth does
 
     built = build_block(engine_node, genesis["hash"].to_0x_hex(), genesis["timestamp"] + 12)
     payload = built["executionPayload"]

@@ -166,7 +166,7 @@ def test_odd_quantities_are_invalid_params_in_every_method_that_takes_one(node, 
     address = Account.from_key(DEV_KEYS[0]).address
     calls = [
         ("eth_getBalance", [address, value]),
-        ("eth_getStorageAt", [address, value, "latest"]),
+        ("eth_getStorageAt", [address, "0x0", value]),  # its slot is a hash to geth, not a quantity
         ("eth_getBlockByNumber", [value, False]),
         ("eth_getTransactionByBlockNumberAndIndex", ["latest", value]),
         ("eth_feeHistory", [value, "latest", []]),

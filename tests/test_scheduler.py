@@ -53,7 +53,7 @@ from nodes import CHAIN_ID, DEV_KEYS, REPO, NodeProcess, rpc, sibyl
 from web3 import Web3
 
 from chain.ai.attested import AttestedTransaction, SpcResult
-from chain.genesis import load_genesis
+from chain.genesis import complete_genesis, load_genesis
 from chain.storage import codec
 from scheduler.transactions import ScheduledTransaction
 
@@ -786,7 +786,7 @@ def test_gas_cap_defers_the_overflow_to_the_next_block_in_call_id_order(tmp_path
     cap = 2 * GAS + 50_000  # two calls fit, a third does not
     genesis["sibyl"]["scheduler"] = {"maxGasPerBlock": hex(cap)}
     path = tmp_path / "capped.json"
-    path.write_text(json.dumps(genesis))
+    path.write_text(json.dumps(complete_genesis(json.dumps(genesis).encode())))
     chain = Chain(start_node("capped", "--genesis", str(path)))
     reply = chain.w3.eth.call({"to": SCHEDULER, "data": selector("gasCapPerBlock()")})
     assert abi_decode(["uint256"], reply) == (cap,)

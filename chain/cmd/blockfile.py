@@ -19,6 +19,7 @@ from chain.node import open_datadir
 from chain.storage import codec
 from chain.storage.reader import ChainReader
 from chain.storage.store import StoreError, number_key
+from chain.vm import ChainConfig
 
 log = logging.getLogger("sibyl.blockfile")
 
@@ -53,6 +54,20 @@ def export_blocks(config: NodeConfig, path: Path) -> int:
         store.close()
 
 
+def import_raw_block(engine: Engine, reader: ChainReader, config: ChainConfig, raw: bytes) -> bool:
+    """Decode one RLP block, validate it and make it the head, as ``sibyl import`` does;
+    False when it is known already. Raises :class:`BlockFileError` for bytes that are not
+    a block, :class:`InvalidBlock` with the reason for an invalid one."""
+    try:
+        block = codec.decode_any_block(config, raw)
+    except codec.DECODE_ERRORS as exc:
+        raise BlockFileError(f"is not a block: {exc}") from None
+    if reader.header(block.header.hash) is not None:
+        return False
+    engine.import_block(block)
+    return True
+
+
 def import_blocks(config: NodeConfig, path: Path) -> int:
     """Validate and append the blocks of ``path``; returns how many were new."""
     try:
@@ -70,16 +85,11 @@ def import_blocks(config: NodeConfig, path: Path) -> int:
             raise BlockFileError(f"{path}: not a file of RLP blocks: {exc}") from None
         for position, raw in enumerate(items):
             try:
-                block = codec.decode_any_block(genesis.config, raw)
-            except codec.DECODE_ERRORS as exc:
-                raise BlockFileError(f"{path}: item {position} is not a block: {exc}") from None
-            if reader.header(block.header.hash) is not None:
-                continue
-            try:
-                engine.import_block(block)
+                imported += import_raw_block(engine, reader, genesis.config, raw)
+            except BlockFileError as exc:
+                raise BlockFileError(f"{path}: item {position} {exc}") from None
             except InvalidBlock as exc:
                 raise BlockFileError(f"{path}: invalid block: {exc}") from None
-            imported += 1
         return imported
     finally:
         store.close()

@@ -41,6 +41,23 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _genesis_complete(args: argparse.Namespace) -> int:
+    import json
+
+    from chain.genesis import GenesisError, complete_genesis, genesis_block, parse_genesis
+
+    try:
+        raw = args.file.read_bytes()
+    except OSError as exc:
+        raise GenesisError(f"cannot read genesis file {args.file}: {exc.strerror}") from None
+    text = json.dumps(complete_genesis(raw, str(args.file)), indent=2) + "\n"
+    out = args.out or args.file
+    out.write_text(text)
+    block, _ = genesis_block(parse_genesis(text.encode(), str(out)))
+    print(f"wrote {out} genesis=0x{block.header.hash.hex()}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from chain.cmd.run import default_datadir, run
     from chain.config import load_config
@@ -116,6 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--genesis", required=True, type=Path)
     init.add_argument("--datadir", required=True, type=Path)
     init.set_defaults(handler=_init)
+
+    genesis_cmd = commands.add_parser("genesis", help="genesis files").add_subparsers(
+        dest="genesis_command", required=True
+    )
+    complete = genesis_cmd.add_parser(
+        "complete",
+        help="write the system accounts that a genesis file's sibyl section needs into alloc",
+    )
+    complete.add_argument("file", type=Path)
+    complete.add_argument("--out", type=Path, help="where to write it (default: in place)")
+    complete.set_defaults(handler=_genesis_complete)
 
     run = commands.add_parser("run", help="run the node")
     run.add_argument("--dev", action="store_true", help="dev chain with an in-process producer")

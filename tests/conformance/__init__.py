@@ -1,0 +1,1 @@
+"""Ethereum's consensus tests (BlockchainTests) run through the node's own import path."""
