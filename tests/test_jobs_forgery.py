@@ -33,7 +33,7 @@ from nodes import CHAIN_ID, DEV_KEYS, NodeProcess, rpc
 from chain.ai import jobs
 from chain.ai.attested import inner_transaction
 from chain.ai.delivery import DeliveryTransaction
-from chain.genesis import load_genesis
+from chain.genesis import complete_genesis, load_genesis
 from chain.storage import codec
 from sidecars.abi import LLM_ADDRESS, encode_llm_output
 from sidecars.attestation import SECP256K1_N, attestation_digest, sign_digest
@@ -61,7 +61,7 @@ def write_genesis(path):
     genesis["sibyl"]["models"].append(
         {**llm, "id": hexstr(QUORUM2_ID), "name": "quorum-2", "quorum": 2}
     )
-    path.write_text(json.dumps(genesis, indent=2))
+    path.write_text(json.dumps(complete_genesis(json.dumps(genesis).encode()), indent=2))
     return path
 
 

@@ -25,6 +25,7 @@ from eth_utils import keccak
 from jobs_chain import LLM_ID, QUESTIONS, asked_job, deploy_chat, messages, settled
 from nodes import DEV_KEYS, REPO, NodeProcess, free_port, rpc
 
+from chain.genesis import complete_genesis
 from sidecars.keys import write_key
 
 K2 = keys.PrivateKey(keccak(b"sibyl tests: quorum executor K2"))
@@ -65,7 +66,7 @@ def test_a_quorum_of_executors_signs_each_answer_and_one_executor_down_stops_not
         if model["id"] == "0x" + LLM_ID.hex():
             model["quorum"] = 2
     genesis_file = tmp_path / "genesis.json"
-    genesis_file.write_text(json.dumps(genesis))
+    genesis_file.write_text(json.dumps(complete_genesis(json.dumps(genesis).encode())))
     write_key(tmp_path / "k2.key", K2)
     k4_process, k4_address = remote_sidecar
     config = tmp_path / "sibyl.toml"
