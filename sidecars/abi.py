@@ -22,6 +22,7 @@ Values are fixed-point: the real value of ``v`` is ``v / 10**decimals``.
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -56,6 +57,14 @@ class EmbedRequest:
     decimals: int
 
 
+def for_model(request: Any, model_id: bytes) -> Any:
+    """``request`` (any decoded call input), if it names the model ``model_id``: a
+    sidecar serves its own model only."""
+    if request.model_id != model_id:
+        raise AbiError(f"input names model 0x{request.model_id.hex()}")
+    return request
+
+
 def decode_infer_input(data: bytes) -> InferRequest:
     """Decode and validate an INFER input; the shape's product must equal len(values)."""
     _require_min_length(data, 4 * WORD, "INFER input")
@@ -63,16 +72,7 @@ def decode_infer_input(data: bytes) -> InferRequest:
     values_at = _uint(data, 1, 256, "values offset")
     shape_at = _uint(data, 2, 256, "shape offset")
     decimals = _uint(data, 3, 8, "decimals")
-    _require_offset(values_at, 4 * WORD, "values")
-    values_count = _array_length(data, values_at, "values")
-    _require_offset(shape_at, values_at + WORD * (1 + values_count), "shape")
-    shape_count = _array_length(data, shape_at, "shape")
-    _require_exact_length(data, shape_at + WORD * (1 + shape_count), "INFER input")
-
-    first = values_at // WORD + 1
-    values = [_int256(data, first + i) for i in range(values_count)]
-    first = shape_at // WORD + 1
-    shape = [_uint(data, first + i, 32, f"shape[{i}]") for i in range(shape_count)]
+    values, shape = _values_and_shape(data, values_at, shape_at, 4, "INFER input")
 
     _check_decimals(decimals)
     if not values:
@@ -110,16 +110,7 @@ def decode_infer_output(data: bytes) -> tuple[list[int], list[int]]:
     _require_min_length(data, 2 * WORD, "INFER output")
     values_at = _uint(data, 0, 256, "values offset")
     shape_at = _uint(data, 1, 256, "shape offset")
-    _require_offset(values_at, 2 * WORD, "values")
-    values_count = _array_length(data, values_at, "values")
-    _require_offset(shape_at, values_at + WORD * (1 + values_count), "shape")
-    shape_count = _array_length(data, shape_at, "shape")
-    _require_exact_length(data, shape_at + WORD * (1 + shape_count), "INFER output")
-    first = values_at // WORD + 1
-    values = [_int256(data, first + i) for i in range(values_count)]
-    first = shape_at // WORD + 1
-    shape = [_uint(data, first + i, 32, f"shape[{i}]") for i in range(shape_count)]
-    return values, shape
+    return _values_and_shape(data, values_at, shape_at, 2, "INFER output")
 
 
 def decode_embed_input(data: bytes) -> EmbedRequest:
@@ -171,6 +162,24 @@ def _uint(data: bytes, index: int, bits: int, field: str) -> int:
 
 def _int256(data: bytes, index: int) -> int:
     return int.from_bytes(data[index * WORD : (index + 1) * WORD], "big", signed=True)
+
+
+def _values_and_shape(
+    data: bytes, values_at: int, shape_at: int, head_words: int, what: str
+) -> tuple[list[int], list[int]]:
+    """The ``int256[] values`` and ``uint32[] shape`` tails of an INFER input or output
+    whose head is ``head_words`` words, in canonical layout only: values right after the
+    head, shape right after values, nothing after shape."""
+    _require_offset(values_at, head_words * WORD, "values")
+    values_count = _array_length(data, values_at, "values")
+    _require_offset(shape_at, values_at + WORD * (1 + values_count), "shape")
+    shape_count = _array_length(data, shape_at, "shape")
+    _require_exact_length(data, shape_at + WORD * (1 + shape_count), what)
+    first = values_at // WORD + 1
+    values = [_int256(data, first + i) for i in range(values_count)]
+    first = shape_at // WORD + 1
+    shape = [_uint(data, first + i, 32, f"shape[{i}]") for i in range(shape_count)]
+    return values, shape
 
 
 def _array_length(data: bytes, offset: int, field: str) -> int:

@@ -46,6 +46,7 @@ from sidecars.abi import (
     encode_embed_output,
     encode_infer_output,
     encode_llm_output,
+    for_model,
 )
 from sidecars.attestation import keccak
 from sidecars.fixedpoint import InputOutOfRange, NonFiniteOutput, quantize, to_float32
@@ -169,9 +170,7 @@ def _read(path: Path) -> bytes:
 def _tensor_executor(model_id: bytes, forward: Callable[[np.ndarray], np.ndarray]):
     def execute(data: bytes) -> bytes:
         try:
-            request = decode_infer_input(data)
-            if request.model_id != model_id:
-                raise AbiError(f"input names model 0x{request.model_id.hex()}")
+            request = for_model(decode_infer_input(data), model_id)
             inputs = to_float32(request.values, request.decimals).reshape(request.shape)
         except (AbiError, InputOutOfRange) as exc:
             raise Refused(f"bad INFER input: {exc}") from None
@@ -333,9 +332,7 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
 
     def execute(data: bytes) -> bytes:
         try:
-            request = decode_embed_input(data)
-            if request.model_id != model_id:
-                raise AbiError(f"input names model 0x{request.model_id.hex()}")
+            request = for_model(decode_embed_input(data), model_id)
         except AbiError as exc:
             raise Refused(f"bad EMBED input: {exc}") from None
         try:
@@ -388,9 +385,7 @@ def _load_llm(model_id: bytes, path: Path) -> Model:
 
     def execute(data: bytes) -> bytes:
         try:
-            request = decode_llm_input(data)
-            if request.model_id != model_id:
-                raise AbiError(f"input names model 0x{request.model_id.hex()}")
+            request = for_model(decode_llm_input(data), model_id)
             prompt = tokenizer.apply_chat_template(
                 request.messages(), add_generation_prompt=True, return_dict=True,
                 return_tensors="pt",
@@ -443,9 +438,7 @@ def _load_zk(model_id: bytes, path: Path) -> Model:
 
     def prove(data: bytes) -> tuple[bytes, bytes]:
         try:
-            request = decode_infer_input(data)
-            if request.model_id != model_id:
-                raise AbiError(f"input names model 0x{request.model_id.hex()}")
+            request = for_model(decode_infer_input(data), model_id)
             if tuple(request.shape) != circuit.input_shape:
                 raise AbiError(
                     f"shape {request.shape} is not the circuit's {list(circuit.input_shape)}"

@@ -12,7 +12,13 @@ import json
 import urllib.error
 import urllib.request
 
-from sidecars.abi import LLM_ADDRESS, AbiError, decode_llm_input, encode_llm_output
+from sidecars.abi import (
+    LLM_ADDRESS,
+    AbiError,
+    decode_llm_input,
+    encode_llm_output,
+    for_model,
+)
 from sidecars.attestation import keccak
 from sidecars.runtimes import Failed, Model, ModelLoadError, Refused
 
@@ -41,9 +47,7 @@ def load_upstream(url: str, name_at_revision: str, expected_id: bytes | None = N
 
     def execute(data: bytes) -> bytes:
         try:
-            request = decode_llm_input(data)
-            if request.model_id != model_id:
-                raise AbiError(f"input names model 0x{request.model_id.hex()}")
+            request = for_model(decode_llm_input(data), model_id)
         except AbiError as exc:
             raise Refused(f"bad LLM input: {exc}") from None
         body = {
