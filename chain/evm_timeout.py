@@ -19,12 +19,15 @@ from typing import Any
 
 from eth.abc import ComputationAPI
 
+from chain.errors import ExecutionStopped
+
 # JUMP, JUMPI, CREATE, CALL, CALLCODE, DELEGATECALL, CREATE2, STATICCALL
 CHECKED_OPCODES = (0x56, 0x57, 0xF0, 0xF1, 0xF2, 0xF4, 0xF5, 0xFA)
 
 
-class EvmTimeout(Exception):
-    """The request's EVM work ran past its time limit."""
+class EvmTimeout(ExecutionStopped):
+    """The request's EVM work ran past its time limit: stopped on purpose, never a
+    property of what was executed."""
 
 
 class Deadline:

@@ -125,10 +125,9 @@ def storage_keys(value: Any) -> list[tuple[str, bytes]]:
     for item in value:
         text = item if isinstance(item, str) else None
         digits = text[2:] if text and text[:2] in ("0x", "0X") else text
-        try:
-            raw = bytes.fromhex(digits if len(digits) % 2 == 0 else "0" + digits)
-        except (TypeError, ValueError):
-            raise ParamError(f"invalid storage key: {item!r}") from None
+        if digits is None or not _HEX.fullmatch(digits):
+            raise ParamError(f"invalid storage key: {item!r}")
+        raw = bytes.fromhex(digits if len(digits) % 2 == 0 else "0" + digits)
         if len(raw) > 32:
             raise ParamError(f"invalid storage key: {text!r} is longer than 32 bytes")
         keys.append((text, raw.rjust(32, b"\x00")))

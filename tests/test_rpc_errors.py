@@ -208,6 +208,8 @@ BAD_PARAMS = [
         "invalid argument 0: hex string has length 4, want 64 for common.Hash",
     ),
     ("eth_getStorageAt", [ADDRESS, "0xzz", "latest"], "invalid argument 1: "),
+    ("eth_getStorageAt", [ADDRESS, "0x00 00 01", "latest"], "invalid argument 1: "),  # as geth
+    ("eth_getProof", [ADDRESS, ["0x-1"], "latest"], "invalid argument 1: "),
     ("eth_call", [{"to": 5}], "invalid argument 0: "),
     (
         "eth_call",
