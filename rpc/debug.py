@@ -14,7 +14,8 @@ from chain.evm_timeout import EvmTimeout
 from chain.execution import InvalidTransaction
 from chain.node import Node
 from chain.simulate import CallArgs
-from chain.trace import TraceOptions, TraceTimeout, TraceTooLarge, trace_call, trace_mined
+from chain.trace import trace_call, trace_mined
+from chain.tracers import TraceOptions, TraceTimeout, TraceTooLarge
 from rpc import params as p
 from rpc.encoding import d
 from rpc.errors import SERVER_ERROR, RpcError, not_found

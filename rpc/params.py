@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain.simulate import CallArgs
-from chain.trace import CALL_TRACER, DEFAULT_TIMEOUT, TraceOptions
+from chain.tracers import CALL_TRACER, DEFAULT_TIMEOUT, TraceOptions
 from rpc.errors import invalid_params
 
 MISSING = object()

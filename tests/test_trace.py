@@ -15,7 +15,8 @@ from test_web3_e2e import GWEI, call_tx, raw, sign, transact
 
 from chain.genesis import genesis_block, load_genesis
 from chain.simulate import CallArgs, Simulator
-from chain.trace import TraceOptions, TraceTimeout, trace_call
+from chain.trace import trace_call
+from chain.tracers import TraceOptions, TraceTimeout
 from scheduler.state import SCHEDULER as SCHEDULER_ADDRESS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
