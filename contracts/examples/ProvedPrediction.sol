@@ -9,7 +9,9 @@ import {IJobs} from "../interfaces/IJobs.sol";
 /// a later block JOBS calls `onProof` with `abi.encode(int256[] values, uint32[] shape,
 /// bytes proof)` (status 1), a failure (2) or an expiry (3). Every node checked the proof
 /// against this request's input before the callback ran, so the stored values need no
-/// trusted executor; the proof is kept too, for anyone to check again with ZK_VERIFY.
+/// trusted executor. The proof (kilobytes: too much to store) stays in the delivery's
+/// calldata and the `Proven` event; its hash is kept, for anyone to check it again with
+/// ZK_VERIFY.
 contract ProvedPrediction {
     address public constant ZK_PROVE = address(0x0803);
     IJobs public constant JOBS = IJobs(address(0x0a04));
@@ -20,7 +22,7 @@ contract ProvedPrediction {
         uint8 status; // 0 pending, 1 proven, 2 failed, 3 expired
         int256[] values;
         uint32[] shape;
-        bytes proof;
+        bytes32 proofHash;
         uint64 settledBlock;
     }
 
@@ -33,7 +35,7 @@ contract ProvedPrediction {
 
     event Requested(bytes32 indexed jobId, int256[] values);
     event RequestRefused(bytes reason);
-    event Proven(bytes32 indexed jobId, int256[] values);
+    event Proven(bytes32 indexed jobId, int256[] values, bytes proof);
     event NotProven(bytes32 indexed jobId, uint8 status);
 
     constructor(bytes32 model_) {
@@ -74,9 +76,11 @@ contract ProvedPrediction {
         prediction.status = status;
         prediction.settledBlock = uint64(block.number);
         if (status == 1) {
-            (prediction.values, prediction.shape, prediction.proof) =
+            bytes memory proof;
+            (prediction.values, prediction.shape, proof) =
                 abi.decode(output, (int256[], uint32[], bytes));
-            emit Proven(jobId, prediction.values);
+            prediction.proofHash = keccak256(proof);
+            emit Proven(jobId, prediction.values, proof);
         } else {
             emit NotProven(jobId, status); // 2 FAILED, 3 EXPIRED: nothing to store
         }
@@ -85,10 +89,10 @@ contract ProvedPrediction {
     function prediction(bytes32 jobId)
         external
         view
-        returns (uint8 status, int256[] memory values, uint32[] memory shape, bytes memory proof)
+        returns (uint8 status, int256[] memory values, uint32[] memory shape, bytes32 proofHash)
     {
         Prediction storage p = predictions[jobId];
-        return (p.status, p.values, p.shape, p.proof);
+        return (p.status, p.values, p.shape, p.proofHash);
     }
 
     /// For tests and operators: point the contract at another model.
