@@ -302,6 +302,31 @@ def test_bad_requests_fail_and_create_no_job(producer, admin, registered, proven
     assert w3.eth.get_balance(JOBS) >= 0
 
 
+def test_failed_and_expired_proofs_reach_the_callback(producer, admin, registered, proven):
+    """An input outside the circuit's range fails on the prover (status 2); a prove model
+    no sidecar serves expires at its deadline (status 3): the contract stores no values,
+    and JOBS drops the input it kept."""
+    contract = proven.contract
+    lonely = keccak(b"sibyl tests: a prove model nobody serves")
+    assert admin.send(MODEL_REGISTRY, register_model(lonely, "lonely", 2, registered)).status == 1
+    asked = {}
+    for model, values, ttl in ((ZK_ID, [10**15, 0, 0, 0], TTL), (lonely, VALUES, 3)):
+        assert admin.send(contract.address, calldata(contract, "setModel", model)).status == 1
+        receipt = admin.send(contract.address, calldata(contract, "request", values, SHAPE, ttl))
+        (event,) = contract.events.Requested().process_receipt(receipt, errors=DISCARD)
+        asked[model] = bytes(event.args.jobId)
+    assert admin.send(contract.address, calldata(contract, "setModel", ZK_ID)).status == 1
+    for model, status, name in ((ZK_ID, 2, "failed"), (lonely, 3, "expired")):
+        job_id = asked[model]
+        job = wait_until(lambda j=job_id: settled(producer.url, j), f"the {name} job", 120)
+        assert job["status"] == name and job["output"] in ("0x", None) and job["signers"] == []
+        stored, values, shape, proof_hash = contract.functions.prediction(job_id).call()
+        assert (stored, values, shape, proof_hash) == (status, [], [], b"\x00" * 32)
+        slot = jobs.mapping_slot(job_id, jobs.INPUT_MAP)
+        word = rpc(producer.url, "eth_getStorageAt", [JOBS, hex(slot), "latest"])["result"]
+        assert int(word, 16) == 0
+
+
 # the follower
 
 
