@@ -26,9 +26,9 @@ same expiries:
                       ZK_PROVE job: the proof's public inputs are the input's values), as a
                       byte string, while the job is pending; other jobs keep only its hash
 
-Settling a job rewrites its progress word only (the transaction that settled it is found
-in its settledBlock): each write rehashes a path through a trie as deep as the jobs are
-many.
+Settling a job rewrites its progress word (the transaction that settled it is found in
+its settledBlock) and clears the input it kept, if any: each write rehashes a path
+through a trie as deep as the jobs are many.
 
 A block reads its deadline list (the jobs created with that deadline, settled or not) and
 the records of the jobs it delivers: its work follows the jobs due or delivered in it,
