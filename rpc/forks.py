@@ -32,6 +32,7 @@ SIBYL_PRECOMPILES = {
     "INFER": registry.INFER,
     "EMBED": registry.EMBED,
     "LLM": registry.LLM,
+    "ZK_PROVE": registry.ZK_PROVE,
     "P256VERIFY": P256VERIFY,
     "ZK_VERIFY": ZK_VERIFY,
 }

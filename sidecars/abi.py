@@ -1,4 +1,4 @@
-"""The ABI codec of the INFER and EMBED precompiles (DESIGN section 4).
+"""The ABI codec of the AI precompiles (DESIGN section 4): INFER, EMBED, LLM, ZK_PROVE.
 
 The node's precompiles decode their input with these functions to charge gas and reject
 malformed calls before a sidecar is asked; the sidecar decodes the same bytes again to run
@@ -278,3 +278,71 @@ def encode_llm_output(text: str, prompt_tokens: int, completion_tokens: int) -> 
 
 def decode_llm_output(data: bytes) -> tuple[str, int, int]:
     return tuple(abi_decode(LLM_OUTPUT_TYPES, data))
+
+
+# ZK_PROVE (0x…0803): prove(bytes32 modelId, int256[] values, uint32[] shape, uint8
+# decimals, bytes4 callbackSelector, uint64 callbackGasLimit, uint32 ttlBlocks) ->
+# (bytes32 jobId); delivered output (int256[] values, uint32[] shape, bytes proof). Decoded
+# with eth_abi and checked to be canonical by encoding again, as LLM's: a proof job is rare
+# and its proving takes far longer than any decoder.
+
+ZK_PROVE_ADDRESS = bytes.fromhex("0000000000000000000000000000000000000803")
+PROVE_INPUT_TYPES = ("bytes32", "int256[]", "uint32[]", "uint8", "bytes4", "uint64", "uint32")
+PROVE_OUTPUT_TYPES = ("int256[]", "uint32[]", "bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class ProveRequest:
+    model_id: bytes
+    values: list[int]
+    shape: list[int]
+    decimals: int
+    callback_selector: bytes
+    callback_gas_limit: int
+    ttl_blocks: int
+
+
+def decode_prove_input(data: bytes) -> ProveRequest:
+    """Decode and validate a ZK_PROVE input: canonical ABI, values not empty, the shape's
+    product equal to their number, decimals at most 18."""
+    try:
+        decoded = abi_decode(PROVE_INPUT_TYPES, data)
+    except (DecodingError, ValueError, OverflowError) as exc:
+        raise AbiError(
+            f"ZK_PROVE input is not abi.encode of {','.join(PROVE_INPUT_TYPES)}: {exc}"
+        ) from None
+    if abi_encode(PROVE_INPUT_TYPES, decoded) != data:
+        raise AbiError("ZK_PROVE input is not in the canonical ABI encoding")
+    model_id, values, shape, decimals, selector, gas_limit, ttl = decoded
+    request = ProveRequest(model_id, list(values), list(shape), decimals, selector, gas_limit, ttl)
+    _check_decimals(decimals)
+    if not request.values:
+        raise AbiError("values must not be empty")
+    if not request.shape:
+        raise AbiError("shape must have at least one dimension")
+    product = 1
+    for dim in request.shape:
+        product *= dim
+    if product != len(request.values):
+        raise AbiError(
+            f"shape {request.shape} holds {product} values but {len(request.values)} "
+            "values were given"
+        )
+    return request
+
+
+def encode_prove_output(values: list[int], shape: list[int], proof: bytes) -> bytes:
+    return abi_encode(PROVE_OUTPUT_TYPES, (values, shape, proof))
+
+
+def decode_prove_output(data: bytes) -> tuple[list[int], list[int], bytes]:
+    """The values, shape and proof of a ZK_PROVE delivery's output, canonical only."""
+    try:
+        values, shape, proof = abi_decode(PROVE_OUTPUT_TYPES, data)
+    except (DecodingError, ValueError, OverflowError) as exc:
+        raise AbiError(
+            f"output is not abi.encode(int256[] values, uint32[] shape, bytes proof): {exc}"
+        ) from None
+    if encode_prove_output(values, shape, proof) != data:
+        raise AbiError("output is not in the canonical ABI encoding")
+    return list(values), list(shape), proof

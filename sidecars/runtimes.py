@@ -16,7 +16,8 @@ time. The artifact per runtime, and so what the id is the hash of:
   OpenAI-compatible server (vLLM, llama.cpp, TGI), named ``"upstream:" ‖ name ‖ "@" ‖
   revision`` (:mod:`sidecars.llm`);
 * ``zk``: an ezkl model directory (:mod:`sidecars.zk`), run by INFER with a proof of each
-  output; its id is the hash of the directory's canonical archive.
+  output, and for ZK_PROVE jobs (output ``abi.encode(values, shape, proof)``); its id is
+  the hash of the directory's canonical archive.
 
 Runtimes import their library only when loaded, so an ONNX sidecar never pays for torch.
 Each model runs one call at a time on one intra-op thread: the same input gives the same
@@ -39,20 +40,25 @@ from sidecars.abi import (
     EMBED_ADDRESS,
     INFER_ADDRESS,
     LLM_ADDRESS,
+    ZK_PROVE_ADDRESS,
     AbiError,
     decode_embed_input,
     decode_infer_input,
     decode_llm_input,
+    decode_prove_input,
     encode_embed_output,
     encode_infer_output,
     encode_llm_output,
+    encode_prove_output,
     for_model,
 )
 from sidecars.attestation import keccak
 from sidecars.fixedpoint import InputOutOfRange, NonFiniteOutput, quantize, to_float32
 
 RUNTIMES = ("torch", "onnx", "embed", "llm", "zk")
-CAPABILITIES = {INFER_ADDRESS: "INFER", EMBED_ADDRESS: "EMBED", LLM_ADDRESS: "LLM"}
+CAPABILITIES = {
+    INFER_ADDRESS: "INFER", EMBED_ADDRESS: "EMBED", LLM_ADDRESS: "LLM", ZK_PROVE_ADDRESS: "ZK_PROVE"
+}  # fmt: skip
 EMBED_WEIGHTS = "model.safetensors"
 
 
@@ -87,31 +93,36 @@ class Model:
     execute: Callable[[bytes], bytes]
     # for a ZK model: the output and a proof of it (``sidecars.zk.Proof`` bytes)
     prove: Callable[[bytes], tuple[bytes, bytes]] | None = None
+    # for a ZK model: a ZK_PROVE job's output, ``abi.encode(values, shape, proof)``
+    prove_job: Callable[[bytes], bytes] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def capability(self) -> str:
         return CAPABILITIES[self.precompile]
 
+    @property
+    def capabilities(self) -> list[str]:
+        return [self.capability] + (["ZK_PROVE"] if self.prove_job else [])
+
     def run(self, precompile: bytes, model_id: bytes, data: bytes) -> bytes:
         """The raw output for the raw input ``data``; raises Refused or Failed."""
-        if precompile != self.precompile:
-            raise Refused(
-                f"precompile 0x{precompile.hex()} is not served here "
-                f"(this {self.runtime} sidecar serves {self.capability})"
-            )
         return self.run_proved(precompile, model_id, data)[0]
 
     def run_proved(self, precompile: bytes, model_id: bytes, data: bytes) -> tuple[bytes, bytes]:
-        """The raw output and its proof (empty unless the model proves its outputs)."""
-        if precompile != self.precompile:
+        """The raw output and its proof (empty unless the model proves its outputs; a
+        ZK_PROVE job's output holds its proof)."""
+        job = precompile == ZK_PROVE_ADDRESS and self.prove_job is not None
+        if precompile != self.precompile and not job:
             raise Refused(
                 f"precompile 0x{precompile.hex()} is not served here "
-                f"(this {self.runtime} sidecar serves {self.capability})"
+                f"(this {self.runtime} sidecar serves {', '.join(self.capabilities)})"
             )
         if model_id != self.model_id:
             raise Refused(f"model 0x{model_id.hex()} is not served here")
         with self.lock:
+            if job:
+                return self.prove_job(data), b""
             return self.prove(data) if self.prove else (self.execute(data), b"")
 
 
@@ -436,21 +447,41 @@ def _load_zk(model_id: bytes, path: Path) -> Model:
     except zk.ZkModelError as exc:
         raise ModelLoadError(str(exc)) from None
 
-    def prove(data: bytes) -> tuple[bytes, bytes]:
+    def proved(request, name: str) -> tuple[list[int], zk.Proof]:  # noqa: ANN001
         try:
-            request = for_model(decode_infer_input(data), model_id)
+            for_model(request, model_id)
             if tuple(request.shape) != circuit.input_shape:
                 raise AbiError(
                     f"shape {request.shape} is not the circuit's {list(circuit.input_shape)}"
                 )
         except AbiError as exc:
-            raise Refused(f"bad INFER input: {exc}") from None
+            raise Refused(f"bad {name} input: {exc}") from None
         try:
-            outputs, proof = zk.prove(circuit, request.values, request.decimals)
-            output = encode_infer_output(outputs, list(circuit.output_shape))
-        except (zk.ProvingFailed, AbiError) as exc:
+            return zk.prove(circuit, request.values, request.decimals)
+        except zk.ProvingFailed as exc:
             raise Failed(str(exc)) from None
-        return output, proof.encode()
+
+    def prove(data: bytes) -> tuple[bytes, bytes]:
+        try:
+            request = decode_infer_input(data)
+        except AbiError as exc:
+            raise Refused(f"bad INFER input: {exc}") from None
+        outputs, proof = proved(request, "INFER")
+        try:
+            return encode_infer_output(outputs, list(circuit.output_shape)), proof.encode()
+        except AbiError as exc:
+            raise Failed(str(exc)) from None
+
+    def prove_job(data: bytes) -> bytes:
+        try:
+            request = decode_prove_input(data)
+        except AbiError as exc:
+            raise Refused(f"bad ZK_PROVE input: {exc}") from None
+        outputs, proof = proved(request, "ZK_PROVE")
+        try:
+            return encode_prove_output(outputs, list(circuit.output_shape), proof.encode())
+        except (AbiError, OverflowError) as exc:
+            raise Failed(str(exc)) from None
 
     return Model(
         "zk",
@@ -459,6 +490,7 @@ def _load_zk(model_id: bytes, path: Path) -> Model:
         {"ezkl": ezkl.__version__},
         lambda data: prove(data)[0],
         prove,
+        prove_job,
     )
 
 

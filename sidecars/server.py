@@ -53,7 +53,7 @@ class SidecarService(sidecar_pb2_grpc.SidecarServicer):
             runtime=self.model.runtime,
             model_ids=[self.model.model_id],
             executor=self.executor,
-            capabilities=[self.model.capability],
+            capabilities=self.model.capabilities,
             versions={"sibyl": SIBYL_VERSION, **self.model.versions},
         )
 

@@ -18,6 +18,7 @@ def test_eth_config_describes_the_running_fork(node):
     assert current["precompiles"]["BLS12_MAP_FP2_TO_G2"] == "0x" + "0" * 38 + "11"
     assert current["precompiles"]["INFER"] == "0x" + "0" * 37 + "800"
     assert current["precompiles"]["ZK_VERIFY"] == "0x" + "0" * 37 + "804"
+    assert current["precompiles"]["ZK_PROVE"] == "0x" + "0" * 37 + "803"
     assert current["systemContracts"]["SCHEDULER"] == SCHEDULER.lower()
     assert current["systemContracts"]["HISTORY_STORAGE_ADDRESS"].startswith("0x0000f90827")
     assert len(current["forkId"]) == 10

@@ -8,7 +8,11 @@ at its deadline block (:func:`expiries_due`). A block holds, after its scheduled
 transactions, exactly the expiries due at it (in job-id order), then any deliveries; an
 importing node rebuilds the expiries and checks every delivery (:func:`check_delivery`)
 without any sidecar: the job is pending and before its deadline, and a quorum of
-registered executors with the capability signed this output for this job on this chain.
+registered executors with the capability signed this output for this job on this chain,
+or, for a ZK_PROVE job, the proof in the output shows that the job's prove-mode model
+maps the job's input (kept in JOBS state while the job is pending) to the output's
+values: then whoever delivered it, no signature is needed, and the fee goes to the
+block's fee recipient.
 
 :func:`run_delivery` settles the job, then calls the requester's
 ``callbackSelector(bytes32 jobId, uint8 status, bytes output)`` from JOBS with the job's
@@ -29,8 +33,9 @@ from eth_utils import keccak
 
 from chain.ai import jobs, registry
 from chain.ai.attested import SIGNATURE_LENGTH
-from chain.ai.results import InvalidAiResult, verified_signers
+from chain.ai.results import InvalidAiResult, proved_values_problem, verified_signers
 from chain.envelope import Envelope, envelope_fields
+from sidecars.abi import AbiError, decode_prove_input, decode_prove_output
 from sidecars.attestation import attestation_digest
 
 DELIVERY_TX_TYPE = 0x12
@@ -159,8 +164,15 @@ def expiries_due(state: Any, number: int) -> list[DeliveryTransaction]:
     return due
 
 
-def check_delivery(state: Any, tx: DeliveryTransaction, chain_id: int) -> tuple[jobs.Job, tuple]:
-    """The job ``tx`` settles and the executors who signed its result, or InvalidDelivery."""
+@dataclass(frozen=True)
+class CheckedDelivery:
+    job: jobs.Job
+    signers: tuple[bytes, ...]  # the executors who signed the result (none for a proof)
+    proved: bool = False  # the result was accepted on its proof
+
+
+def check_delivery(state: Any, tx: DeliveryTransaction, chain_id: int) -> CheckedDelivery:
+    """The job ``tx`` settles and how its result was shown valid, or InvalidDelivery."""
     where = f"delivery of job 0x{tx.job_id.hex()}"
     job = jobs.get_job(state, tx.job_id)
     number = state.block_number
@@ -176,16 +188,19 @@ def check_delivery(state: Any, tx: DeliveryTransaction, chain_id: int) -> tuple[
             raise InvalidDelivery(
                 f"{where}: an expiry before the job's deadline block {job.deadline}"
             )
-        return job, ()
+        return CheckedDelivery(job, ())
     if number >= job.deadline:
         raise InvalidDelivery(f"{where}: the job expired at block {job.deadline}")
     if tx.status == jobs.FAILED:
-        return job, ()
+        return CheckedDelivery(job, ())
     model = registry.get_model(state, job.model_id)
     if model is None:
         raise InvalidDelivery(f"{where}: model 0x{job.model_id.hex()} is no longer registered")
     if len(tx.output) > model.output_limit:
         raise InvalidDelivery(f"{where}: output exceeds the model's limit")
+    if job.precompile == registry.ZK_PROVE:
+        check_proof(state, job, model, tx, where)
+        return CheckedDelivery(job, (), proved=True)
     digest = attestation_digest(
         chain_id, job.precompile, job.model_id, job.input_hash, keccak(tx.output), job.id
     )
@@ -195,7 +210,35 @@ def check_delivery(state: Any, tx: DeliveryTransaction, chain_id: int) -> tuple[
         )
     except InvalidAiResult as exc:
         raise InvalidDelivery(str(exc)) from None
-    return job, signers
+    return CheckedDelivery(job, signers)
+
+
+def check_proof(
+    state: Any, job: jobs.Job, model: registry.ModelRecord, tx: DeliveryTransaction, where: str
+) -> None:
+    """A ZK_PROVE result is valid on its proof alone: the output is ``abi.encode(values,
+    shape, proof)`` and the proof shows, with the verifying key the registry names, that
+    the model maps the values of the job's input (from JOBS state) to these values."""
+    if model.mode != "prove":
+        raise InvalidDelivery(f"{where}: model 0x{model.id.hex()} is no longer in prove mode")
+    try:
+        values, shape, proof = decode_prove_output(tx.output)
+    except AbiError as exc:
+        raise InvalidDelivery(f"{where}: {exc}") from None
+    if not proof:
+        raise InvalidDelivery(f"{where}: the model is in prove mode and the result has no proof")
+    if tx.signatures:
+        raise InvalidDelivery(f"{where}: a prove-mode result carries a proof, not signatures")
+    kept = jobs.job_input(state, job.id)
+    if keccak(kept) != job.input_hash:  # JOBS keeps every ZK_PROVE job's input
+        raise InvalidDelivery(f"{where}: the job's input is not in JOBS state")
+    request = decode_prove_input(kept)  # ZK_PROVE checked it when it made the job
+    replicas = getattr(getattr(state, "oracle", None), "replicas", None)
+    problem = proved_values_problem(
+        replicas, model, request.values, request.decimals, values, shape, proof
+    )
+    if problem:
+        raise InvalidDelivery(f"{where}: {problem}")
 
 
 @dataclass
@@ -212,7 +255,8 @@ def run_delivery(
     (changing nothing) when the delivery is not valid here or its callback cannot fit in
     the ``gas_left`` of the block."""
     state = vm.state
-    job, signers = check_delivery(state, tx, chain_id)
+    checked = check_delivery(state, tx, chain_id)
+    job, signers = checked.job, checked.signers
     data = jobs.callback_data(job.id, job.callback_selector, tx.status, tx.output)
     overhead = jobs.callback_overhead(type(state), data)
     callback = JobCallback(
@@ -226,6 +270,6 @@ def run_delivery(
     job = jobs.settle(state, job, tx.status)
     computation = state.apply_transaction(callback)
     own = vm.make_receipt(_NoGasYet(), callback, computation, state)
-    jobs.pay(state, job, own.gas_used, signers)
+    jobs.pay(state, job, own.gas_used, (state.coinbase,) if checked.proved else signers)
     logs = [*computation.get_log_entries(), jobs.settled_log(job, signers)]
     return callback.make_receipt(own.state_root, cumulative_gas + own.gas_used, logs)

@@ -13,7 +13,10 @@ sidecar that forgot a job (restarted: ``JOB_STATE_UNKNOWN``) gets it again; a jo
 sidecar of this node serves is left for other builders, and expires if none delivers it.
 A job settled in a block (by any builder) or past its deadline is dropped. A model whose
 results need several attestations runs on a sidecar of each of its executors, and the job
-is delivered once a quorum of them agree (:meth:`JobDispatcher._gather`).
+is delivered once a quorum of them agree (:meth:`JobDispatcher._gather`). A ZK_PROVE
+job's result is delivered with no signature: its output carries the proof every node
+checks (a proof this node's own check refuses stays out of its blocks, and the job
+expires unless another builder delivers it).
 """
 
 import logging
@@ -23,7 +26,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 
-from chain.ai import jobs
+from chain.ai import jobs, registry
 from chain.ai.delivery import DeliveryTransaction
 
 log = logging.getLogger("sibyl.jobs")
@@ -156,7 +159,8 @@ class JobDispatcher:
     def _advance(self, job: PendingJob) -> None:
         if not self.pool.serves(job.model_id):
             return  # left for a builder that serves the model
-        job.quorum = job.quorum or self.quorum_of(job.model_id)
+        proved = job.precompile == registry.ZK_PROVE
+        job.quorum = job.quorum or (1 if proved else self.quorum_of(job.model_id))
         if job.quorum > 1:
             self._gather(job, job.quorum)
             return
@@ -177,7 +181,8 @@ class JobDispatcher:
             job.submitted = False
             return
         if result.status == "ok":
-            delivery = DeliveryTransaction(job.id, jobs.OK, result.output, (result.signature,))
+            signatures = () if proved else (result.signature,)
+            delivery = DeliveryTransaction(job.id, jobs.OK, result.output, signatures)
         else:
             log.info("job failed job=0x%s reason=%s", job.id.hex(), result.error)
             delivery = DeliveryTransaction(job.id, jobs.FAILED)

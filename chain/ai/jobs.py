@@ -22,10 +22,13 @@ same expiries:
   keccak(id ‖ 6)      the next job whose deadline is the same block (0 ends the list)
   keccak(block ‖ 7)   the first job whose deadline is ``block``
   keccak(block ‖ 8)   the gas the expiries at ``block`` may take, booked so far
+  keccak(id ‖ 9)      the full input of a job whose delivery is checked against it (a
+                      ZK_PROVE job: the proof's public inputs are the input's values), as a
+                      byte string, while the job is pending; other jobs keep only its hash
 
-Settling a job rewrites its progress word only (the transaction that settled it is found
-in its settledBlock): each write rehashes a path through a trie as deep as the jobs are
-many.
+Settling a job rewrites its progress word (the transaction that settled it is found in
+its settledBlock) and clears the input it kept, if any: each write rehashes a path
+through a trie as deep as the jobs are many.
 
 A block reads its deadline list (the jobs created with that deadline, settled or not) and
 the records of the jobs it delivers: its work follows the jobs due or delivered in it,
@@ -33,8 +36,9 @@ never the jobs pending.
 
 The JOBS account's ether is the sum of the balances and of the reservations of pending
 jobs. Creating a job moves its reservation out of the requester's balance; settling it
-pays the signers (on a result) and the block's fee recipient (the gas its callback used)
-and puts the rest back. Interface: ``contracts/interfaces/IJobs.sol``; pricing rule in
+pays the signers (on a result; for a result checked by its proof, the block's fee
+recipient) and the block's fee recipient (the gas its callback used) and puts the rest
+back. Interface: ``contracts/interfaces/IJobs.sol``; pricing rule in
 docs/decisions.md.
 """
 
@@ -61,7 +65,7 @@ from chain.slots import Storage, mapping_slot, read_blob, write_blob
 JOBS = bytes.fromhex("0000000000000000000000000000000000000a04")
 PENDING_COUNT_SLOT, MAX_TTL_SLOT, EXPIRY_GAS_SLOT = 0, 1, 2
 BALANCE_MAP, RECORD_MAP, PROGRESS_MAP, NEXT_MAP = 3, 4, 5, 6
-DEADLINE_MAP, DEADLINE_GAS_MAP = 7, 8
+DEADLINE_MAP, DEADLINE_GAS_MAP, INPUT_MAP = 7, 8, 9
 
 PENDING, OK, FAILED, EXPIRED = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", OK: "delivered", FAILED: "failed", EXPIRED: "expired"}
@@ -198,6 +202,16 @@ def _put_progress(state: Storage, job: Job) -> None:
     state.set_storage(JOBS, mapping_slot(job.id, PROGRESS_MAP), job.status | job.settled_block << 8)
 
 
+def job_input(state: Storage, id_: bytes) -> bytes:
+    """The input a pending job keeps in state (empty for a job that keeps only its hash)."""
+    return read_blob(state, JOBS, mapping_slot(id_, INPUT_MAP))
+
+
+def input_gas(input_: bytes) -> int:
+    """What keeping ``input_`` in state costs its job's creator: its length and words."""
+    return WRITE_GAS * (1 + -(-len(input_) // 32))
+
+
 def _deadline_slot(block: int) -> int:
     return mapping_slot(block.to_bytes(32, "big"), DEADLINE_MAP)
 
@@ -239,6 +253,9 @@ class JobRequest:
     callback_selector: bytes
     callback_gas_limit: int
     ttl_blocks: int
+    # keep the full input in state until the job settles (its delivery is checked
+    # against it), not only its hash
+    keep_input: bool = False
 
 
 def create_job(computation: ComputationAPI, request: JobRequest, id_: bytes) -> Job:
@@ -287,6 +304,8 @@ def create_job(computation: ComputationAPI, request: JobRequest, id_: bytes) -> 
         )
     set_balance(state, requester, balance - job.reserved)
     record_job(state, job, expiry)
+    if request.keep_input:
+        write_blob(state, JOBS, mapping_slot(id_, INPUT_MAP), request.input)
     computation.add_log_entry(
         JOBS,
         [CREATED, int.from_bytes(id_, "big"), int.from_bytes(requester, "big"),
@@ -314,28 +333,31 @@ def record_job(state: Storage, job: Job, expiry: int) -> None:
 
 def settle(state: Any, job: Job, status: int) -> Job:
     """Mark ``job`` settled in this block (before its callback runs, so the callback
-    reads it settled); the money moves in :func:`pay`."""
+    reads it settled) and drop the input it kept; the money moves in :func:`pay`."""
     job = replace(job, status=status, settled_block=state.block_number)
     _put_progress(state, job)
+    if state.get_storage(JOBS, mapping_slot(job.id, INPUT_MAP)):
+        write_blob(state, JOBS, mapping_slot(job.id, INPUT_MAP), b"")
     _count_pending(state, -1)
     return job
 
 
-def pay(state: Any, job: Job, gas_used: int, signers: tuple[bytes, ...]) -> None:
+def pay(state: Any, job: Job, gas_used: int, payees: tuple[bytes, ...]) -> None:
     """Release a settled job's reservation: the gas its delivery used, at the requesting
-    transaction's price, to the block's fee recipient; the fee to the signers of a result
-    (split evenly, the remainder to the first); the rest back to the requester's balance."""
+    transaction's price, to the block's fee recipient; the fee to the ``payees`` of a
+    result (its signers, or the block's fee recipient for a result its proof shows; split
+    evenly, the remainder to the first); the rest back to the requester's balance."""
     gas_cost = min(gas_used, job.reserved_gas) * job.gas_price
     left = job.reserved - gas_cost
     if gas_cost:
         state.delta_balance(JOBS, -gas_cost)
         state.delta_balance(state.coinbase, gas_cost)
-    if job.status == OK and signers and job.fee:
-        share, remainder = divmod(job.fee, len(signers))
-        for i, signer in enumerate(signers):
+    if job.status == OK and payees and job.fee:
+        share, remainder = divmod(job.fee, len(payees))
+        for i, payee in enumerate(payees):
             amount = share + (remainder if i == 0 else 0)
             state.delta_balance(JOBS, -amount)
-            state.delta_balance(signer, amount)
+            state.delta_balance(payee, amount)
         left -= job.fee
     set_balance(state, job.requester, balance_of(state, job.requester) + left)
 

@@ -161,21 +161,38 @@ class Oracle:
 def proof_problem(replicas: LocalModels | None, call: AiCall, output: bytes, proof: bytes) -> str:
     """Why ``proof`` does not show that the prove-mode model of ``call`` gives ``output``
     for the call's input, or "" when it does."""
-    circuit = replicas.circuit(call.model.verifying_key_hash) if replicas else None
-    if circuit is None:
-        return "this node has no verifying key for the model"
     request = decode_infer_input(call.input)  # the precompile has checked it
     try:
         values, shape = decode_infer_output(output)
     except AbiError as exc:
         return f"output is not an INFER output: {exc}"
+    return proved_values_problem(
+        replicas, call.model, request.values, request.decimals, values, shape, proof
+    )
+
+
+def proved_values_problem(
+    replicas: LocalModels | None,
+    model: ModelRecord,
+    inputs: list[int],
+    decimals: int,
+    outputs: list[int],
+    shape: list[int],
+    proof: bytes,
+) -> str:
+    """Why ``proof`` does not show that the prove-mode ``model`` maps ``inputs`` to
+    ``outputs`` of ``shape`` (fixed-point at ``decimals``), or "" when it does: the check
+    of a prove-mode INFER result and of a ZK_PROVE delivery alike."""
+    circuit = replicas.circuit(model.verifying_key_hash) if replicas else None
+    if circuit is None:
+        return "this node has no verifying key for the model"
     if tuple(shape) != circuit.output_shape:
         return f"output shape {list(shape)} is not the circuit's {list(circuit.output_shape)}"
     try:
         decoded = zk.Proof.decode(proof)
     except zk.MalformedProof as exc:
         return str(exc)
-    return circuit.check(decoded, request.values, values, request.decimals)
+    return circuit.check(decoded, inputs, outputs, decimals)
 
 
 def _check_output(call: AiCall, output: bytes) -> None:

@@ -2,7 +2,7 @@
 
 from chain.ai import registry
 from chain.ai.jobs import JOBS, Jobs
-from chain.precompiles import ai, llm
+from chain.precompiles import ai, llm, zk_prove
 from chain.precompiles.executor_registry import ExecutorRegistry
 from chain.precompiles.model_registry import ModelRegistry
 from chain.precompiles.p256 import P256VERIFY, p256_verify
@@ -14,6 +14,7 @@ PRECOMPILES = {
     registry.INFER: ai.infer,
     registry.EMBED: ai.embed,
     registry.LLM: llm.complete,
+    registry.ZK_PROVE: zk_prove.prove,
     registry.EXECUTOR_REGISTRY: ExecutorRegistry(),
     registry.MODEL_REGISTRY: ModelRegistry(),
     SCHEDULER: Scheduler(),

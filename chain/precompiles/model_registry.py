@@ -1,6 +1,15 @@
 """MODEL_REGISTRY (0x…0a03): registered models and their policy (kind, gas schedule,
 output limit, quorum, verification mode). Only the registry admin may change it; any
-contract may read it. Layout: :mod:`chain.ai.registry`."""
+contract may read it. Layout: :mod:`chain.ai.registry`.
+
+A ``prove``-mode model is registered with the hash of its verifying key (DESIGN section
+5): through the ``registerModel`` overload that ends in ``bytes32 verifyingKeyHash``, and
+read back with ``verifyingKeyHash(bytes32)``; the eleven-argument ``registerModel`` keeps
+its ABI and refuses prove mode, as before. Every node that validates calls to a model
+registered this way must hold its key files in a model directory (a node checks the
+genesis models' keys at start; one lacking a key registered later cannot validate the
+blocks whose calls or deliveries need it and stops at the first, naming the model).
+"""
 
 from eth.abc import ComputationAPI
 from eth_abi import encode as abi_encode
@@ -43,8 +52,11 @@ class ModelRegistry(NativeContract):
 
     def functions(self) -> list[Function]:
         signature = "registerModel(bytes32,string," + ",".join(RECORD[1:]) + ")"
+        proved = signature[:-1] + ",bytes32)"
         return [
             Function(signature, (), self.register, writes=True, gas=5 * WRITE_GAS),
+            Function(proved, (), self.register_proved, writes=True, gas=5 * WRITE_GAS),
+            Function("verifyingKeyHash(bytes32)", ("bytes32",), self.key_hash, False, 8 * READ_GAS),
             Function("removeModel(bytes32)", (), self.remove, writes=True, gas=3 * WRITE_GAS),
             Function("getModel(bytes32)", RECORD, self.get, writes=False, gas=8 * READ_GAS),
             Function(
@@ -60,17 +72,47 @@ class ModelRegistry(NativeContract):
         gas_base: int, gas_per_unit: int, output_limit: int,
     ) -> None:  # fmt: skip
         _require_admin(computation)
+        if mode < len(registry.MODES) and registry.MODES[mode] == "prove":
+            # a prove model is named with its verifying key hash, which this ABI lacks
+            raise NativeRevert(
+                "prove-mode models are registered with the registerModel overload that "
+                "ends in bytes32 verifyingKeyHash"
+            )
+        self._put(
+            computation, model_id, name, kind, input_shape, output_shape, decimals, quorum,
+            mode, gas_base, gas_per_unit, output_limit, b"",
+        )  # fmt: skip
+
+    def register_proved(
+        self, computation: ComputationAPI, model_id: bytes, name: str, kind: int,
+        input_shape: list[int], output_shape: list[int], decimals: int, quorum: int, mode: int,
+        gas_base: int, gas_per_unit: int, output_limit: int, verifying_key_hash: bytes,
+    ) -> None:  # fmt: skip
+        _require_admin(computation)
+        if mode >= len(registry.MODES) or registry.MODES[mode] != "prove":
+            raise NativeRevert("a verifying key hash is registered for prove-mode models only")
+        if kind >= len(registry.KINDS) or registry.KINDS[kind] != "zk":
+            raise NativeRevert("prove mode needs a model of kind zk")
+        if verifying_key_hash == b"\x00" * 32:
+            raise NativeRevert("verifyingKeyHash must not be zero")
+        self._put(
+            computation, model_id, name, kind, input_shape, output_shape, decimals, quorum,
+            mode, gas_base, gas_per_unit, output_limit, verifying_key_hash,
+        )  # fmt: skip
+
+    def _put(
+        self, computation: ComputationAPI, model_id: bytes, name: str, kind: int,
+        input_shape: list[int], output_shape: list[int], decimals: int, quorum: int, mode: int,
+        gas_base: int, gas_per_unit: int, output_limit: int, verifying_key_hash: bytes,
+    ) -> None:  # fmt: skip
         if kind >= len(registry.KINDS) or mode >= len(registry.MODES):
             raise NativeRevert("unknown kind or mode")
         if quorum == 0:
             raise NativeRevert("quorum must be at least 1")
-        if registry.MODES[mode] == "prove":
-            # a prove model is named with its verifying key hash, which this ABI lacks
-            raise NativeRevert("prove-mode models are registered in the genesis file")
         record = registry.ModelRecord(
             model_id, name, registry.KINDS[kind], tuple(input_shape) or None,
             tuple(output_shape) or None, decimals, quorum, registry.MODES[mode], gas_base,
-            gas_per_unit, output_limit,
+            gas_per_unit, output_limit, verifying_key_hash,
         )  # fmt: skip
         registry.put_model(computation.state, record)
         computation.consume_gas(WRITE_GAS * (len(record.encode()) // 32), reason="model record")
@@ -100,6 +142,13 @@ class ModelRegistry(NativeContract):
             registry.MODES.index(record.mode), record.gas_base, record.gas_per_unit,
             record.output_limit,
         )  # fmt: skip
+
+    def key_hash(self, computation: ComputationAPI, model_id: bytes) -> bytes:
+        """A prove-mode model's verifying key hash; zero for a model of another mode."""
+        record = registry.get_model(computation.state, model_id)
+        if record is None:
+            raise NativeRevert("model is not registered")
+        return record.verifying_key_hash or b"\x00" * 32
 
     def is_registered(self, computation: ComputationAPI, model_id: bytes) -> bool:
         return registry.get_model(computation.state, model_id) is not None

@@ -15,7 +15,8 @@ pragma solidity ^0.8.24;
 /// tx.gasprice` from the model's schedule, and the callback's gas (its gas limit plus the
 /// calldata of the largest output) at `tx.gasprice`; a requester whose balance does not
 /// cover it gets `success == false` from the precompile, and no job. On a result the
-/// executors who signed it are paid the fee and the block's fee recipient the gas the
+/// executors who signed it (for a ZK_PROVE result, checked by its proof: the block's fee
+/// recipient) are paid the fee and the block's fee recipient the gas the
 /// callback used; the rest goes back to the requester's balance. A failed or expired job
 /// refunds the fee too. JOBS must be called directly (not by DELEGATECALL or CALLCODE).
 interface IJobs {

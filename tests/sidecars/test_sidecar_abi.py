@@ -1,4 +1,6 @@
-"""The INFER / EMBED codec agrees with eth_abi and rejects every malformed input."""
+"""The INFER / EMBED / ZK_PROVE codec agrees with eth_abi and rejects every malformed input."""
+
+import re
 
 import eth_abi
 import pytest
@@ -7,8 +9,11 @@ from sidecars.abi import (
     AbiError,
     decode_embed_input,
     decode_infer_input,
+    decode_prove_input,
+    decode_prove_output,
     encode_embed_output,
     encode_infer_output,
+    encode_prove_output,
 )
 
 INFER_TYPES = ["bytes32", "int256[]", "uint32[]", "uint8"]
@@ -100,3 +105,44 @@ def test_outputs_out_of_range_are_rejected():
         encode_infer_output([1], [2**32])
     with pytest.raises(AbiError, match="int256"):
         encode_embed_output([-(2**255) - 1])
+
+
+PROVE_TYPES = [*INFER_TYPES, "bytes4", "uint64", "uint32"]
+
+
+def prove_input(values, shape, decimals=6) -> bytes:
+    return eth_abi.encode(PROVE_TYPES, [MODEL, values, shape, decimals, b"abcd", 7, 9])
+
+
+def test_prove_input_decodes_what_eth_abi_encodes():
+    request = decode_prove_input(prove_input([1, -2, 3, 4], [1, 4]))
+    assert (request.model_id, request.values, request.shape, request.decimals) == (
+        MODEL, [1, -2, 3, 4], [1, 4], 6,
+    )  # fmt: skip
+    assert (request.callback_selector, request.callback_gas_limit, request.ttl_blocks) == (
+        b"abcd", 7, 9,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (prove_input([1, 2, 3], [1, 4]), "shape [1, 4] holds 4 values but 3 values were given"),
+        (prove_input([], [0]), "values must not be empty"),
+        (prove_input([1], [1], decimals=19), "decimals must be at most 18"),
+        (prove_input([1], [1]) + b"\0" * 32, "not in the canonical ABI encoding"),
+        (b"\x01" * 40, "ZK_PROVE input is not abi.encode of bytes32,int256[]"),
+    ],
+)
+def test_prove_input_rejects_malformed_inputs(data, reason):
+    with pytest.raises(AbiError, match=re.escape(reason)):
+        decode_prove_input(data)
+
+
+def test_prove_output_round_trips_and_is_canonical_only():
+    data = encode_prove_output([5, -6], [1, 2], b"proof")
+    assert decode_prove_output(data) == ([5, -6], [1, 2], b"proof")
+    with pytest.raises(AbiError, match="not in the canonical ABI encoding"):
+        decode_prove_output(data + b"\0" * 32)
+    with pytest.raises(AbiError, match=r"output is not abi.encode\(int256\[\] values"):
+        decode_prove_output(encode_infer_output([5, -6], [1, 2]))

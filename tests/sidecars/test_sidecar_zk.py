@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import eth_abi
@@ -12,7 +13,7 @@ import pytest
 from sidecar_helpers import CHAIN_ID, dev_spec, free_port, serve_command
 
 from sidecars import zk
-from sidecars.abi import INFER_ADDRESS
+from sidecars.abi import INFER_ADDRESS, ZK_PROVE_ADDRESS, decode_prove_output
 from sidecars.client import SidecarPool
 from sidecars.config import DEV_EXECUTOR_KEY, DEV_MODELS
 
@@ -75,6 +76,39 @@ def test_zk_sidecar_fails_an_input_outside_the_circuits_range(zk_pool):
     huge = infer_input(model_id, values=[10**15, 0, 0, 0])
     result = zk_pool.execute(INFER_ADDRESS, model_id, huge, b"\x01" * 32, CHAIN_ID)
     assert result.status == "failed" and "ezkl" in result.error
+
+
+def prove_input(model_id: bytes, values=VALUES, shape=(1, 4)) -> bytes:
+    types = [*INFER_TYPES, "bytes4", "uint64", "uint32"]
+    return eth_abi.encode(types, [model_id, list(values), list(shape), 6, b"abcd", 100_000, 10])
+
+
+def job_result(pool: SidecarPool, job_id: bytes, data: bytes, model_id: bytes):
+    args = (job_id, ZK_PROVE_ADDRESS, model_id, data, CHAIN_ID)
+    assert pool.submit(*args).status == "ok"
+    for _ in range(600):
+        result = pool.result(*args)
+        if result.status != "pending":
+            return result
+        time.sleep(0.05)
+    raise AssertionError("the ZK_PROVE job never finished")
+
+
+def test_zk_sidecar_serves_a_zk_prove_job_with_the_proof_in_its_output(zk_pool):
+    model_id = bytes.fromhex(LISTING["zk"]["id"][2:])
+    result = job_result(zk_pool, b"\x07" * 32, prove_input(model_id), model_id)
+    assert result.status == "ok", result.error
+    values, shape, proof = decode_prove_output(result.output)
+    assert shape == [1, 2] and result.proof == b""  # the proof travels in the output
+    assert zk.load_circuit(ZK_MODEL).check(zk.Proof.decode(proof), VALUES, values, 6) == ""
+    assert zk_pool.info(zk_pool.names()[0]).capabilities == ("INFER", "ZK_PROVE")
+
+
+def test_zk_sidecar_refuses_a_zk_prove_job_of_another_shape(zk_pool):
+    model_id = bytes.fromhex(LISTING["zk"]["id"][2:])
+    data = prove_input(model_id, values=VALUES[:2], shape=(1, 2))
+    result = job_result(zk_pool, b"\x08" * 32, data, model_id)
+    assert result.status == "failed" and "refused: bad ZK_PROVE input: shape [1, 2]" in result.error
 
 
 def test_zk_sidecar_refuses_a_directory_that_differs_from_its_model_id(tmp_path: Path):
