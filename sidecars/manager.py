@@ -277,8 +277,11 @@ class SidecarManager:
     def _run_container(self, spec: SidecarSpec, port: int):
         from docker.types import DeviceRequest
 
-        # each model at its own mount point: two models may share a file name
-        mounts = [f"/models/{i}-{served.model.name}" for i, served in enumerate(spec.models)]
+        # /models/NAME; a further model at /models/N/NAME, as two may share a file name
+        mounts = [
+            f"/models/{f'{i}/' if i else ''}{served.model.name}"
+            for i, served in enumerate(spec.models)
+        ]
         command = _serve_args(spec, mounts, CONTAINER_PORT, "0.0.0.0", CONTAINER_KEY)
         return self.docker.containers.run(
             self.image,
