@@ -18,10 +18,14 @@ time. The artifact per runtime, and so what the id is the hash of:
 * ``zk``: an ezkl model directory (:mod:`sidecars.zk`), run by INFER with a proof of each
   output; its id is the hash of the directory's canonical archive.
 
-Runtimes import their library only when loaded, so an ONNX sidecar never pays for torch.
+Runtimes import their library only when loaded, so an ONNX sidecar never pays for torch,
+and the node, which imports this module for the ids of the models it replicates, never
+pays for numpy.
 Each model runs one call at a time on one intra-op thread: the same input gives the same
 bytes across runs and processes on a machine.
 """
+
+from __future__ import annotations
 
 import io
 import os
@@ -31,8 +35,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from sidecars import zk
 from sidecars.abi import (
@@ -49,7 +52,9 @@ from sidecars.abi import (
     for_model,
 )
 from sidecars.attestation import keccak
-from sidecars.fixedpoint import InputOutOfRange, NonFiniteOutput, quantize, to_float32
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RUNTIMES = ("torch", "onnx", "embed", "llm", "zk")
 CAPABILITIES = {INFER_ADDRESS: "INFER", EMBED_ADDRESS: "EMBED", LLM_ADDRESS: "LLM"}
@@ -168,6 +173,8 @@ def _read(path: Path) -> bytes:
 
 
 def _tensor_executor(model_id: bytes, forward: Callable[[np.ndarray], np.ndarray]):
+    from sidecars.fixedpoint import InputOutOfRange, NonFiniteOutput, quantize, to_float32
+
     def execute(data: bytes) -> bytes:
         try:
             request = for_model(decode_infer_input(data), model_id)
@@ -322,6 +329,8 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
         raise RuntimeUnavailable(
             "runtime embed needs the embed extra: pip install 'sibyl[embed]'"
         ) from None
+    from sidecars.fixedpoint import NonFiniteOutput, quantize
+
     torch.set_num_threads(1)
     try:
         encoder = sentence_transformers.SentenceTransformer(
