@@ -52,26 +52,20 @@ def call_input(runtime: str, model_id: bytes, index: int) -> tuple[bytes, bytes]
 
 
 def call_every_model(manager: SidecarManager, specs: list[SidecarSpec], calls: int) -> None:
+    pool = manager.pool
     for index in range(calls):
-        for spec in specs:
-            for served in spec.models:
-                precompile, data = call_input(served.runtime, served.model_id, index)
-                if served.runtime == "llm":
-                    job_id = keccak(b"memory bench job %d" % index)
-                    queued = manager.pool.submit(job_id, precompile, served.model_id, data, CHAIN_ID)
-                    assert queued.status == "ok", queued.error
-                    while (
-                        result := manager.pool.result(
-                            job_id, precompile, served.model_id, data, CHAIN_ID
-                        )
-                    ).status == "pending":
-                        time.sleep(0.05)
-                else:
-                    context = sync_context(keccak(b"memory bench %d" % index), 0)
-                    result = manager.pool.execute(
-                        precompile, served.model_id, data, context, CHAIN_ID
-                    )
-                assert result.status == "ok", f"{served.runtime}: {result.error}"
+        for served in (served for spec in specs for served in spec.models):
+            precompile, data = call_input(served.runtime, served.model_id, index)
+            if served.runtime == "llm":  # a job: submitted, then polled until done
+                job = (keccak(b"memory bench job %d" % index), precompile, served.model_id, data)
+                queued = pool.submit(*job, CHAIN_ID)
+                assert queued.status == "ok", queued.error
+                while (result := pool.result(*job, CHAIN_ID)).status == "pending":
+                    time.sleep(0.05)
+            else:
+                context = sync_context(keccak(b"memory bench %d" % index), 0)
+                result = pool.execute(precompile, served.model_id, data, context, CHAIN_ID)
+            assert result.status == "ok", f"{served.runtime}: {result.error}"
 
 
 def memory_mb(pids: list[int], field: str) -> float:
