@@ -21,7 +21,8 @@ all are mined; 16 clients sending ``--mined`` transfers at once (mined tx/s); re
 of ``eth_call balanceOf`` and ``eth_getBalance``. Then, once per node, a fresh node takes
 ``--memory-txs`` transactions for the RSS after them; Sibyl's run of that one starts its
 dev sidecars and adds how long they take to be healthy (``sibyl_sidecars``) and the RSS
-of the node with them.
+of the node with them, and beside it their PSS, which counts a page the node and its
+sidecar share once (:func:`pss_mb`).
 
 Prints one JSON line per figure, the medians of the rounds for each node and Sibyl's
 ratio to each peer, beside the issue's target; logs go to stderr. Needs the npm packages
@@ -320,6 +321,25 @@ def rss_mb(pids: list[int]) -> float:
     return total_kb / 1024
 
 
+def pss_mb(pids: list[int]) -> float:
+    """Proportional set size of ``pids`` together, in MB (``Pss`` of smaps_rollup).
+
+    Summed RSS counts a page twice when two of the processes map it (the node and its
+    sidecar share libpython, numpy's and grpc's libraries); PSS charges each process its
+    share instead, so the sum is what the tree costs the machine. A page shared with a
+    process outside the tree (another Python on the same venv) is charged only in part:
+    on a quiet machine the two figures differ by the double counting alone."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            pass
+    return total_kb / 1024
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of ``pid`` and its descendants, all their threads, so far."""
     total = 0
@@ -409,13 +429,15 @@ async def exercise(node: Node, txs: Transactions, settings: Settings) -> dict[st
 
 async def memory(node: Node, txs: Transactions) -> dict[str, Any]:
     """RSS after ``--memory-txs`` transactions on a fresh node (and the processes)."""
-    figures = {"rss_idle_mb": rss_mb(process_tree(node.pid))}
+    tree = process_tree(node.pid)
+    figures = {"rss_idle_mb": rss_mb(tree), "pss_idle_mb": pss_mb(tree)}
     await setup(node, txs.funder, txs.memory, len(txs.memory))
     for round_ in txs.memory_rounds:
         await NodeClient(node).mined_round(round_, txs.senders)  # type: ignore[arg-type]
     await asyncio.sleep(IDLE_SETTLE_S)
     tree = process_tree(node.pid)
     figures["rss_after_txs_mb"] = rss_mb(tree)
+    figures["pss_after_txs_mb"] = pss_mb(tree)
     figures["processes"] = len(tree)
     return figures
 
@@ -481,6 +503,8 @@ async def run(settings: Settings, txs: Transactions) -> Results:
         if with_sidecars:
             figures["rss_idle_with_sidecars_mb"] = measured["rss_idle_mb"]
             figures["rss_after_txs_with_sidecars_mb"] = measured["rss_after_txs_mb"]
+            figures["pss_idle_with_sidecars_mb"] = measured["pss_idle_mb"]
+            figures["pss_after_txs_with_sidecars_mb"] = measured["pss_after_txs_mb"]
             figures["processes_with_sidecars"] = measured["processes"]
         else:
             figures["rss_after_txs_mb"] = measured["rss_after_txs_mb"]
@@ -505,6 +529,10 @@ FIGURES = [
     ("rss_after_txs_mb", "MB", False, None),
     ("rss_idle_with_sidecars_mb", "MB", False, ("sibyl", 600.0)),
     ("rss_after_txs_with_sidecars_mb", "MB", False, ("sibyl", 600.0)),
+    # no target: beside other processes of the same libraries (other agents' torch) a
+    # tree's PSS is less than what it alone would cost; read it from a quiet machine
+    ("pss_idle_with_sidecars_mb", "MB", False, None),
+    ("pss_after_txs_with_sidecars_mb", "MB", False, None),
 ]
 MOONSHOT = {"eth_call_balanceOf_req_per_s": ("ratio_to_anvil", 0.5)}
 
@@ -553,7 +581,7 @@ def report(settings: Settings, results: Results) -> list[dict[str, Any]]:
         line["unit"] = unit
         line["rounds"] = len(measured.get("sibyl", []))
         line.update(sizes(figure, settings))
-        if figure == "rss_after_txs_with_sidecars_mb" and measured:
+        if figure.endswith("_after_txs_with_sidecars_mb") and measured:
             line["processes"] = int(results.values["processes_with_sidecars"]["sibyl"][0])
         line["loadavg_1m"] = round(os.getloadavg()[0], 2)
         lines.append(line)

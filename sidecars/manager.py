@@ -277,8 +277,12 @@ class SidecarManager:
     def _run_container(self, spec: SidecarSpec, port: int):
         from docker.types import DeviceRequest
 
-        model_in_container = f"/models/{spec.model.name}"
-        command = _serve_args(spec, model_in_container, CONTAINER_PORT, "0.0.0.0", CONTAINER_KEY)
+        # /models/NAME; a further model at /models/N/NAME, as two may share a file name
+        mounts = [
+            f"/models/{f'{i}/' if i else ''}{served.model.name}"
+            for i, served in enumerate(spec.models)
+        ]
+        command = _serve_args(spec, mounts, CONTAINER_PORT, "0.0.0.0", CONTAINER_KEY)
         return self.docker.containers.run(
             self.image,
             command,
@@ -288,7 +292,10 @@ class SidecarManager:
             labels={"sibyl.owner": self.owner, "sibyl.sidecar": spec.name},
             ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", port)},
             volumes={
-                str(spec.model): {"bind": model_in_container, "mode": "ro"},
+                **{
+                    str(served.model): {"bind": mount, "mode": "ro"}
+                    for served, mount in zip(spec.models, mounts, strict=True)
+                },
                 str(spec.executor_key): {"bind": CONTAINER_KEY, "mode": "ro"},
             },
             device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if spec.gpu else None,
@@ -303,7 +310,9 @@ class SidecarManager:
             sys.executable,
             "-m",
             "sidecars.serve",
-            *_serve_args(spec, str(spec.model), port, "127.0.0.1", str(spec.executor_key)),
+            *_serve_args(
+                spec, [str(m.model) for m in spec.models], port, "127.0.0.1", str(spec.executor_key)
+            ),
         ]
         env = {
             **os.environ,
@@ -463,21 +472,15 @@ class SidecarManager:
         return f"last log lines: {tail}" if tail else "no log output"
 
 
-def _serve_args(spec: SidecarSpec, model: str, port: int, host: str, key: str) -> list[str]:
-    args = [
-        "--runtime",
-        spec.runtime,
-        "--model",
-        model,
-        "--port",
-        str(port),
-        "--host",
-        host,
-        "--executor-key",
-        key,
-    ]
-    if spec.model_id is not None:
-        args += ["--model-id", "0x" + spec.model_id.hex()]
+def _serve_args(spec: SidecarSpec, paths: list[str], port: int, host: str, key: str) -> list[str]:
+    """``sidecars.serve``'s flags for ``spec``: a ``--runtime``/``--model`` pair per model
+    (at ``paths``), their ids when every one is known, then where to listen."""
+    args = []
+    for served, path in zip(spec.models, paths, strict=True):
+        args += ["--runtime", served.runtime, "--model", path]
+    args += ["--port", str(port), "--host", host, "--executor-key", key]
+    if all(served.model_id is not None for served in spec.models):
+        args += [arg for m in spec.models for arg in ("--model-id", "0x" + m.model_id.hex())]
     return args
 
 

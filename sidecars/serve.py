@@ -1,4 +1,9 @@
-"""``sibyl sidecar serve``: load one model, check its id, and serve it over gRPC.
+"""``sibyl sidecar serve``: load models, check their ids, and serve them over gRPC.
+
+``--runtime R --model PATH`` names one model; repeated, the pairs name several models that
+one process serves (``--model-id``, if given, once per pair, in the same order). The dev
+default runs its bundled models so, in one process: each process that imports torch pays
+some 250 MB for it, whichever of the torch, embed or LLM runtimes loads it.
 
 For ``--runtime llm`` the model is a local transformers directory, or with ``--upstream
 URL --upstream-model NAME@REV`` an OpenAI-compatible server (:mod:`sidecars.upstream`).
@@ -18,7 +23,7 @@ from pathlib import Path
 
 from sidecars.attestation import signing_key
 from sidecars.keys import KeyFileError, load_key
-from sidecars.runtimes import RUNTIMES, ModelLoadError, load_model
+from sidecars.runtimes import RUNTIMES, Model, ModelLoadError, load_model
 from sidecars.server import build_server
 from sidecars.upstream import load_upstream
 
@@ -40,11 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``sibyl sidecar serve`` (DESIGN section 8), also ``python -m
     sidecars.serve``'s: the node starts its process sidecars that way, so a sidecar
     process never imports the node."""
-    parser.add_argument("--runtime", required=True, choices=RUNTIMES)
-    parser.add_argument("--model", type=Path, help="the model file or directory")
+    parser.add_argument(
+        "--runtime", required=True, choices=RUNTIMES, action="append", help="repeat per model"
+    )
+    parser.add_argument(
+        "--model", type=Path, action="append", help="the model file or directory; one per runtime"
+    )
     parser.add_argument("--upstream", metavar="URL", help="llm: an OpenAI-compatible server")
     parser.add_argument("--upstream-model", metavar="NAME@REV", help="llm: the upstream's model")
-    parser.add_argument("--model-id", help="expected model id (0x keccak256 of the artifact)")
+    parser.add_argument(
+        "--model-id", action="append", help="expected model id (0x keccak256 of the artifact)"
+    )
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--executor-key", required=True, type=Path)
@@ -72,13 +83,12 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace):
-    expected_id = _parse_model_id(args.model_id) if args.model_id else None
     key = load_key(args.executor_key)
     executor = key.public_key.to_canonical_address()
-    model = _load(args, expected_id)
+    models = _load(args)
     address = f"{args.host}:{args.port}"
     try:
-        server, port = build_server(model, signing_key(key), executor, address)
+        server, port = build_server(models, signing_key(key), executor, address)
     except RuntimeError:
         raise ServeError(
             f"cannot listen on {address}: the port is taken or the host is wrong"
@@ -87,31 +97,54 @@ def _start(args: argparse.Namespace):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server.start()
-    log.info(
-        "event=serving runtime=%s model=0x%s executor=0x%s address=%s:%d",
-        model.runtime,
-        model.model_id.hex(),
-        executor.hex(),
-        args.host,
-        port,
-    )
+    for model in models:
+        log.info(
+            "event=serving runtime=%s model=0x%s executor=0x%s address=%s:%d",
+            model.runtime,
+            model.model_id.hex(),
+            executor.hex(),
+            args.host,
+            port,
+        )
     return server, port, stop
 
 
-def _load(args: argparse.Namespace, expected_id: bytes | None):
-    """The model of the flags: a local artifact, or for ``llm`` an upstream server."""
+def _load(args: argparse.Namespace) -> list[Model]:
+    """The models of the flags: local artifacts, or for ``llm`` one upstream server."""
+    runtimes, paths = args.runtime, args.model or []
+    ids = [_parse_model_id(text) for text in args.model_id or []]
+    if ids and len(ids) != len(runtimes):
+        raise ServeError(
+            f"--model-id given {len(ids)} times for {len(runtimes)} --runtime: "
+            "give it once per model, in the same order, or not at all"
+        )
+    expected = ids or [None] * len(runtimes)
     upstream, upstream_model = args.upstream, args.upstream_model
     if upstream or upstream_model:
-        if args.runtime != "llm":
-            raise ServeError("--upstream is for --runtime llm only")
-        if not (upstream and upstream_model) or args.model is not None:
+        if runtimes != ["llm"]:
+            raise ServeError("--upstream is for one --runtime llm only")
+        if not (upstream and upstream_model) or paths:
             raise ServeError(
                 "upstream mode takes --upstream URL and --upstream-model NAME@REV, no --model"
             )
-        return load_upstream(upstream, upstream_model, expected_id)
-    if args.model is None:
+        return [load_upstream(upstream, upstream_model, expected[0])]
+    if not paths:
         raise ServeError("--model is required (or, for llm, --upstream and --upstream-model)")
-    return load_model(args.runtime, args.model, expected_id)
+    if len(paths) != len(runtimes):
+        raise ServeError(
+            f"--runtime given {len(runtimes)} times and --model {len(paths)}: "
+            "each model takes its own --runtime R --model PATH pair"
+        )
+    models = [
+        load_model(runtime, path, model_id)
+        for runtime, path, model_id in zip(runtimes, paths, expected, strict=True)
+    ]
+    seen: dict[bytes, Path] = {}
+    for model, path in zip(models, paths, strict=True):
+        if model.model_id in seen:
+            raise ServeError(f"{path} and {seen[model.model_id]} are the same model")
+        seen[model.model_id] = path
+    return models
 
 
 def _parse_model_id(text: str) -> bytes:
@@ -125,7 +158,7 @@ def _parse_model_id(text: str) -> bytes:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="sidecars.serve", description="serve one model over gRPC")
+    parser = argparse.ArgumentParser(prog="sidecars.serve", description="serve models over gRPC")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     add_arguments(parser)
     arguments = parser.parse_args()

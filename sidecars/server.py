@@ -1,4 +1,9 @@
-"""The sidecar's gRPC server: run a model for the node and sign what it returns.
+"""The sidecar's gRPC server: run models for the node and sign what they return.
+
+One server may serve several models, of one runtime or several: each call names its
+model id, and the server routes it to that model (the dev default serves every bundled
+model from one process, so that torch, which the torch, embed and LLM runtimes all
+import, is loaded once).
 
 ``Execute`` runs one synchronous call: the raw precompile input goes to the model, and the
 raw output comes back with an attestation over keccak256(input), keccak256(output) and the
@@ -6,7 +11,7 @@ context the node gave (DESIGN section 5). ``Submit`` queues the same work as a j
 one worker thread runs in order; ``Result`` returns it once done, signed with the job id
 as its context. Jobs live in memory: a restarted sidecar answers JOB_STATE_UNKNOWN.
 
-Health is the standard ``grpc.health.v1`` service: SERVING once the model is loaded, for
+Health is the standard ``grpc.health.v1`` service: SERVING once every model is loaded, for
 the overall server ("") and for ``sibyl.sidecar.v1.Sidecar``.
 """
 
@@ -38,10 +43,12 @@ class _Job:
 
 
 class SidecarService(sidecar_pb2_grpc.SidecarServicer):
-    """Serves one model and signs its results with one executor key."""
+    """Serves ``models`` (distinct ids) and signs their results with one executor key."""
 
-    def __init__(self, model: Model, key: coincurve.PrivateKey, executor: bytes):
-        self.model = model
+    def __init__(self, models: list[Model], key: coincurve.PrivateKey, executor: bytes):
+        self.models = {model.model_id: model for model in models}
+        if len(self.models) != len(models):
+            raise ValueError("a sidecar serves each model id once")
         self.key = key
         self.executor = executor
         self.jobs: OrderedDict[bytes, _Job] = OrderedDict()
@@ -49,12 +56,18 @@ class SidecarService(sidecar_pb2_grpc.SidecarServicer):
         self.worker = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
 
     def Info(self, request, context):
+        models = self.models.values()
+        versions = {"sibyl": SIBYL_VERSION}
+        for model in models:
+            versions |= model.versions
         return sidecar_pb2.InfoReply(
-            runtime=self.model.runtime,
-            model_ids=[self.model.model_id],
+            runtime=",".join(dict.fromkeys(model.runtime for model in models)),
+            model_ids=list(self.models),
             executor=self.executor,
-            capabilities=self.model.capabilities,
-            versions={"sibyl": SIBYL_VERSION, **self.model.versions},
+            capabilities=list(
+                dict.fromkeys(name for model in models for name in model.capabilities)
+            ),
+            versions=versions,
         )
 
     def Execute(self, request, context):
@@ -122,8 +135,11 @@ class SidecarService(sidecar_pb2_grpc.SidecarServicer):
     def _run(self, precompile, model_id, data, context, chain_id):
         if len(context) != 32:
             return sidecar_pb2.STATUS_REFUSED, "context must be 32 bytes", b"", b"", b""
+        model = self.models.get(model_id)
         try:
-            output, proof = self.model.run_proved(precompile, model_id, data)
+            if model is None:
+                raise Refused(f"model 0x{model_id.hex()} is not served here")
+            output, proof = model.run_proved(precompile, model_id, data)
         except Refused as exc:
             log.info("event=refused model=0x%s reason=%r", model_id.hex(), str(exc))
             return sidecar_pb2.STATUS_REFUSED, str(exc), b"", b"", b""
@@ -140,9 +156,9 @@ _STATUS_NAMES = {v: k for k, v in sidecar_pb2.Status.items()}
 
 
 def build_server(
-    model: Model, key: coincurve.PrivateKey, executor: bytes, address: str
+    models: list[Model], key: coincurve.PrivateKey, executor: bytes, address: str
 ) -> tuple[grpc.Server, int]:
-    """A server for ``model`` bound to ``address`` (host:port), not yet started.
+    """A server for ``models`` bound to ``address`` (host:port), not yet started.
 
     Returns the server and the bound port. Raises ``RuntimeError`` when the address cannot
     be bound (port taken, bad host).
@@ -151,7 +167,7 @@ def build_server(
         futures.ThreadPoolExecutor(max_workers=SERVER_WORKERS, thread_name_prefix="grpc"),
         options=[("grpc.so_reuseport", 0)],
     )
-    sidecar_pb2_grpc.add_SidecarServicer_to_server(SidecarService(model, key, executor), server)
+    sidecar_pb2_grpc.add_SidecarServicer_to_server(SidecarService(models, key, executor), server)
     health_service = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
     port = server.add_insecure_port(address)

@@ -63,3 +63,16 @@ except SystemExit as exit:
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert "--executor-key" in result.stdout
+
+
+def test_the_node_loads_no_model_library():
+    # numpy, torch, onnxruntime, transformers are the sidecars' (tens to hundreds of MB)
+    code = """
+import sys
+import chain.cmd.cli, chain.cmd.run, chain.node
+loaded = {"numpy", "torch", "onnxruntime", "transformers", "sentence_transformers"}
+print(sorted(loaded & {name.split(".")[0] for name in sys.modules}))
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

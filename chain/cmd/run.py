@@ -38,7 +38,7 @@ from rpc.server import RpcServer, collect_methods
 from rpc.sibyl import SibylApi
 from rpc.subscriptions import Subscriptions
 from rpc.txpool import TxPoolApi
-from sidecars.config import dev_sidecar_specs
+from sidecars.config import dev_default_specs
 from sidecars.keys import address_of
 from sidecars.manager import SidecarManager
 
@@ -91,7 +91,7 @@ def start_sidecars(config: NodeConfig) -> SidecarManager | None:
     """The node's sidecars: those of the config file, or on a dev chain the bundled
     models; None when there are none to run (``--sidecars none``, or nothing declared).
     They start in the background, so JSON-RPC answers before the slowest model loads."""
-    specs = config.sidecar_specs or (dev_sidecar_specs() if config.dev else [])
+    specs = config.sidecar_specs or (dev_default_specs() if config.dev else [])
     if config.sidecar_mode == "none" or not specs:
         return None
     assert config.datadir is not None

@@ -8,6 +8,7 @@ from sidecars.config import (
     DEV_EXECUTOR_KEY,
     DEV_MODELS,
     SidecarConfigError,
+    dev_default_specs,
     dev_sidecar_specs,
     parse_sidecar_specs,
 )
@@ -80,3 +81,12 @@ def test_dev_specs_serve_the_bundled_mlp_with_the_dev_key():
     assert specs["onnx"].model == DEV_MODELS / "mlp.onnx"
     assert all(spec.executor_key == DEV_EXECUTOR_KEY for spec in specs.values())
     assert all(spec.model_id is not None for spec in specs.values())
+
+
+def test_the_dev_default_serves_every_bundled_model_from_one_process():
+    (spec,) = dev_default_specs()
+    bundled = dev_sidecar_specs()
+    assert spec.name == "dev" and spec.executor_key == DEV_EXECUTOR_KEY
+    assert [(m.runtime, m.model, m.model_id) for m in spec.models] == [
+        (s.runtime, s.model, s.model_id) for s in bundled
+    ]

