@@ -41,6 +41,7 @@ from chain.ai.results import VerifyOracle
 from chain.execution import BlockExecution, PayloadAttributes, execute_block, next_header
 from chain.genesis import genesis_block, load_genesis
 from chain.slots import DictStorage
+from chain.startup import prepare_process
 from chain.storage.store import CanonicalChange, Store, state_view
 from chain.trie.root import trie_nodes
 from genesis import DEV_GENESIS, DEV_MODELS, DIR
@@ -246,6 +247,7 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, default=40)
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
+    prepare_process()  # as the node does at start-up (pysha3's keccak, the rlp cache)
     genesis = load_genesis(DEV_GENESIS)
     bench_deliveries(genesis, [int(n) for n in args.deliveries.split(",")], args.rounds)
     bench_pending(genesis, [int(n) for n in args.pending.split(",")], args.blocks)

@@ -91,6 +91,7 @@ class Engine:
         self.deliveries: Callable[[], list[DeliveryTransaction]] = list
         self._commits: list[ExecutedBlock] = []
         self._dropped: list[bytes] = []  # user transactions of blocks a reorg removed
+        self._moved: list[bytes] = []  # blocks a reorg removed, or put back from the store
 
     # lookups across the in-memory blocks and the store
 
@@ -233,6 +234,7 @@ class Engine:
             old = self.reader.block(old_hash)
             assert old is not None
             removed.append((number, [tx.hash for tx in old.transactions]))
+            self._moved.append(old_hash)
             users = (inner_transaction(tx) for tx in old.transactions)
             self._dropped.extend(
                 tx.encode()
@@ -254,6 +256,8 @@ class Engine:
             if isinstance(item, ExecutedBlock):
                 self.blocks.pop(item.hash, None)
                 self._commits.append(item)
+            else:
+                self._moved.append(write.hash)
             log.info(
                 "block committed number=%d hash=0x%s txs=%d",
                 write.number,
@@ -283,10 +287,13 @@ class Engine:
             if executed.header.block_number <= number:
                 del self.blocks[block_hash]
 
-    def take_commits(self) -> tuple[list[ExecutedBlock], list[bytes]]:
+    def take_commits(self) -> tuple[list[ExecutedBlock], list[bytes], list[bytes]]:
         """Blocks made canonical since the last call (for the pool, filters and
-        subscribers), and the raw transactions of blocks that left the chain (for the
-        pool to take back, as geth does after a reorg)."""
+        subscribers), the raw transactions of blocks that left the chain (for the pool to
+        take back, as geth does after a reorg), and the hashes of the stored blocks a
+        reorg moved: those that left the chain and those that rejoined it (for what keeps
+        track of the chain's contents, as the job dispatcher does)."""
         commits, self._commits = self._commits, []
         dropped, self._dropped = self._dropped, []
-        return commits, dropped
+        moved, self._moved = self._moved, []
+        return commits, dropped, moved

@@ -133,6 +133,8 @@ class Node:
         )
         self.evm_threads = ThreadPoolExecutor(max_workers=EVM_THREADS, thread_name_prefix="evm")
         self.head_listeners: list[Callable[[ExecutedBlock], None]] = []
+        # told, before the head listeners, which stored blocks a reorg moved
+        self.reorg_listeners: list[Callable[[list[bytes]], None]] = []
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
         self._lock = asyncio.Lock()
         head = self.reader.head
@@ -157,14 +159,22 @@ class Node:
         """Run a request's EVM work (bounded by the simulator's caps) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.evm_threads, fn, *args)
 
-    def _publish(self, commits: list[ExecutedBlock], dropped: list[bytes]) -> None:
-        if not commits and not dropped:
+    def _publish(
+        self, commits: list[ExecutedBlock], dropped: list[bytes], moved: list[bytes]
+    ) -> None:
+        if not commits and not dropped and not moved:
             return
         self.reader.refresh_head()
         self.pool.on_new_head()
         for raw in dropped:  # what a reorg took out of the chain waits in the pool again
             with contextlib.suppress(TxPoolError):
                 self.pool.add(raw)
+        if moved:
+            for reorg_listener in self.reorg_listeners:
+                try:
+                    reorg_listener(moved)
+                except Exception:
+                    log.exception("reorg listener failed")
         for executed in commits:
             for listener in self.head_listeners:
                 try:

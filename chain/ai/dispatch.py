@@ -4,7 +4,18 @@ A node with sidecars learns of jobs from the blocks it makes canonical (``JobCre
 logs carry the full input, so it needs nothing but the chain) and, at start, from state:
 each pending job is in the deadline list of a block after the head, and its input is in
 the ``JobCreated`` log of the block that created it (:meth:`JobDispatcher.recover`). So a
-restarted builder, or a follower promoted to builder, serves every job still pending.
+restarted builder serves every job still pending. A node that follows another builder
+keeps the same account of the jobs pending but runs none of them until it is first asked
+to build (:meth:`JobDispatcher.deliveries`): a follower promoted to builder, by a
+consensus client's ``forkchoiceUpdated`` with payload attributes, then submits every job
+still pending to its own sidecars, without a restart and without running every job of
+the chain it followed twice.
+
+What the dispatcher holds follows the canonical chain, not what it has seen: when a
+reorg moves blocks off (or back onto) the chain, each job created or settled in them is
+looked up in the state of the new head (:meth:`JobDispatcher.on_reorg`). A job whose
+delivery left the chain is pending again and is delivered again, once, on the new chain;
+a job created only on the branch that left is forgotten.
 
 A worker thread submits each job to a sidecar that serves its model and polls
 ``Result``; a result becomes a delivery transaction (status 1 with the executor's
@@ -19,6 +30,7 @@ checks (a proof this node's own check refuses stays out of its blocks, and the j
 expires unless another builder delivers it).
 """
 
+import heapq
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -80,14 +92,27 @@ def settled_jobs(receipts: Any) -> list[bytes]:
 class JobDispatcher:
     """Jobs this node may deliver, their sidecar calls, and the deliveries ready."""
 
-    def __init__(self, pool: Any, chain_id: int, quorum_of: Any = lambda model_id: 1) -> None:
+    def __init__(
+        self,
+        pool: Any,
+        chain_id: int,
+        quorum_of: Any = lambda model_id: 1,
+        building: bool = True,
+    ) -> None:
         self.pool = pool
         self.chain_id = chain_id
         self.quorum_of = quorum_of  # model id → attestations its results need
         self.pending: dict[bytes, PendingJob] = {}
         self.ready: dict[bytes, DeliveryTransaction] = {}
+        # (deadline, job id) of every job in ``pending``, soonest first: a block drops
+        # the jobs it expires without walking the others
+        self.deadlines: list[tuple[int, bytes]] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        # set while this node builds blocks; a follower's sidecars run no job until then
+        self.building = threading.Event()
+        if building:
+            self.building.set()
         self.worker = threading.Thread(target=self._run, name="jobs", daemon=True)
 
     def start(self) -> None:
@@ -100,19 +125,20 @@ class JobDispatcher:
 
     def recover(self, reader: Any) -> int:
         """Learn the jobs pending at the head from state and their ``JobCreated`` logs;
-        returns how many. Reads one deadline list per block of the longest ttl."""
+        returns how many. Reads one deadline list per block of the longest ttl, and the
+        receipts of each block that created one of them once."""
         head = reader.head
         state = reader.accounts(head)
+        inputs = _CreatedLogs(reader)
         found: list[PendingJob] = []
         for block in range(head.block_number + 1, head.block_number + jobs.max_ttl(state) + 1):
             for job in jobs.jobs_due_at(state, block):
-                header = reader.canonical_header(job.created_block)
-                created = {j.id: j for j in created_jobs(reader.receipts(header).receipts)}
-                if job.id in created:
-                    found.append(created[job.id])
+                created = inputs.job(job.created_block, job.id)
+                if created is not None:
+                    found.append(created)
         with self.lock:
             for job in found:
-                self.pending.setdefault(job.id, job)
+                self._add(job)
         if found:
             log.info("jobs recovered count=%d head=%d", len(found), head.block_number)
         return len(found)
@@ -125,23 +151,73 @@ class JobDispatcher:
         settled = settled_jobs(executed.receipts)
         with self.lock:
             for job in created:
-                self.pending.setdefault(job.id, job)
+                self._add(job)
             for job_id in settled:
-                self.pending.pop(job_id, None)
-                self.ready.pop(job_id, None)
-            for job_id, job in list(self.pending.items()):
-                if job.deadline <= number:
-                    self.pending.pop(job_id)
-                    self.ready.pop(job_id, None)
+                self._drop(job_id)
+            while self.deadlines and self.deadlines[0][0] <= number:
+                self._drop(heapq.heappop(self.deadlines)[1])
+
+    def on_reorg(self, reader: Any, moved: list[bytes]) -> None:
+        """Blocks left the canonical chain or rejoined it (``moved``, stored blocks): each
+        job created or settled in them is what the new head's state says it is. Pending,
+        it waits for a sidecar again (its delivery may have left with its block); settled,
+        expired or unknown there (created on the branch that left), it is done. The work
+        follows the jobs of the moved blocks."""
+        touched: set[bytes] = set()
+        for block_hash in moved:
+            header = reader.header(block_hash)
+            if header is None:
+                continue
+            receipts = reader.receipts(header).receipts
+            touched.update(job.id for job in created_jobs(receipts))
+            touched.update(settled_jobs(receipts))
+        state = reader.accounts(reader.head)
+        inputs = _CreatedLogs(reader)
+        again: list[PendingJob] = []
+        gone: list[bytes] = []
+        for job_id in sorted(touched):
+            job = jobs.get_job(state, job_id)
+            created = None
+            if job is not None and job.status == jobs.PENDING:
+                created = inputs.job(job.created_block, job_id)
+            if created is None:
+                gone.append(job_id)
+            else:
+                again.append(created)
+        with self.lock:
+            for job_id in gone:
+                self._drop(job_id)
+            for job in again:
+                if job.id not in self.pending:
+                    log.info("job pending again after a reorg job=0x%s", job.id.hex())
+                    self._add(job)
+
+    def _add(self, job: PendingJob) -> None:
+        if job.id not in self.pending:
+            self.pending[job.id] = job
+            heapq.heappush(self.deadlines, (job.deadline, job.id))
+
+    def _drop(self, job_id: bytes) -> None:
+        """Forget a job (its entry in ``deadlines`` goes when its deadline comes)."""
+        self.pending.pop(job_id, None)
+        self.ready.pop(job_id, None)
 
     def deliveries(self) -> list[DeliveryTransaction]:
-        """The deliveries the next block may include, oldest result first."""
+        """The deliveries the next block may include, oldest result first. The engine
+        asks when it builds: from then on this node runs the jobs pending on its
+        sidecars (a follower promoted to builder begins here)."""
+        if not self.building.is_set():
+            with self.lock:
+                count = len(self.pending)
+            log.info("this node builds now: running the jobs pending count=%d", count)
+            self.building.set()
         with self.lock:
             return list(self.ready.values())
 
     def _run(self) -> None:
         while not self.stopping.wait(POLL_SECONDS):
-            self.poll()
+            if self.building.is_set():
+                self.poll()
 
     def poll(self) -> None:
         """One round: submit each job not yet on a sidecar, ask each submitted one for
@@ -224,3 +300,19 @@ class JobDispatcher:
         if not job.assigned and len(job.answers) >= len(executors) and not agreeing:
             log.info("job failed on every executor job=0x%s", job.id.hex())
             self._ready(job, DeliveryTransaction(job.id, jobs.FAILED))
+
+
+class _CreatedLogs:
+    """The jobs created in canonical blocks, read from their ``JobCreated`` logs, each
+    block's receipts once."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.blocks: dict[int, dict[bytes, PendingJob]] = {}
+
+    def job(self, number: int, job_id: bytes) -> PendingJob | None:
+        if number not in self.blocks:
+            header = self.reader.canonical_header(number)
+            receipts = self.reader.receipts(header).receipts if header is not None else []
+            self.blocks[number] = {job.id: job for job in created_jobs(receipts)}
+        return self.blocks[number].get(job_id)

@@ -152,15 +152,19 @@ async def serve(config: NodeConfig) -> None:
             methods |= dev_methods(DevApi(DevChain(node, producer), impersonated))
         else:
             methods |= refusals()
-        if pool is not None and not config.follow:
+        if pool is not None:
 
             def quorum_of(model_id: bytes) -> int:
                 model = registry.get_model(node.reader.accounts(node.reader.head), model_id)
                 return model.quorum if model is not None else 1
 
-            dispatcher = JobDispatcher(pool, node.chain_config.chain_id, quorum_of)
+            # a follower runs no job until a consensus client asks it to build
+            dispatcher = JobDispatcher(
+                pool, node.chain_config.chain_id, quorum_of, building=not config.follow
+            )
             await asyncio.to_thread(dispatcher.recover, node.reader)
             node.head_listeners.append(dispatcher.on_block)
+            node.reorg_listeners.append(lambda moved, d=dispatcher: d.on_reorg(node.reader, moved))
             node.engine.deliveries = dispatcher.deliveries
             dispatcher.start()
         node.head_listeners.append(subscriptions.on_commit)
