@@ -286,3 +286,26 @@ def test_dev_methods_are_refused_without_dev(start_node):
         assert answer["error"]["code"] == -32601
         assert "only available on a dev chain" in answer["error"]["message"]
         assert method in answer["error"]["message"]
+
+
+def test_automined_send_that_reverts_fails_with_its_revert_data(tmp_path):
+    """As Hardhat Network answers, which hardhat-ethers counts on for a node that answers
+    ``hardhat_metadata``: the transaction is mined (failed) and the send fails."""
+    node = dev_node(tmp_path / "data")
+    try:
+        call = caller(node.url)
+        sender = call("eth_accounts")[0]
+        call("anvil_setCode", OTHER, "0x63deadbeef6000526004601cfd")  # revert(0xdeadbeef)
+        send = {"from": sender, "to": OTHER, "gas": "0x186a0"}
+        answer = rpc(node.url, "eth_sendTransaction", [send])
+        assert answer["error"]["code"] == 3, answer
+        assert answer["error"]["message"] == "execution reverted"
+        assert answer["error"]["data"]["data"] == "0xdeadbeef"
+        receipt = call("eth_getTransactionReceipt", answer["error"]["data"]["transactionHash"])
+        assert receipt["status"] == "0x0"
+        call("evm_setAutomine", False)
+        tx_hash = call("eth_sendTransaction", send)  # not mined yet: nothing to report
+        call("evm_mine")
+        assert call("eth_getTransactionReceipt", tx_hash)["status"] == "0x0"
+    finally:
+        node.kill()

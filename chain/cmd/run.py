@@ -145,7 +145,7 @@ async def serve(config: NodeConfig) -> None:
             NetApi(node),
             debug,
             TxPoolApi(node),
-            AccountsApi(node, eth, signers, impersonated),
+            AccountsApi(node, eth, debug, signers, impersonated),
             SibylApi(node, eth.header, manager.status if manager else lambda: [], disagreements),
         )
         if producer is not None:
