@@ -10,12 +10,14 @@ once its block is in, as Hardhat Network's does (its ``throwOnTransactionFailure
 the error carries the revert data and the transaction's hash. A node that answers
 ``hardhat_metadata`` is taken for Hardhat Network by hardhat-ethers, which then sends
 with a fixed gas limit and counts on this to see reverts (docs/decisions.md).
+
+eth_account is imported by the methods that sign, not here: its import (its keystore
+module loads py_ecc's BLS12-381 curves) would cost the node up to a second before its
+port opens; ``chain.cmd.run`` warms it once the port is open.
 """
 
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct, encode_typed_data
 from eth_keys import keys
 from eth_utils import to_checksum_address
 
@@ -60,6 +62,8 @@ class AccountsApi:
         """Fill the missing fields of a transaction request as geth does, then sign it."""
         key = self._key(args.sender)
         tx = self._filled(args)
+        from eth_account import Account
+
         return bytes(Account.sign_transaction(tx, key.to_bytes()).raw_transaction)
 
     def _impersonated(self, args: CallArgs) -> bytes:
@@ -151,6 +155,9 @@ class AccountsApi:
         return {"raw": d(raw), "tx": {"hash": d(tx.hash)}}
 
     def _sign_message(self, address: bytes, message: bytes) -> str:
+        from eth_account import Account
+        from eth_account.messages import encode_defunct
+
         signed = Account.sign_message(
             encode_defunct(primitive=message), self._key(address).to_bytes()
         )
@@ -176,6 +183,9 @@ class AccountsApi:
                 typed = load_json(typed)
             except ValueError:
                 raise RpcError(-32602, "invalid argument 1: typed data is not valid JSON") from None
+        from eth_account import Account
+        from eth_account.messages import encode_typed_data
+
         try:
             message = encode_typed_data(full_message=typed)
         except Exception as exc:

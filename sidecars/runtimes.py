@@ -49,9 +49,9 @@ from sidecars.abi import (
     for_model,
 )
 from sidecars.attestation import keccak
+from sidecars.config import RUNTIMES
 from sidecars.fixedpoint import InputOutOfRange, NonFiniteOutput, quantize, to_float32
 
-RUNTIMES = ("torch", "onnx", "embed", "llm", "zk")
 CAPABILITIES = {INFER_ADDRESS: "INFER", EMBED_ADDRESS: "EMBED", LLM_ADDRESS: "LLM"}
 EMBED_WEIGHTS = "model.safetensors"
 

@@ -6,6 +6,9 @@ Everything that can be wrong with the operator's flags (a tampered artifact, a b
 file, a taken port, a runtime this build lacks) is checked before the server starts and
 reported as one ``error: ...`` line on stderr with a non-zero exit code, never a
 traceback. The process then serves until SIGTERM or SIGINT, and stops gracefully.
+
+The node imports this module for its flags and ``PARENT_PID_ENV`` alone, so the model
+runtimes and the gRPC server are imported by :func:`main`, in the sidecar's process.
 """
 
 import argparse
@@ -17,10 +20,8 @@ import threading
 from pathlib import Path
 
 from sidecars.attestation import signing_key
+from sidecars.config import RUNTIMES
 from sidecars.keys import KeyFileError, load_key
-from sidecars.runtimes import RUNTIMES, ModelLoadError, load_model
-from sidecars.server import build_server
-from sidecars.upstream import load_upstream
 
 log = logging.getLogger("sidecars.serve")
 
@@ -52,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the sidecar described by the CLI flags; returns the process exit code."""
+    from sidecars.runtimes import ModelLoadError
+
     try:
         server, port, stop = _start(args)
     except (ServeError, ModelLoadError, KeyFileError) as exc:
@@ -77,6 +80,8 @@ def _start(args: argparse.Namespace):
     executor = key.public_key.to_canonical_address()
     model = _load(args, expected_id)
     address = f"{args.host}:{args.port}"
+    from sidecars.server import build_server
+
     try:
         server, port = build_server(model, signing_key(key), executor, address)
     except RuntimeError:
@@ -100,6 +105,9 @@ def _start(args: argparse.Namespace):
 
 def _load(args: argparse.Namespace, expected_id: bytes | None):
     """The model of the flags: a local artifact, or for ``llm`` an upstream server."""
+    from sidecars.runtimes import load_model
+    from sidecars.upstream import load_upstream
+
     upstream, upstream_model = args.upstream, args.upstream_model
     if upstream or upstream_model:
         if args.runtime != "llm":

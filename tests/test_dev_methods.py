@@ -19,6 +19,8 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from nodes import DEV_KEYS, NodeProcess, dev_node, free_port, rpc
 
+from chain.cmd.run import DEV_KEYS as NODE_KEYS
+from chain.cmd.run import TEST_MNEMONIC
 from genesis import DEV_GENESIS
 
 FRESH = "0x00000000000000000000000000000000000d0e01"
@@ -309,3 +311,12 @@ def test_automined_send_that_reverts_fails_with_its_revert_data(tmp_path):
         assert call("eth_getTransactionReceipt", tx_hash)["status"] == "0x0"
     finally:
         node.kill()
+
+
+def test_dev_keys_are_the_test_mnemonics_as_anvil_derives_them():
+    Account.enable_unaudited_hdwallet_features()
+    derived = [
+        bytes(Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key).hex()
+        for i in range(len(NODE_KEYS))
+    ]
+    assert list(NODE_KEYS) == derived == [key[2:] for key in DEV_KEYS]

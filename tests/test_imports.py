@@ -63,3 +63,18 @@ except SystemExit as exit:
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert "--executor-key" in result.stdout
+
+
+def test_the_node_loads_no_model_runtime_grpc_or_keystore_before_its_port_opens():
+    # what `sibyl run --sidecars none` imports before it serves; each of these costs the
+    # first JSON-RPC answer a part of a second and is needed later, if at all
+    code = """
+import sys
+import chain.cmd.cli, chain.cmd.run
+late = ("numpy", "torch", "onnxruntime", "grpc", "eth_account", "eth_keyfile",
+        "sidecars.runtimes", "sidecars.server", "sidecars.manager")
+print(sorted(name for name in late if name in sys.modules))
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
