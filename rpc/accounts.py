@@ -140,9 +140,12 @@ class AccountsApi:
         receipt = self.eth.eth_getTransactionReceipt(bytes.fromhex(tx_hash[2:]))
         if receipt is None or receipt["status"] != "0x0":
             return
-        top = await self.debug.debug_traceTransaction(
-            bytes.fromhex(tx_hash[2:]), TraceOptions(tracer="callTracer", only_top_call=True)
-        )
+        try:
+            top = await self.debug.debug_traceTransaction(
+                bytes.fromhex(tx_hash[2:]), TraceOptions(tracer="callTracer", only_top_call=True)
+            )
+        except RpcError:  # an impersonated sender's does not replay (docs/decisions.md)
+            top = {"error": "transaction failed (an impersonated send: revert data unknown)"}
         output = bytes.fromhex(top.get("output", "0x")[2:])
         reverted = top.get("error") == "execution reverted"
         message = str(ExecutionReverted(output)) if reverted else top.get("error", "failed")

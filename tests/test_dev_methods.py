@@ -345,6 +345,12 @@ def test_automined_send_that_reverts_fails_with_its_revert_data(tmp_path):
         assert answer["error"]["data"]["data"] == "0xdeadbeef"
         receipt = call("eth_getTransactionReceipt", answer["error"]["data"]["transactionHash"])
         assert receipt["status"] == "0x0"
+        call("anvil_setBalance", WHALE, hex(10**18))
+        call("anvil_impersonateAccount", WHALE)
+        answer = rpc(node.url, "eth_sendTransaction", [send | {"from": WHALE}])
+        assert answer["error"]["code"] == 3, answer  # mined, failed; it does not replay
+        failed = call("eth_getTransactionReceipt", answer["error"]["data"]["transactionHash"])
+        assert (failed["status"], answer["error"]["data"]["data"]) == ("0x0", "0x")
         call("evm_setAutomine", False)
         tx_hash = call("eth_sendTransaction", send)  # not mined yet: nothing to report
         call("evm_mine")
