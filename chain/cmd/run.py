@@ -102,7 +102,9 @@ def print_dev_accounts(node: Node, signers: list) -> None:
 def start_sidecars(config: NodeConfig) -> "SidecarManager | None":
     """The node's sidecars: those of the config file, or on a dev chain the bundled
     models; None when there are none to run (``--sidecars none``, or nothing declared).
-    They start in the background, so JSON-RPC answers before the slowest model loads."""
+    They are registered here and launched in the background once the RPC port is open
+    (:func:`serve`), so JSON-RPC answers before the slowest model loads and before their
+    imports compete with the node's own for the CPU."""
     specs = config.sidecar_specs or (dev_sidecar_specs() if config.dev else [])
     if config.sidecar_mode == "none" or not specs:
         return None
@@ -118,7 +120,7 @@ def start_sidecars(config: NodeConfig) -> "SidecarManager | None":
         log_dir=config.datadir / "sidecars",
         on_ready=print_sidecar_ready,
     )
-    manager.start(wait=False)  # the RPC opens now; each sidecar says when it is ready
+    manager.start(wait=False, launch=False)  # each sidecar says when it is ready
     return manager
 
 
@@ -184,6 +186,8 @@ async def serve(config: NodeConfig) -> None:
         public = RpcServer(methods, config.rpc, subscriptions.methods_for)
         await public.start(config.rpc.http_addr, config.rpc.http_port)
         servers.append(public)
+        if manager is not None:
+            manager.launch()
         if config.rpc.engine_port:
             engine = EngineServer(collect_methods(EngineApi(node)), config.rpc, jwt_secret(config))
             await engine.start(config.rpc.http_addr, config.rpc.engine_port)
