@@ -15,6 +15,13 @@ make atomically, so the dev methods add no path of their own to the store's writ
   Scheduled calls and async jobs live in state, so they follow. Snapshots are kept in
   the store's meta table, so they survive a restart with ``--datadir``.
 * **Reset** reverts to the genesis block the chain started from.
+* **State dumps** (``anvil_dumpState`` / ``anvil_loadState``) use anvil's format, the
+  gzipped JSON of its ``SerializableState``: every account of the head's state with its
+  nonce, balance, code and storage. The state tries hold hashed keys only, so a dev
+  chain keeps the preimage of each key its blocks and edits write (``Store.preimage``,
+  as geth keeps preimages) and names its genesis keys from the genesis file. A dump
+  carries no blocks or transactions (the data dir holds those); loading one is an edit
+  of the head that merges its accounts in, as anvil does (the larger nonce wins).
 
 A dev chain whose state was edited no longer replays from its blocks alone (a re-sealed
 block's state does not follow from its transactions): followers refuse it. That is the
@@ -22,20 +29,32 @@ price of a test chain, and the reason these methods exist only with ``--dev``.
 """
 
 import contextlib
+import gzip
 import json
+import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
+import rlp
+from eth.constants import BLANK_ROOT_HASH
 from eth.db.account import AccountDB
+from eth.rlp.accounts import Account
+from eth_utils import keccak
+from trie import HexaryTrie
+from trie.iter import NodeIterator
 
 from chain.genesis import genesis_block
+from chain.limits import load_json
 from chain.node import Node
 from chain.producer import DevProducer
+from chain.state_db import SibylAccountDB
 from chain.storage import codec
 from chain.storage.store import BlockWrite, CanonicalChange, state_view
 from chain.txpool import TxPoolError
 
 META_KEY = b"dev"
+MAX_DUMP = 1 << 28  # bytes of JSON a state dump may inflate to (a gzip bomb is refused)
 
 Edit = Callable[[AccountDB], None]
 
@@ -49,10 +68,109 @@ class Snapshot:
     next_timestamp: int | None
 
 
+@dataclass
+class DumpedAccount:
+    nonce: int = 0
+    balance: int = 0
+    code: bytes = b""
+    storage: dict[int, int] = field(default_factory=dict)
+
+
+class UnknownPreimage(Exception):
+    """A state key whose preimage this data dir never recorded."""
+
+
+def encode_dump(accounts: dict[bytes, DumpedAccount]) -> bytes:
+    """anvil's dump of ``accounts`` (gzipped JSON, its field names and number forms)."""
+    state = {
+        "block": None,  # anvil's block env: a Sibyl chain keeps its blocks in its data dir
+        "accounts": {
+            "0x" + address.hex(): {
+                "nonce": account.nonce,
+                "balance": hex(account.balance),
+                "code": "0x" + account.code.hex(),
+                "storage": {
+                    "0x" + slot.to_bytes(32, "big").hex(): "0x" + value.to_bytes(32, "big").hex()
+                    for slot, value in sorted(account.storage.items())
+                },
+            }
+            for address, account in sorted(accounts.items())
+        },
+        "best_block_number": None,
+        "blocks": [],
+        "transactions": [],
+        "historical_states": None,
+    }
+    return gzip.compress(json.dumps(state).encode())
+
+
+def decode_dump(raw: bytes) -> dict[bytes, DumpedAccount]:
+    """The accounts of an anvil state dump, gzipped or plain JSON; ``ValueError`` says
+    what is wrong with it."""
+    if raw[:2] == b"\x1f\x8b":
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflate.decompress(raw, MAX_DUMP)
+        except zlib.error as exc:
+            raise ValueError(f"not gzip: {exc}") from None
+        if inflate.unconsumed_tail:
+            raise ValueError(f"it inflates to more than {MAX_DUMP} bytes")
+    state = load_json(raw)
+    if not isinstance(state, dict) or not isinstance(state.get("accounts"), dict):
+        raise ValueError("no accounts object")
+    return {
+        _bytes(address, 20): DumpedAccount(
+            nonce=_number(entry.get("nonce", 0)),
+            balance=_number(entry.get("balance", 0)),
+            code=_bytes(entry.get("code", "0x")),
+            storage={
+                _word(slot): _word(value)
+                for slot, value in _object(entry.get("storage", {})).items()
+            },
+        )
+        for address, entry in state["accounts"].items()
+        for entry in [_object(entry)]
+    }
+
+
+def _object(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{value!r} is not an object")
+    return value
+
+
+def _number(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.startswith("0x"):
+        return int.from_bytes(_bytes(value), "big")
+    raise ValueError(f"{value!r} is not a number")
+
+
+def _word(value: Any) -> int:
+    word = _bytes(value)
+    if len(word) > 32:
+        raise ValueError(f"{value!r} is longer than 32 bytes")
+    return int.from_bytes(word, "big")
+
+
+def _bytes(value: Any, length: int | None = None) -> bytes:
+    """0x-hex as bytes (an odd digit count read as anvil does); exactly ``length`` long."""
+    digits = value[2:] if isinstance(value, str) and value.startswith("0x") else None
+    try:
+        decoded = bytes.fromhex(digits if len(digits) % 2 == 0 else "0" + digits)
+    except (TypeError, ValueError):
+        decoded = None
+    if decoded is None or (length is not None and len(decoded) != length):
+        raise ValueError(f"{value!r} is not {f'{length}-byte ' if length else ''}hex")
+    return decoded
+
+
 class DevChain:
     def __init__(self, node: Node, producer: DevProducer) -> None:
         self.node = node
         self.producer = producer
+        node.engine.keep_preimages = True  # for dump_state
         saved = node.store.get("meta", META_KEY)
         state = json.loads(saved) if saved else {}
         self.next_id: int = state.get("next_id", 0)  # anvil's first id is 0x0
@@ -88,7 +206,7 @@ class DevChain:
         block = reader.block(head.hash)
         assert block is not None
         db, overlay = state_view(store.state_get)
-        accounts = AccountDB(db, head.state_root)
+        accounts = SibylAccountDB(db, head.state_root)
         edit(accounts)
         accounts.persist()
         resealed = block.copy(header=head.copy(state_root=accounts.state_root))
@@ -101,6 +219,7 @@ class DevChain:
             receipts=store.get("receipts", head.hash) or b"",
             state=dict(overlay.writes),
             tx_hashes=tx_hashes,
+            preimages=accounts.preimages,
         )
         store.commit(
             CanonicalChange(
@@ -108,6 +227,66 @@ class DevChain:
             )
         )
         reader.refresh_head()
+
+    # state dumps
+
+    def dump_state(self) -> bytes:
+        """Every account of the head's state, in anvil's dump format (module docstring).
+        Raises :class:`UnknownPreimage` for a key written before the data dir kept them."""
+        node = self.node
+        head = node.reader.head
+        db, _ = state_view(node.store.state_get)
+        known = self._genesis_preimages()
+
+        def key_of(hashed: bytes) -> bytes:
+            key = known.get(hashed) or node.store.preimage(hashed)
+            if key is None:
+                raise UnknownPreimage(
+                    f"state key 0x{hashed.hex()} has no recorded preimage: it was written "
+                    "before this data dir kept them, so the state cannot be dumped"
+                )
+            return key
+
+        code_of = node.reader.accounts(head).get_code
+        accounts: dict[bytes, DumpedAccount] = {}
+        for hashed, encoded in NodeIterator(HexaryTrie(db, head.state_root)).items():
+            address = key_of(hashed)
+            account = rlp.decode(encoded, sedes=Account)
+            storage = {}
+            if account.storage_root != BLANK_ROOT_HASH:
+                slots = NodeIterator(HexaryTrie(db, account.storage_root)).items()
+                storage = {
+                    int.from_bytes(key_of(slot), "big"): int.from_bytes(rlp.decode(value), "big")
+                    for slot, value in slots
+                }
+            accounts[address] = DumpedAccount(
+                account.nonce, account.balance, code_of(address), storage
+            )
+        return encode_dump(accounts)
+
+    def _genesis_preimages(self) -> dict[bytes, bytes]:
+        """The keys of the genesis state, named by the genesis file (written before any
+        block, by :func:`chain.genesis.genesis_block`)."""
+        known = {}
+        for address, account in self.node.genesis.alloc.items():
+            known[keccak(address)] = address
+            for slot in account.storage:
+                known[keccak(slot.to_bytes(32, "big"))] = slot.to_bytes(32, "big")
+        return known
+
+    async def load_state(self, accounts: dict[bytes, DumpedAccount]) -> None:
+        """Merge ``accounts`` into the head's state, as anvil loads a dump: each account
+        takes the dump's balance, code and slots, and the larger of the two nonces."""
+
+        def edit(state: AccountDB) -> None:
+            for address, account in accounts.items():
+                state.set_nonce(address, max(state.get_nonce(address), account.nonce))
+                state.set_balance(address, account.balance)
+                state.set_code(address, account.code)
+                for slot, value in account.storage.items():
+                    state.set_storage(address, slot, value)
+
+        await self.edit(edit)
 
     def _move_head(self, head_hash: bytes) -> None:
         """Make the stored block ``head_hash`` the head in one store transaction: the

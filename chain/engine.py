@@ -92,6 +92,7 @@ class Engine:
         self._commits: list[ExecutedBlock] = []
         self._dropped: list[bytes] = []  # user transactions of blocks a reorg removed
         self._moved: list[bytes] = []  # blocks a reorg removed, or put back from the store
+        self.keep_preimages = False  # a dev chain's state dumps need them (chain/dev.py)
 
     # lookups across the in-memory blocks and the store
 
@@ -247,7 +248,7 @@ class Engine:
             self.reader.refresh_head()
             return
         for index, item in enumerate(new_branch):
-            write = item.write() if isinstance(item, ExecutedBlock) else item
+            write = item.write(self.keep_preimages) if isinstance(item, ExecutedBlock) else item
             self.store.commit(
                 CanonicalChange(
                     removed=removed if index == 0 else [], added=[write], head=write.hash

@@ -25,6 +25,7 @@ from eth.vm.chain_context import ChainContext
 from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth_utils import ValidationError, keccak
 
+from chain import state_db
 from chain.ai.attested import AttestedTransaction, inner_transaction
 from chain.ai.delivery import DeliveryTransaction, InvalidDelivery, expiries_due, run_delivery
 from chain.ai.results import InvalidAiResult, Oracle, ReplicaNotHere
@@ -77,6 +78,7 @@ class ExecutedBlock:
     signers: codec.Signers
     state: dict[bytes, bytes]
     requests: list[bytes] = field(default_factory=list)  # EIP-7685, type byte first
+    preimages: dict[bytes, bytes] = field(default_factory=dict)  # of its written keys
 
     @property
     def hash(self) -> bytes:
@@ -86,7 +88,8 @@ class ExecutedBlock:
     def header(self) -> BlockHeaderAPI:
         return self.block.header
 
-    def write(self) -> BlockWrite:
+    def write(self, keep_preimages: bool = False) -> BlockWrite:
+        """The block as the store commits it; with its keys' preimages on a dev chain."""
         return BlockWrite(
             hash=self.hash,
             number=self.header.block_number,
@@ -95,6 +98,7 @@ class ExecutedBlock:
             receipts=codec.encode_receipts(self.receipts, self.senders, self.signers),
             state=self.state,
             tx_hashes=[tx.hash for tx in self.block.transactions],
+            preimages=self.preimages if keep_preimages else {},
         )
 
 
@@ -268,6 +272,7 @@ class BlockExecution:
             signers=self.signers,
             state=self.overlay.writes,
             requests=self.requests,
+            preimages=state_db.preimages(self.state),
         )
 
     def _system_requests(self) -> list[bytes]:

@@ -3,11 +3,12 @@
 This is the one module that reaches into py-evm's (and py-trie's) private members, so an
 upgrade of either is checked here alone. It relies on:
 
-* ``AccountDB``: ``_account_cache``, ``_get_encoded_account``, ``_account_stores``,
-  ``_get_storage_root``, ``_raw_store_db``, ``_batchtrie``, ``_trie``, ``_trie_logger``,
-  ``_trie_cache``, ``_journaltrie`` (the layers over the account trie, rebuilt here on
-  a :class:`~chain.trie.reads.WalkingTrie`), ``_apply_account_diff_without_proof`` and
-  the ``_db`` of the ``HashTrie`` it is given, and ``_get_access_list``;
+* ``AccountDB``: ``_account_cache``, ``_get_encoded_account``, ``_set_account``,
+  ``_account_stores``, ``_get_storage_root``, ``_raw_store_db``, ``_batchtrie``,
+  ``_trie``, ``_trie_logger``, ``_trie_cache``, ``_journaltrie`` (the layers over the
+  account trie, rebuilt here on a :class:`~chain.trie.reads.WalkingTrie`),
+  ``_apply_account_diff_without_proof`` and the ``_db`` of the ``HashTrie`` it is given,
+  and ``_get_access_list``;
 * ``StorageLookup`` / ``AccountStorageDB``: ``_decode_key``, ``_write_trie``,
   ``_trie_nodes_batch``, ``_starting_root_hash``, ``_get_write_trie``, ``_storage_lookup``,
   ``_storage_cache``, ``_locked_changes``, ``_journal_storage``;
@@ -30,7 +31,7 @@ from eth.db.hash_trie import HashTrie
 from eth.db.journal import JournalDB
 from eth.db.storage import AccountStorageDB, StorageLookup
 from eth.rlp.accounts import Account
-from eth_hash.auto import keccak
+from eth_utils import keccak
 from lru import LRU
 
 from chain.trie.batch import apply_writes
@@ -56,9 +57,14 @@ class SibylAccountDB(AccountDB):
     hash, so both are kept across calls, blocks and states without ever going stale.
     A code read served from the cache is not recorded in py-evm's witness of accessed
     bytecodes, which the node does not use.
+
+    ``preimages`` collects the key behind each hashed trie key it writes (an address, a
+    storage slot), as geth's preimage store does: a dev chain keeps them so that
+    ``anvil_dumpState`` can name every account and slot of its state (``chain/dev.py``).
     """
 
     def __init__(self, db: Any, state_root: bytes = BLANK_ROOT_HASH) -> None:
+        self.preimages: dict[bytes, bytes] = {}  # keccak(key) -> key, for written keys
         super().__init__(db, state_root)
         # py-evm's layers over the account trie, as it builds them, on the walking trie
         self._trie = HashTrie(WalkingTrie(self._batchtrie, state_root, prune=True))
@@ -74,6 +80,10 @@ class SibylAccountDB(AccountDB):
         if from_journal:
             self._account_cache[address] = account
         return account
+
+    def _set_account(self, address: bytes, account: Account) -> None:
+        self.preimages[keccak(address)] = address
+        super()._set_account(address, account)
 
     def has_storage(self, address: bytes) -> bool:
         """Whether the account's committed storage is non-empty."""
@@ -108,7 +118,7 @@ class SibylAccountDB(AccountDB):
         store = self._account_stores.get(address)
         if store is None:
             storage_root = self._get_storage_root(address)
-            store = BatchedStorageDB(self._raw_store_db, storage_root, address)
+            store = BatchedStorageDB(self._raw_store_db, storage_root, address, self.preimages)
             self._account_stores[address] = store
         return store
 
@@ -122,9 +132,12 @@ class BatchedStorageLookup(StorageLookup):
     (:func:`chain.trie.batch.apply_writes`). The trie is the same; a block's storage
     root takes a fraction of the time, the more so the deeper the trie."""
 
-    def __init__(self, db: Any, storage_root: bytes, address: bytes) -> None:
+    def __init__(
+        self, db: Any, storage_root: bytes, address: bytes, preimages: dict[bytes, bytes]
+    ) -> None:
         super().__init__(db, storage_root, address)
         self._waiting: dict[bytes, bytes] = {}  # hashed slot -> value, b"" deletes
+        self._preimages = preimages
 
     def _get_write_trie(self) -> WalkingTrie:
         if self._trie_nodes_batch is None:
@@ -148,7 +161,9 @@ class BatchedStorageLookup(StorageLookup):
         return super().__getitem__(key)
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._waiting[self._decode_key(key)] = value
+        hashed = self._decode_key(key)
+        self._preimages[hashed] = key.rjust(32, b"\0")
+        self._waiting[hashed] = value
 
     def __delitem__(self, key: bytes) -> None:
         self._waiting[self._decode_key(key)] = b""
@@ -187,9 +202,11 @@ class BatchedStorageDB(AccountStorageDB):
     """py-evm's account storage over a :class:`BatchedStorageLookup` (its layers of
     cache and journals rebuilt on top of it, as py-evm builds them)."""
 
-    def __init__(self, db: Any, storage_root: bytes, address: bytes) -> None:
+    def __init__(
+        self, db: Any, storage_root: bytes, address: bytes, preimages: dict[bytes, bytes]
+    ) -> None:
         super().__init__(db, storage_root, address)
-        self._storage_lookup = BatchedStorageLookup(db, storage_root, address)
+        self._storage_lookup = BatchedStorageLookup(db, storage_root, address, preimages)
         self._storage_cache = CacheDB(self._storage_lookup)
         self._locked_changes = JournalDB(self._storage_cache)
         self._journal_storage = JournalDB(self._locked_changes)
@@ -226,3 +243,8 @@ def memory_bytes(computation: Any) -> bytearray:
 def last_log(computation: Any) -> tuple:
     """The computation's latest log entry: ``(index, address, topics, data)``."""
     return computation._log_entries[-1]
+
+
+def preimages(state: Any) -> dict[bytes, bytes]:
+    """The keys behind the hashed trie keys a py-evm state wrote (SibylAccountDB)."""
+    return state._account_db.preimages

@@ -4,21 +4,31 @@ On a dev chain the node holds the keys of the test-mnemonic accounts, as anvil a
 hardhat do, so tools that sign remotely (hardhat's ``localhost`` network, ethers'
 ``provider.getSigner()``) work unmodified. A node that is not a dev chain holds no keys
 and these methods report no accounts.
+
+While a dev chain automines, ``eth_sendTransaction`` of a transaction that reverts fails
+once its block is in, as Hardhat Network's does (its ``throwOnTransactionFailures``):
+the error carries the revert data and the transaction's hash. A node that answers
+``hardhat_metadata`` is taken for Hardhat Network by hardhat-ethers, which then sends
+with a fixed gas limit and counts on this to see reverts (docs/decisions.md).
+
+eth_account is imported by the methods that sign, not here: its import (its keystore
+module loads py_ecc's BLS12-381 curves) would cost the node up to a second before its
+port opens; ``chain.cmd.run`` warms it once the port is open.
 """
 
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct, encode_typed_data
 from eth_keys import keys
 from eth_utils import to_checksum_address
 
 from chain.limits import load_json
 from chain.node import Node
-from chain.simulate import CallArgs
+from chain.simulate import CallArgs, ExecutionReverted
+from chain.trace import TraceOptions
 from rpc import params as p
+from rpc.debug import DebugApi
 from rpc.encoding import d
-from rpc.errors import RpcError
+from rpc.errors import EXECUTION_REVERTED, RpcError
 from rpc.eth import EthApi
 from rpc.params import Param, method
 
@@ -28,11 +38,13 @@ class AccountsApi:
         self,
         node: Node,
         eth: EthApi,
+        debug: DebugApi,
         signers: list[keys.PrivateKey],
         impersonated: set[bytes] | None = None,
     ) -> None:
         self.node = node
         self.eth = eth
+        self.debug = debug  # replays a reverted send for its revert data
         self.signers = {k.public_key.to_canonical_address(): k for k in signers}
         self.impersonated = impersonated if impersonated is not None else set()
 
@@ -50,6 +62,8 @@ class AccountsApi:
         """Fill the missing fields of a transaction request as geth does, then sign it."""
         key = self._key(args.sender)
         tx = self._filled(args)
+        from eth_account import Account
+
         return bytes(Account.sign_transaction(tx, key.to_bytes()).raw_transaction)
 
     def _impersonated(self, args: CallArgs) -> bytes:
@@ -112,8 +126,30 @@ class AccountsApi:
     async def eth_sendTransaction(self, args: CallArgs) -> str:
         if args.sender in self.impersonated and args.sender not in self.signers:
             raw = self._impersonated(args)
-            return await self.eth.send(raw, self.node.pool.add_impersonated(raw, args.sender))
-        return await self.eth.send(self._signed(args))
+            sent = await self.eth.send(raw, self.node.pool.add_impersonated(raw, args.sender))
+        else:
+            sent = await self.eth.send(self._signed(args))
+        await self._fail_if_reverted(sent)
+        return sent
+
+    async def _fail_if_reverted(self, tx_hash: str) -> None:
+        """When automining, a send whose transaction reverted fails with its revert data
+        and hash, as Hardhat Network answers (module docstring)."""
+        if self.eth.producer is None or not self.eth.producer.automine:
+            return
+        receipt = self.eth.eth_getTransactionReceipt(bytes.fromhex(tx_hash[2:]))
+        if receipt is None or receipt["status"] != "0x0":
+            return
+        try:
+            top = await self.debug.debug_traceTransaction(
+                bytes.fromhex(tx_hash[2:]), TraceOptions(tracer="callTracer", only_top_call=True)
+            )
+        except RpcError:  # an impersonated sender's does not replay (docs/decisions.md)
+            top = {"error": "transaction failed (an impersonated send: revert data unknown)"}
+        output = bytes.fromhex(top.get("output", "0x")[2:])
+        reverted = top.get("error") == "execution reverted"
+        message = str(ExecutionReverted(output)) if reverted else top.get("error", "failed")
+        raise RpcError(EXECUTION_REVERTED, message, {"data": d(output), "transactionHash": tx_hash})
 
     @method(Param(p.call_object))
     def eth_signTransaction(self, args: CallArgs) -> dict[str, Any]:
@@ -122,6 +158,9 @@ class AccountsApi:
         return {"raw": d(raw), "tx": {"hash": d(tx.hash)}}
 
     def _sign_message(self, address: bytes, message: bytes) -> str:
+        from eth_account import Account
+        from eth_account.messages import encode_defunct
+
         signed = Account.sign_message(
             encode_defunct(primitive=message), self._key(address).to_bytes()
         )
@@ -147,6 +186,9 @@ class AccountsApi:
                 typed = load_json(typed)
             except ValueError:
                 raise RpcError(-32602, "invalid argument 1: typed data is not valid JSON") from None
+        from eth_account import Account
+        from eth_account.messages import encode_typed_data
+
         try:
             message = encode_typed_data(full_message=typed)
         except Exception as exc:

@@ -18,10 +18,10 @@ from typing import Any
 from eth.db.account import AccountDB
 from eth_utils import keccak
 
-from chain.dev import DevChain
+from chain.dev import DevChain, DumpedAccount, UnknownPreimage, decode_dump
 from rpc import params as p
 from rpc.encoding import d, q
-from rpc.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
+from rpc.errors import INVALID_PARAMS, METHOD_NOT_FOUND, SERVER_ERROR, RpcError
 from rpc.params import Param, ParamError, method
 from rpc.server import Methods, collect_methods
 
@@ -45,6 +45,15 @@ def _slot_value(value: Any) -> bytes:
     if len(raw) > 32:
         raise ParamError("storage value longer than 32 bytes")
     return raw.rjust(32, b"\0")
+
+
+def _state_dump(value: Any) -> dict[bytes, DumpedAccount]:
+    """anvil_loadState's argument: an anvil state dump, hex of its gzipped or plain JSON."""
+    raw = p.hex_bytes(value)
+    try:
+        return decode_dump(raw)
+    except ValueError as exc:
+        raise ParamError(f"Failed to decode state dump: {exc}") from None
 
 
 class DevApi:
@@ -148,6 +157,21 @@ class DevApi:
         await self.dev.edit(edit)
         return True
 
+    @method(Param(lambda value: value, None))
+    def anvil_dumpState(self, preserve_historical_states: Any) -> str:
+        """The head's state in anvil's format (``chain/dev.py``); anvil's flag to keep
+        its historical states is accepted and means nothing here: a Sibyl data dir keeps
+        every block's state."""
+        try:
+            return d(self.dev.dump_state())
+        except UnknownPreimage as exc:
+            raise RpcError(SERVER_ERROR, str(exc)) from None
+
+    @method(Param(_state_dump))
+    async def anvil_loadState(self, accounts: dict[bytes, DumpedAccount]) -> bool:
+        await self.dev.load_state(accounts)
+        return True
+
     # impersonation
 
     @method(Param(p.address))
@@ -180,12 +204,15 @@ class DevApi:
         await self.dev.reset()
 
 
+ANVIL_ONLY = ("anvil_dumpState", "anvil_loadState")  # hardhat has no such methods
+
+
 def _aliases(methods: Methods) -> Methods:
     """Each ``anvil_`` method under its ``hardhat_`` name too."""
     return {
         name.replace("anvil_", "hardhat_", 1): handler
         for name, handler in methods.items()
-        if name.startswith("anvil_")
+        if name.startswith("anvil_") and name not in ANVIL_ONLY
     }
 
 
@@ -208,5 +235,9 @@ def refusals() -> Methods:
         return refused
 
     names = [n for n in dir(DevApi) if n.startswith(("evm_", "anvil_"))]
-    names += [n.replace("anvil_", "hardhat_", 1) for n in names if n.startswith("anvil_")]
+    names += [
+        n.replace("anvil_", "hardhat_", 1)
+        for n in names
+        if n.startswith("anvil_") and n not in ANVIL_ONLY
+    ]
     return {name: refuse(name) for name in names}

@@ -105,13 +105,16 @@ class SidecarManager:
         self._stopping = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._starter: threading.Thread | None = None
+        self._launch_now = threading.Event()  # start(wait=False) launches once it is set
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def start(self, wait: bool = True) -> None:
+    def start(self, wait: bool = True, launch: bool = True) -> None:
         """Start every sidecar; with ``wait``, return once each is healthy (raises
-        SidecarStartError), else at once, launching them in the background."""
+        SidecarStartError), else at once, launching them in the background: at once, or
+        with ``launch=False`` once :meth:`launch` is called (the node opens its port
+        first, so that the sidecars' model imports do not slow its own start)."""
         if self.mode == "none":
             log.info("event=sidecars_disabled")
             return
@@ -141,6 +144,8 @@ class SidecarManager:
                 self.stop()
                 raise
         else:
+            if launch:
+                self._launch_now.set()
             self._starter = threading.Thread(
                 target=self._launch_all, name="sidecar-start", daemon=True
             )
@@ -148,9 +153,16 @@ class SidecarManager:
         self._watchdog = threading.Thread(target=self._watch, name="sidecar-watchdog", daemon=True)
         self._watchdog.start()
 
+    def launch(self) -> None:
+        """Launch the sidecars that ``start(wait=False, launch=False)`` registered."""
+        self._launch_now.set()
+
     def _launch_all(self) -> None:
         """Launch every sidecar (``start(wait=False)``); the watchdog takes it from there,
         restarting one that failed to launch once ``start_timeout`` has passed."""
+        while not self._launch_now.wait(0.1):
+            if self._stopping.is_set():
+                return
         for managed in self._sidecars:
             with self._lock:
                 if self._stopping.is_set():

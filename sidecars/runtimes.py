@@ -57,11 +57,11 @@ from sidecars.abi import (
     for_model,
 )
 from sidecars.attestation import keccak
+from sidecars.config import RUNTIMES
 
 if TYPE_CHECKING:
     import numpy as np
 
-RUNTIMES = ("torch", "onnx", "embed", "llm", "zk")
 CAPABILITIES = {
     INFER_ADDRESS: "INFER", EMBED_ADDRESS: "EMBED", LLM_ADDRESS: "LLM", ZK_PROVE_ADDRESS: "ZK_PROVE"
 }  # fmt: skip

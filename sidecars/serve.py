@@ -11,6 +11,9 @@ Everything that can be wrong with the operator's flags (a tampered artifact, a b
 file, a taken port, a runtime this build lacks) is checked before the server starts and
 reported as one ``error: ...`` line on stderr with a non-zero exit code, never a
 traceback. The process then serves until SIGTERM or SIGINT, and stops gracefully.
+
+The node imports this module for its flags and ``PARENT_PID_ENV`` alone, so the model
+runtimes and the gRPC server are imported by :func:`main`, in the sidecar's process.
 """
 
 import argparse
@@ -20,12 +23,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sidecars.attestation import signing_key
+from sidecars.config import RUNTIMES
 from sidecars.keys import KeyFileError, load_key
-from sidecars.runtimes import RUNTIMES, Model, ModelLoadError, load_model
-from sidecars.server import build_server
-from sidecars.upstream import load_upstream
+
+if TYPE_CHECKING:
+    from sidecars.runtimes import Model
 
 log = logging.getLogger("sidecars.serve")
 
@@ -63,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the sidecar described by the CLI flags; returns the process exit code."""
+    from sidecars.runtimes import ModelLoadError
+
     try:
         server, port, stop = _start(args)
     except (ServeError, ModelLoadError, KeyFileError) as exc:
@@ -87,6 +94,8 @@ def _start(args: argparse.Namespace):
     executor = key.public_key.to_canonical_address()
     models = _load(args)
     address = f"{args.host}:{args.port}"
+    from sidecars.server import build_server
+
     try:
         server, port = build_server(models, signing_key(key), executor, address)
     except RuntimeError:
@@ -109,8 +118,11 @@ def _start(args: argparse.Namespace):
     return server, port, stop
 
 
-def _load(args: argparse.Namespace) -> list[Model]:
+def _load(args: argparse.Namespace) -> "list[Model]":
     """The models of the flags: local artifacts, or for ``llm`` one upstream server."""
+    from sidecars.runtimes import load_model
+    from sidecars.upstream import load_upstream
+
     runtimes, paths = args.runtime, args.model or []
     ids = [_parse_model_id(text) for text in args.model_id or []]
     if ids and len(ids) != len(runtimes):

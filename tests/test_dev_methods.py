@@ -8,6 +8,7 @@ and timestamps relative to where it started, whether a call failed), never hashe
 wall-clock times, which differ between any two chains.
 """
 
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,11 +20,15 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from nodes import DEV_KEYS, NodeProcess, dev_node, free_port, rpc
 
+from chain.cmd.run import DEV_KEYS as NODE_KEYS
+from chain.cmd.run import TEST_MNEMONIC
+from chain.dev import decode_dump
 from genesis import DEV_GENESIS
 
 FRESH = "0x00000000000000000000000000000000000d0e01"
 OTHER = "0x00000000000000000000000000000000000d0e02"
 WHALE = "0x00000000000000000000000000000000000be11e"
+LOADED = "0x00000000000000000000000000000000000d0e03"
 
 Call = Callable[..., Any]
 
@@ -36,6 +41,20 @@ def caller(url: str) -> Call:
         return answer["result"]
 
     return call
+
+
+def state_of(call: Call, address: str) -> tuple:
+    """What a test reads of an account: balance, code, nonce, slot 1."""
+    return (
+        call("eth_getBalance", address, "latest"),
+        call("eth_getCode", address, "latest"),
+        call("eth_getTransactionCount", address, "latest"),
+        call("eth_getStorageAt", address, "0x1", "latest"),
+    )
+
+
+def hex_json(value: Any) -> str:
+    return "0x" + json.dumps(value).encode().hex()
 
 
 def head(call: Call) -> dict:
@@ -98,6 +117,29 @@ def scenario(call: Call, settle: float = 0.0) -> list:
         )
     seen.append(("call edited code", call("eth_call", {"to": FRESH}, "latest")))
     seen.append(("blocks after edits", number()))
+
+    # state dumps: a dump loaded back after edits puts its accounts back; plain JSON loads
+    dump = call("anvil_dumpState")
+    seen.append(("dumpState", dump[:6]))  # 0x1f8b..: gzip
+    call("anvil_setBalance", FRESH, "0x1")
+    call("anvil_setStorageAt", FRESH, "0x1", "0x" + "00" * 32)
+    call("anvil_setCode", FRESH, "0x")
+    seen.append(("loadState", call("anvil_loadState", dump), *state_of(call, FRESH)))
+    plain = {
+        "block": None,
+        "best_block_number": None,
+        "accounts": {
+            LOADED: {"nonce": 5, "balance": "0x64", "code": "0x6001", "storage": {"0x1": "0x2a"}}
+        },
+    }
+    seen.append(("load JSON", call("anvil_loadState", hex_json(plain)), *state_of(call, LOADED)))
+    plain["accounts"][LOADED]["nonce"] = 2  # the larger nonce stays
+    seen.append(
+        ("load lower nonce", call("anvil_loadState", hex_json(plain)), *state_of(call, LOADED))
+    )
+    seen.append(("load garbage", call("anvil_loadState", "0x1234")))
+    seen.append(("load no accounts", call("anvil_loadState", hex_json({"block": None}))))
+    seen.append(("blocks after loads", number()))
 
     # mining and the clock
     seen.append(("evm_mine", call("evm_mine"), number()))
@@ -286,3 +328,88 @@ def test_dev_methods_are_refused_without_dev(start_node):
         assert answer["error"]["code"] == -32601
         assert "only available on a dev chain" in answer["error"]["message"]
         assert method in answer["error"]["message"]
+
+
+def test_automined_send_that_reverts_fails_with_its_revert_data(tmp_path):
+    """As Hardhat Network answers, which hardhat-ethers counts on for a node that answers
+    ``hardhat_metadata``: the transaction is mined (failed) and the send fails."""
+    node = dev_node(tmp_path / "data")
+    try:
+        call = caller(node.url)
+        sender = call("eth_accounts")[0]
+        call("anvil_setCode", OTHER, "0x63deadbeef6000526004601cfd")  # revert(0xdeadbeef)
+        send = {"from": sender, "to": OTHER, "gas": "0x186a0"}
+        answer = rpc(node.url, "eth_sendTransaction", [send])
+        assert answer["error"]["code"] == 3, answer
+        assert answer["error"]["message"] == "execution reverted"
+        assert answer["error"]["data"]["data"] == "0xdeadbeef"
+        receipt = call("eth_getTransactionReceipt", answer["error"]["data"]["transactionHash"])
+        assert receipt["status"] == "0x0"
+        call("anvil_setBalance", WHALE, hex(10**18))
+        call("anvil_impersonateAccount", WHALE)
+        answer = rpc(node.url, "eth_sendTransaction", [send | {"from": WHALE}])
+        assert answer["error"]["code"] == 3, answer  # mined, failed; it does not replay
+        failed = call("eth_getTransactionReceipt", answer["error"]["data"]["transactionHash"])
+        assert (failed["status"], answer["error"]["data"]["data"]) == ("0x0", "0x")
+        call("evm_setAutomine", False)
+        tx_hash = call("eth_sendTransaction", send)  # not mined yet: nothing to report
+        call("evm_mine")
+        assert call("eth_getTransactionReceipt", tx_hash)["status"] == "0x0"
+    finally:
+        node.kill()
+
+
+def test_dev_keys_are_the_test_mnemonics_as_anvil_derives_them():
+    Account.enable_unaudited_hdwallet_features()
+    derived = [
+        bytes(Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key).hex()
+        for i in range(len(NODE_KEYS))
+    ]
+    assert list(NODE_KEYS) == derived == [key[2:] for key in DEV_KEYS]
+
+
+def test_state_dumps_load_from_anvil_into_sibyl_and_back(anvil_url, tmp_path):
+    node = dev_node(tmp_path / "data")
+    try:
+        sibyl, anvil = caller(node.url), caller(anvil_url)
+        word = "0x" + "00" * 31 + "2a"
+        for source, target, address in ((sibyl, anvil, FRESH), (anvil, sibyl, OTHER)):
+            source("anvil_setBalance", address, "0x2a")
+            source("anvil_setCode", address, "0x602a60005260206000f3")
+            source("anvil_setNonce", address, "0x3")
+            source("anvil_setStorageAt", address, "0x1", word)
+            assert target("anvil_loadState", source("anvil_dumpState")) is True
+            assert state_of(target, address) == state_of(source, address)
+            assert state_of(target, address)[3] == word
+    finally:
+        node.kill()
+
+
+def test_a_dump_names_what_blocks_and_edits_wrote_and_follows_snapshots(tmp_path):
+    """Preimages of the keys blocks and edits write are kept in the data dir: a dump after
+    a restart names the slots a contract wrote (a hashed one too); a revert drops the
+    edits after its snapshot from the dump, as from the state."""
+    node = dev_node(tmp_path / "data")
+    try:
+        call = caller(node.url)
+        sender = call("eth_accounts")[0]
+        high = "ab" * 32  # sstore(5, 0x2a); sstore(0xabab…ab, 7)
+        init = "0x602a600555" + "6007" + "7f" + high + "55" + "00"
+        tx_hash = call("eth_sendTransaction", {"from": sender, "data": init, "gas": "0x30000"})
+        contract = call("eth_getTransactionReceipt", tx_hash)["contractAddress"]
+        call("anvil_setBalance", FRESH, "0x7")
+        node.stop()
+        node = NodeProcess(node.datadir, node.args).start()
+        call = caller(node.url)
+        snapshot = call("evm_snapshot")
+        call("anvil_setBalance", OTHER, "0x9")
+        dumped = decode_dump(bytes.fromhex(call("anvil_dumpState")[2:]))
+        assert dumped[bytes.fromhex(contract[2:])].storage == {5: 0x2A, int(high, 16): 7}
+        assert dumped[bytes.fromhex(FRESH[2:])].balance == 7
+        assert dumped[bytes.fromhex(OTHER[2:])].balance == 9
+        assert call("evm_revert", snapshot) is True
+        dumped = decode_dump(bytes.fromhex(call("anvil_dumpState")[2:]))
+        assert bytes.fromhex(OTHER[2:]) not in dumped
+        assert dumped[bytes.fromhex(FRESH[2:])].balance == 7
+    finally:
+        node.kill()

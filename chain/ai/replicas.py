@@ -14,20 +14,35 @@ verifying key the model registry names by hash. The node finds the key's files (
 model directory's ``kzg.srs``, ``settings.json`` and ``vk.key``, see :mod:`sidecars.zk`)
 among the subdirectories of the same model directories, and refuses to start when a
 registered prove model's key is missing or differs.
+
+The model runtimes (:mod:`sidecars.runtimes`: numpy, and torch or onnxruntime as a
+model needs) are imported when a replica is first indexed or run: most nodes never run
+one, and the import would delay the node's JSON-RPC port by a large part of a second.
 """
 
 import logging
 import threading
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from chain.ai.registry import ModelRecord
 from chain.errors import SibylError
 from sidecars import zk
-from sidecars.runtimes import Failed, Model, ModelLoadError, Refused, load_model, model_id_of
+
+if TYPE_CHECKING:
+    from sidecars.runtimes import Model
 
 log = logging.getLogger("sibyl.replicas")
 
 RUNTIME_BY_SUFFIX = {".pt": "torch", ".onnx": "onnx"}
+
+
+def _runtimes() -> ModuleType:
+    """:mod:`sidecars.runtimes`, imported on first use (module docstring)."""
+    from sidecars import runtimes
+
+    return runtimes
 
 
 class ReplicaUnavailable(Exception):
@@ -58,10 +73,11 @@ class LocalModels:
                 for path in sorted(directory.glob("*")):
                     runtime = RUNTIME_BY_SUFFIX.get(path.suffix)
                     if runtime is not None:
-                        self._files[model_id_of(runtime, path)] = (runtime, path)
+                        self._files[_runtimes().model_id_of(runtime, path)] = (runtime, path)
         return self._files
 
-    def _model(self, model_id: bytes) -> Model:
+    def _model(self, model_id: bytes) -> "Model":
+        runtimes = _runtimes()
         with self._lock:
             if model_id not in self._loaded:
                 found = self._index().get(model_id)
@@ -71,8 +87,8 @@ class LocalModels:
                         f"{', '.join(map(str, self.directories)) or 'any model directory'}"
                     )
                 try:
-                    self._loaded[model_id] = load_model(found[0], found[1], model_id)
-                except ModelLoadError as exc:
+                    self._loaded[model_id] = runtimes.load_model(found[0], found[1], model_id)
+                except runtimes.ModelLoadError as exc:
                     raise ReplicaUnavailable(str(exc)) from None
                 log.info("replica loaded model=0x%s file=%s", model_id.hex(), found[1])
             return self._loaded[model_id]
@@ -119,7 +135,8 @@ class LocalModels:
 
     def run(self, precompile: bytes, model_id: bytes, data: bytes) -> bytes:
         model = self._model(model_id)
+        runtimes = _runtimes()
         try:
             return model.run(precompile, model_id, data)
-        except (Refused, Failed) as exc:
+        except (runtimes.Refused, runtimes.Failed) as exc:
             raise ReplicaFailed(str(exc)) from None

@@ -13,9 +13,10 @@ import logging
 import os
 import signal
 import sys
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from eth_account import Account
 from eth_keys import keys
 
 from chain.ai import registry
@@ -40,21 +41,32 @@ from rpc.subscriptions import Subscriptions
 from rpc.txpool import TxPoolApi
 from sidecars.config import dev_default_specs
 from sidecars.keys import address_of
-from sidecars.manager import SidecarManager
+
+if TYPE_CHECKING:
+    from sidecars.manager import SidecarManager
 
 log = logging.getLogger("sibyl.run")
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
+# The keys anvil and hardhat derive from TEST_MNEMONIC at m/44'/60'/0'/0/i, written out:
+# deriving them takes eth_account, whose import costs up to a second before the port
+# opens (rpc/accounts.py); tests/test_dev_methods.py checks them against the derivation.
+DEV_KEYS = (
+    "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    "92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    "4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    "dbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+    "2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+)
 
 
-def dev_accounts(count: int = 10) -> list[keys.PrivateKey]:
+def dev_accounts(count: int = len(DEV_KEYS)) -> list[keys.PrivateKey]:
     """The accounts of the well-known test mnemonic, as hardhat and anvil derive them."""
-    Account.enable_unaudited_hdwallet_features()
-    return [
-        keys.PrivateKey(
-            bytes(Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key)
-        )
-        for i in range(count)
-    ]
+    return [keys.PrivateKey(bytes.fromhex(key)) for key in DEV_KEYS[:count]]
 
 
 def jwt_secret(config: NodeConfig) -> bytes:
@@ -87,14 +99,18 @@ def print_dev_accounts(node: Node, signers: list) -> None:
     print("\n".join(lines), flush=True)
 
 
-def start_sidecars(config: NodeConfig) -> SidecarManager | None:
+def start_sidecars(config: NodeConfig) -> "SidecarManager | None":
     """The node's sidecars: those of the config file, or on a dev chain the bundled
     models; None when there are none to run (``--sidecars none``, or nothing declared).
-    They start in the background, so JSON-RPC answers before the slowest model loads."""
+    They are registered here and launched in the background once the RPC port is open
+    (:func:`serve`), so JSON-RPC answers before the slowest model loads and before their
+    imports compete with the node's own for the CPU."""
     specs = config.sidecar_specs or (dev_default_specs() if config.dev else [])
     if config.sidecar_mode == "none" or not specs:
         return None
     assert config.datadir is not None
+    from sidecars.manager import SidecarManager  # grpc: only a node with sidecars needs it
+
     owner = "sibyl-" + hashlib.sha256(str(config.datadir.resolve()).encode()).hexdigest()[:12]
     manager = SidecarManager(
         specs,
@@ -104,7 +120,7 @@ def start_sidecars(config: NodeConfig) -> SidecarManager | None:
         log_dir=config.datadir / "sidecars",
         on_ready=print_sidecar_ready,
     )
-    manager.start(wait=False)  # the RPC opens now; each sidecar says when it is ready
+    manager.start(wait=False, launch=False)  # each sidecar says when it is ready
     return manager
 
 
@@ -145,7 +161,7 @@ async def serve(config: NodeConfig) -> None:
             NetApi(node),
             debug,
             TxPoolApi(node),
-            AccountsApi(node, eth, signers, impersonated),
+            AccountsApi(node, eth, debug, signers, impersonated),
             SibylApi(node, eth.header, manager.status if manager else lambda: [], disagreements),
         )
         if producer is not None:
@@ -174,6 +190,8 @@ async def serve(config: NodeConfig) -> None:
         public = RpcServer(methods, config.rpc, subscriptions.methods_for)
         await public.start(config.rpc.http_addr, config.rpc.http_port)
         servers.append(public)
+        if manager is not None:
+            manager.launch()
         if config.rpc.engine_port:
             engine = EngineServer(collect_methods(EngineApi(node)), config.rpc, jwt_secret(config))
             await engine.start(config.rpc.http_addr, config.rpc.engine_port)
@@ -205,6 +223,8 @@ async def serve(config: NodeConfig) -> None:
             tasks.append(asyncio.create_task(producer.run()))
         if config.dev:
             print_dev_accounts(node, signers)
+            # what the first signing request imports (rpc/accounts.py), now the port is open
+            tasks.append(asyncio.create_task(asyncio.to_thread(import_module, "eth_account")))
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -61,6 +61,7 @@ from rlp.codec import encode_raw
 from chain.errors import SibylError
 
 TABLES = ("headers", "blocks", "receipts", "canonical", "txindex", "meta", "journal")
+PREIMAGE = b"preimage:"  # meta keys: PREIMAGE + keccak(key) -> key (BlockWrite.preimages)
 
 # Virtual address space reserved for each memory map; LMDB only uses what is written.
 MAP_SIZE = 1 << 40
@@ -134,6 +135,8 @@ class BlockWrite:
     receipts: bytes
     state: dict[bytes, bytes]
     tx_hashes: list[bytes]
+    # keccak(key) -> key for the trie keys it wrote: kept on a dev chain only (its dumps)
+    preimages: dict[bytes, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -370,6 +373,14 @@ class Store:
         txindex = t["txindex"]
         for index, tx_hash in enumerate(block.tx_hashes):
             txn.put(tx_hash, block.hash + index.to_bytes(4, "big"), db=txindex)
+        if block.preimages:
+            entries = ((PREIMAGE + hashed, key) for hashed, key in block.preimages.items())
+            txn.cursor(db=t["meta"]).putmulti(entries)
+
+    def preimage(self, hashed: bytes) -> bytes | None:
+        """The key (an address, a storage slot) whose keccak is ``hashed``, where a dev
+        chain recorded it."""
+        return self.get("meta", PREIMAGE + hashed)
 
     # merging the journal into the node table
 

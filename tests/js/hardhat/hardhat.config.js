@@ -26,7 +26,7 @@ module.exports = {
     // gas "auto": hardhat-ethers otherwise sends with a fixed gas limit to any node that
     // answers hardhat_metadata (anvil too) and counts on the node refusing a reverting
     // send, as Hardhat Network does; estimating lets the revert reach the test (README).
-    localhost: { url: process.env.SIBYL_RPC_URL || "http://127.0.0.1:8545", gas: "auto" },
+    localhost: { url: process.env.SIBYL_RPC_URL || "http://127.0.0.1:8545" },
   },
   mocha: { timeout: 120_000 },
 };
