@@ -22,7 +22,9 @@ from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.consensus.context import ConsensusContext
 from eth.exceptions import HeaderNotFound
 from eth.vm.chain_context import ChainContext
+from eth.vm.forks.cancun.constants import MAX_BLOB_GAS_PER_BLOCK as CANCUN_MAX_BLOB_GAS
 from eth.vm.forks.cancun.state import get_total_blob_gas
+from eth.vm.forks.prague.constants import MAX_BLOB_GAS_PER_BLOCK as PRAGUE_MAX_BLOB_GAS
 from eth_utils import ValidationError, keccak
 
 from chain.ai.attested import AttestedTransaction, inner_transaction
@@ -44,6 +46,7 @@ StateLookup = Callable[[bytes], bytes | None]
 
 
 MAX_NONCE = 2**64 - 1  # EIP-2681: an account's nonce stays below it
+MAX_BLOB_GAS = {"cancun": CANCUN_MAX_BLOB_GAS, "prague": PRAGUE_MAX_BLOB_GAS}  # EIP-4844, 7691
 
 
 class InvalidTransaction(Exception):
@@ -193,6 +196,11 @@ class BlockExecution:
                 f"gas limit reached: block has {self.gas.gas_limit - self.gas.gas_used} "
                 f"gas left, transaction needs {tx.gas}"
             )
+        blob_gas = self.blob_gas_used + get_total_blob_gas(tx)
+        if blob_gas > (allowance := MAX_BLOB_GAS.get(self.fork, 0)):  # geth's words
+            raise InvalidTransaction(
+                f"blob gas used {blob_gas} exceeds maximum allowance {allowance}"
+            )
         self.state.lock_changes()
         snapshot = self.state.snapshot()
         oracle = self.state.oracle
@@ -228,8 +236,7 @@ class BlockExecution:
             tx = AttestedTransaction(tx, recorded)
         self.gas.gas_used = receipt.gas_used
         self.bloom |= receipt.bloom
-        if self.fork != "shanghai":
-            self.blob_gas_used += get_total_blob_gas(tx)
+        self.blob_gas_used = blob_gas
         self.transactions.append(tx)
         self.receipts.append(receipt)
         self.senders.append(tx.sender)

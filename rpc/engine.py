@@ -35,6 +35,8 @@ UNKNOWN_PAYLOAD = -38001
 INVALID_FORKCHOICE = -38002
 INVALID_ATTRIBUTES = -38003
 UNSUPPORTED_FORK = -38005
+TOO_LARGE_REQUEST = -38004
+MAX_BLOBS_REQUEST = 128  # the Engine API's bound on engine_getBlobsV1
 
 
 def load_jwt_secret(path: Path) -> bytes:
@@ -243,12 +245,36 @@ class EngineApi:
             "blockValue": q(built.value),
         }
         if version >= 3:
-            result["blobsBundle"] = {"commitments": [], "proofs": [], "blobs": []}
+            result["blobsBundle"] = self._blobs_bundle(built.executed.block.transactions)
             result["shouldOverrideBuilder"] = False
         if version >= 4:
             requests = built.executed.requests
             result["executionRequests"] = [d(request) for request in requests if len(request) > 1]
         return result
+
+    def _blobs_bundle(self, transactions: Any) -> dict[str, list[str]]:
+        """The blobs of the payload's blob transactions, in order, from the pool's
+        sidecars (the block itself names them only by versioned hash)."""
+        bundle: dict[str, list[str]] = {"commitments": [], "proofs": [], "blobs": []}
+        for tx in transactions:
+            if not _blob_hashes(tx):
+                continue
+            pooled = self.node.pool.get(tx.hash)
+            if pooled is None or pooled.sidecar is None:
+                raise RpcError(UNKNOWN_PAYLOAD, f"blobs of transaction 0x{tx.hash.hex()} are gone")
+            sidecar = pooled.sidecar
+            bundle["commitments"].extend(d(c) for c in sidecar.commitments)
+            bundle["proofs"].extend(d(proof) for proof in sidecar.blob_proofs())
+            bundle["blobs"].extend(d(blob) for blob in sidecar.blobs)
+        return bundle
+
+    @method(Param(_list(p.hash32)))
+    def engine_getBlobsV1(self, hashes: list[bytes]) -> list[dict[str, str] | None]:
+        """Blobs the pool holds, by versioned hash (null for those it does not)."""
+        if len(hashes) > MAX_BLOBS_REQUEST:
+            raise RpcError(TOO_LARGE_REQUEST, "Too large request")
+        found = [self.node.pool.blob(versioned_hash) for versioned_hash in hashes]
+        return [None if f is None else {"blob": d(f[0]), "proof": d(f[1])} for f in found]
 
     @method(Param(p.fixed_bytes(8, "PayloadID")))
     async def engine_getPayloadV2(self, payload_id: bytes) -> dict[str, Any]:
