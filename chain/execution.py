@@ -174,6 +174,7 @@ class BlockExecution:
         self.gas = _GasCounter(0, header.gas_limit)
         self.bloom = 0
         self.blob_gas_used = 0
+        self.computation: Any = None  # the last user transaction's (eth_simulateV1 reads it)
         self.requests: list[bytes] = []
         self.transactions: list[SignedTransactionAPI] = []
         self.receipts: list[ReceiptAPI] = []
@@ -221,6 +222,7 @@ class BlockExecution:
             else:
                 computation = self.state.apply_transaction(inner)
                 receipt = self.vm.make_receipt(self.gas, inner, computation, self.state)
+                self.computation = computation
             recorded = oracle.finish() if oracle is not None else ()
         except (ValidationError, InvalidAiResult, ReplicaNotHere, InvalidDelivery) as exc:
             self.state.revert(snapshot)

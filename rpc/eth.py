@@ -4,12 +4,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import rlp
 from eth.abc import BlockHeaderAPI
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
 from chain.node import Node
 from chain.producer import DevProducer
 from chain.simulate import CallArgs
+from chain.simulate_blocks import SimOptions, SimulatedBlock, call_error, simulate
 from chain.storage.codec import Signers
 from chain.storage.proofs import prove
 from rpc import params as p
@@ -19,6 +21,7 @@ from rpc.encoding import (
     block_json,
     d,
     job_fields,
+    log_json,
     q,
     receipt_json,
     spc_calls_json,
@@ -216,6 +219,13 @@ class EthApi:
     async def eth_createAccessList(self, args: CallArgs, block: BlockId) -> dict[str, Any]:
         header = self.state_header(block)
         return await self.node.run_evm(self._access_list, header, args)
+
+    @method(Param(p.simulate_options), Param(p.block_id, LATEST))
+    async def eth_simulateV1(self, options: SimOptions, block: BlockId) -> list[dict[str, Any]]:
+        """Calls in a chain of blocks made for the request only (chain.simulate_blocks)."""
+        header = self.state_header(block)
+        blocks = await self.node.run_evm(simulate, self.node.simulator, header, options)
+        return [_simulated_block_json(b, options.full_transactions) for b in blocks]
 
     def _access_list(self, header: BlockHeaderAPI, args: CallArgs) -> dict[str, Any]:
         entries, error = self.node.simulator.access_list(header, args)
@@ -526,6 +536,38 @@ class EthApi:
         if found.kind != "logs" or found.criteria is None:
             raise RpcError(-32000, "filter not found")
         return self.eth_getLogs(found.criteria)
+
+
+def _simulated_block_json(simulated: SimulatedBlock, full: bool) -> dict[str, Any]:
+    """A simulated block as geth shows it: the block object, and per call its output,
+    logs (numbered across the block), gas and status, with the error of a failed one."""
+    executed = simulated.executed
+    block, header = executed.block, executed.header
+    out = block_json(block, executed.senders, full, len(rlp.encode(block)))
+    calls, log_index = [], 0
+    for index, (tx, result) in enumerate(zip(block.transactions, simulated.calls, strict=True)):
+        context = TxContext(
+            header.hash, header.block_number, index, header.base_fee_per_gas, header.timestamp
+        )
+        logs = []
+        for entry in result.logs:
+            logs.append(log_json(entry, context, tx.hash, log_index))
+            log_index += 1
+        call: dict[str, Any] = {
+            "returnData": d(result.output),
+            "logs": logs,
+            "gasUsed": q(result.gas_used),
+            "maxUsedGas": q(result.max_used_gas),
+            "status": "0x0" if result.error is not None else "0x1",
+        }
+        if result.error is not None:
+            code, message, data = call_error(result.error, result.output)
+            call["error"] = {"message": message, "code": code}
+            if data is not None:
+                call["error"]["data"] = d(data)
+        calls.append(call)
+    out["calls"] = calls
+    return out
 
 
 def _tip(tx: Any, base_fee: int) -> int:
