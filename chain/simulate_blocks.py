@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth.abc import BlockHeaderAPI, ComputationAPI
-from eth.exceptions import Revert
+from eth.exceptions import Halt, Revert
 from eth_utils import keccak, to_checksum_address
 
 from chain.ai.results import CallOracle
@@ -133,6 +133,7 @@ class CallResult:
     gas_used: int
     max_used_gas: int  # before refunds
     error: Exception | None  # a Revert or another halt; None: status 1
+    revert_data: bytes = b""
 
 
 @dataclass
@@ -240,9 +241,9 @@ class _Run:
             PayloadAttributes(
                 timestamp=overrides.time,
                 prev_randao=overrides.prev_randao or bytes(32),
-                fee_recipient=overrides.fee_recipient or self.base.coinbase,
+                fee_recipient=overrides.fee_recipient or parent.coinbase,
                 parent_beacon_block_root=bytes(32) if cancun else None,
-                gas_limit=overrides.gas_limit or self.base.gas_limit,
+                gas_limit=overrides.gas_limit or parent.gas_limit,
             ),
         )
         base_fee = overrides.base_fee_per_gas
@@ -255,10 +256,13 @@ class _Run:
         state.calls_from_contracts = True  # geth skips EIP-3607 in simulations, as in calls
         precompiles = _apply_overrides(state, block.state_overrides)
         computation_class = bounded(state.computation_class, self.simulator.deadline)
+        # the overridden precompiles run; the fork's own stay warm (geth's ActivePrecompiles)
+        opcodes = dict(computation_class.opcodes)
+        opcodes[SELFDESTRUCT] = _recording_selfdestruct(opcodes[SELFDESTRUCT])
         state.computation_class = type(
             f"Simulated{computation_class.__name__}",
             (_TransferRecorder, computation_class),
-            {"_precompiles": precompiles},
+            {"precompiles": property(lambda _: precompiles), "opcodes": opcodes},
         )
         results = [self._call(execution, args) for args in block.calls]
         return SimulatedBlock(execution.finish(), results)
@@ -276,13 +280,14 @@ class _Run:
         self.gas_left -= execution.gas.gas_used - gas_before
         logs = [] if computation.is_error else _logs(computation, self.options.trace_transfers)
         return CallResult(
-            output=computation.output,
+            output=b"" if computation.is_error else computation.output,
             logs=logs,
             gas_used=execution.gas.gas_used - gas_before,
             max_used_gas=max(
                 tx.gas - computation.get_gas_remaining(), floor_gas(type(state), tx.data)
             ),
             error=computation.error if computation.is_error else None,
+            revert_data=computation.output if computation.is_error else b"",
         )
 
     def _transaction(self, execution: BlockExecution, args: CallArgs) -> Any:
@@ -367,29 +372,48 @@ class _Run:
 
 
 class _TransferRecorder:
-    """Mixed into a simulation's computation class: each frame that moves value notes
-    the transfer, numbered among the transaction's logs, so that ``traceTransfers`` can
-    report it in order, and only if the frame (and every frame above it) did not fail."""
+    """Mixed into a simulation's computation class: each frame notes the value it moves
+    (on entry, and by SELFDESTRUCT), numbered among the transaction's logs, so that
+    ``traceTransfers`` can report it in order, and only if the frame (and every frame
+    above it) did not fail."""
 
     def __init__(self, state: Any, message: Any, transaction_context: Any) -> None:
         super().__init__(state, message, transaction_context)  # type: ignore[call-arg]
-        self.transfer: tuple[int, Log] | None = None
+        self.transfers: list[tuple[int, Log]] = []
         if message.should_transfer_value and message.value:
-            self.transfer = (
-                transaction_context.get_next_log_counter(),
-                Log(
-                    TRANSFER_ADDRESS,
-                    (
-                        TRANSFER_TOPIC_INT,
-                        int.from_bytes(message.sender, "big"),
-                        int.from_bytes(message.storage_address, "big"),
-                    ),
-                    message.value.to_bytes(32, "big"),
-                ),
-            )
+            self.record_transfer(message.sender, message.storage_address, message.value)
+
+    def record_transfer(self, sender: bytes, recipient: bytes, value: int) -> None:
+        topics = (
+            TRANSFER_TOPIC_INT,
+            int.from_bytes(sender, "big"),
+            int.from_bytes(recipient, "big"),
+        )
+        sequence = self.transaction_context.get_next_log_counter()  # type: ignore[attr-defined]
+        self.transfers.append((sequence, Log(TRANSFER_ADDRESS, topics, value.to_bytes(32, "big"))))
 
 
 TRANSFER_TOPIC_INT = int.from_bytes(TRANSFER_TOPIC, "big")
+SELFDESTRUCT = 0xFF
+
+
+def _recording_selfdestruct(opcode: Any) -> Any:
+    """SELFDESTRUCT that records the balance it sends to its beneficiary."""
+
+    def selfdestruct(computation: Any) -> None:
+        top = computation._stack.values[-1]  # the beneficiary, before the opcode pops it
+        raw = top if isinstance(top, bytes) else top.to_bytes(32, "big")
+        beneficiary = raw[-20:].rjust(20, b"\x00")
+        balance = computation.state.get_balance(computation.msg.storage_address)
+        try:
+            opcode(computation=computation)
+        except Halt:  # how SELFDESTRUCT ends its frame, once the balance has moved
+            if balance:
+                computation.record_transfer(computation.msg.storage_address, beneficiary, balance)
+            raise
+
+    selfdestruct.mnemonic = getattr(opcode, "mnemonic", None) or opcode.__wrapped__.mnemonic  # type: ignore[attr-defined]
+    return selfdestruct
 
 
 def _logs(computation: ComputationAPI, trace_transfers: bool) -> list[Log]:
@@ -406,8 +430,7 @@ def _logs(computation: ComputationAPI, trace_transfers: bool) -> list[Log]:
 def _transfers(computation: Any) -> Iterator[tuple[int, Log]]:
     if computation.is_error:
         return
-    if getattr(computation, "transfer", None) is not None:
-        yield computation.transfer
+    yield from computation.transfers
     for child in computation.children:
         yield from _transfers(child)
 

@@ -561,7 +561,7 @@ def _simulated_block_json(simulated: SimulatedBlock, full: bool) -> dict[str, An
             "status": "0x0" if result.error is not None else "0x1",
         }
         if result.error is not None:
-            code, message, data = call_error(result.error, result.output)
+            code, message, data = call_error(result.error, result.revert_data)
             call["error"] = {"message": message, "code": code}
             if data is not None:
                 call["error"]["data"] = d(data)
