@@ -23,7 +23,16 @@ from typing import Any
 
 import ckzg
 import rlp
+from eth._utils.calculations import fake_exponential
+from eth.abc import BlockHeaderAPI
 from eth.precompiles.point_evaluation import TRUSTED_SETUP_PATH, kzg_to_versioned_hash
+from eth.vm.forks.cancun.constants import BLOB_BASE_FEE_UPDATE_FRACTION
+from eth.vm.forks.cancun.headers import calc_excess_blob_gas_cancun
+from eth.vm.forks.prague.constants import BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE
+from eth.vm.forks.prague.headers import calc_excess_blob_gas_prague
+
+from chain.execution import MAX_BLOB_GAS
+from chain.vm import ChainConfig
 
 BLOB_TX_TYPE = 3
 BYTES_PER_BLOB = 131_072
@@ -32,6 +41,37 @@ CELLS_PER_EXT_BLOB = 128  # EIP-7594: a cell proof per cell of the extended blob
 MAX_BLOBS_PER_TX = 6  # geth's params.BlobTxMaxBlobs (the pool's bound; EIP-7594's)
 MIN_BLOB_GAS_PRICE = 1
 SIDECAR_VERSIONS = {0: "proofs", 1: "cell proofs"}
+
+
+# each fork's blob fee parameters (EIP-4844, EIP-7691): how the fee answers excess gas,
+# and the excess a block inherits from its parent
+UPDATE_FRACTION = {
+    "cancun": BLOB_BASE_FEE_UPDATE_FRACTION,
+    "prague": BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE,
+}
+EXCESS_BLOB_GAS = {"cancun": calc_excess_blob_gas_cancun, "prague": calc_excess_blob_gas_prague}
+
+
+def blob_base_fee(config: ChainConfig, header: BlockHeaderAPI) -> int:
+    """The price of a unit of blob gas in ``header``'s block (1 before Cancun)."""
+    fork = config.fork_at(header.timestamp)
+    if fork not in UPDATE_FRACTION:
+        return MIN_BLOB_GAS_PRICE
+    return fake_exponential(MIN_BLOB_GAS_PRICE, header.excess_blob_gas, UPDATE_FRACTION[fork])
+
+
+def next_blob_base_fee(config: ChainConfig, parent: BlockHeaderAPI) -> int:
+    """The blob gas price of the block after ``parent`` (``eth_blobBaseFee``)."""
+    fork = config.fork_at(parent.timestamp + 1)
+    if fork not in UPDATE_FRACTION:
+        return MIN_BLOB_GAS_PRICE
+    excess = EXCESS_BLOB_GAS[fork](parent)
+    return fake_exponential(MIN_BLOB_GAS_PRICE, excess, UPDATE_FRACTION[fork])
+
+
+def blob_gas_used_ratio(config: ChainConfig, header: BlockHeaderAPI) -> float:
+    allowance = MAX_BLOB_GAS.get(config.fork_at(header.timestamp), 0)
+    return getattr(header, "blob_gas_used", 0) / allowance if allowance else 0.0
 
 
 class BlobError(ValueError):

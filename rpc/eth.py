@@ -6,8 +6,15 @@ from typing import Any
 
 import rlp
 from eth.abc import BlockHeaderAPI
+from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
+from chain.blobs import (
+    BLOB_TX_TYPE,
+    blob_base_fee,
+    blob_gas_used_ratio,
+    next_blob_base_fee,
+)
 from chain.node import Node
 from chain.producer import DevProducer
 from chain.simulate import CallArgs
@@ -267,7 +274,7 @@ class EthApi:
 
     @method()
     def eth_blobBaseFee(self) -> str:
-        return q(1)
+        return q(next_blob_base_fee(self.node.chain_config, self.reader.head))
 
     @method(Param(p.quantity), Param(p.block_number), Param(lambda v: _percentiles(v), None))
     def eth_feeHistory(
@@ -279,6 +286,7 @@ class EthApi:
             raise not_found()
         first = max(last.block_number - count + 1, 0)
         headers = [self.reader.canonical_header(n) for n in range(first, last.block_number + 1)]
+        config = self.node.chain_config
         if count == 0:
             headers = []
         result: dict[str, Any] = {
@@ -286,8 +294,9 @@ class EthApi:
             "baseFeePerGas": [q(h.base_fee_per_gas) for h in headers]
             + ([q(calculate_expected_base_fee_per_gas(last))] if headers else []),
             "gasUsedRatio": [h.gas_used / h.gas_limit for h in headers],
-            "baseFeePerBlobGas": ["0x1"] * (len(headers) + 1 if headers else 0),
-            "blobGasUsedRatio": [0.0] * len(headers),
+            "baseFeePerBlobGas": [q(blob_base_fee(config, h)) for h in headers]
+            + ([q(next_blob_base_fee(config, last))] if headers else []),
+            "blobGasUsedRatio": [blob_gas_used_ratio(config, h) for h in headers],
         }
         if percentiles is not None:
             result["reward"] = [self._rewards(h, percentiles) for h in headers]
@@ -362,6 +371,9 @@ class EthApi:
             receipts[index].gas_used - previous,
             first_log,
         )
+        if tx.type_id == BLOB_TX_TYPE:  # EIP-4844's receipt fields, as geth shows them
+            out["blobGasUsed"] = q(get_total_blob_gas(tx))
+            out["blobGasPrice"] = q(blob_base_fee(self.node.chain_config, data.header))
         out["spcCalls"] = spc_calls_json(tx, data.signers[index])
         out.update(job_fields(tx, receipts[index]))
         return out

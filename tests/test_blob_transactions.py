@@ -132,6 +132,12 @@ def test_blob_transaction_network_form_through_pool_payload_and_block(engine_nod
     assert w3.eth.get_transaction_receipt(legacy_hash).status == 1
     assert w3.eth.get_transaction_receipt(cell_hash).status == 1
     assert w3.eth.get_block("latest")["blobGasUsed"] == 2 * 131072
+    receipt = rpc(engine_node.url, "eth_getTransactionReceipt", [legacy_hash])["result"]
+    assert (receipt["blobGasUsed"], receipt["blobGasPrice"]) == (hex(131072), "0x1")
+    assert rpc(engine_node.url, "eth_blobBaseFee")["result"] == "0x1"  # 2 blobs: below target
+    history = rpc(engine_node.url, "eth_feeHistory", ["0x1", "latest", []])["result"]
+    assert history["blobGasUsedRatio"] == [2 / 9]  # of Prague's 9 blobs a block
+    assert history["baseFeePerBlobGas"] == ["0x1", "0x1"]
 
 
 def test_bad_blob_transactions_are_refused_as_geth_refuses_them(engine_node, setup):
