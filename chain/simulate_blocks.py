@@ -39,6 +39,7 @@ from chain.execution import (
     MAX_NONCE,
     BlockExecution,
     ExecutedBlock,
+    InvalidBlock,
     InvalidTransaction,
     PayloadAttributes,
     next_header,
@@ -249,23 +250,28 @@ class _Run:
         base_fee = overrides.base_fee_per_gas
         if base_fee is None:
             base_fee = header.base_fee_per_gas if self.options.validation else 0
-        header = header.copy(block_number=overrides.number, base_fee_per_gas=base_fee)
+        header = header.copy(base_fee_per_gas=base_fee)  # its number: parent's + 1 (no gaps)
         oracle = CallOracle(self.config.chain_id, self.simulator.sidecars, self.simulator.replicas)
         execution = BlockExecution(self.config, parent, header, self._state, self._header, oracle)
         state = execution.state
         state.calls_from_contracts = True  # geth skips EIP-3607 in simulations, as in calls
         precompiles = _apply_overrides(state, block.state_overrides)
         computation_class = bounded(state.computation_class, self.simulator.deadline)
-        # the overridden precompiles run; the fork's own stay warm (geth's ActivePrecompiles)
         opcodes = dict(computation_class.opcodes)
         opcodes[SELFDESTRUCT] = _recording_selfdestruct(opcodes[SELFDESTRUCT])
         state.computation_class = type(
             f"Simulated{computation_class.__name__}",
             (_TransferRecorder, computation_class),
+            # the overridden precompiles run; the fork's own stay warm, as in geth
+            # (py-evm warms the class's get_precompiles())
             {"precompiles": property(lambda _: precompiles), "opcodes": opcodes},
         )
         results = [self._call(execution, args) for args in block.calls]
-        return SimulatedBlock(execution.finish(), results)
+        try:
+            executed = execution.finish()
+        except InvalidBlock as exc:  # e.g. a deposit log of another layout (EIP-6110)
+            raise SimulationError(INTERNAL_ERROR, str(exc)) from None
+        return SimulatedBlock(executed, results)
 
     def _call(self, execution: BlockExecution, args: CallArgs) -> CallResult:
         state, header = execution.state, execution.header

@@ -105,7 +105,7 @@ class SibylState:
     """
 
     oracle: Any = None
-    calls_from_contracts = False  # eth_simulateV1 lets any account send, as geth does
+    calls_from_contracts = False  # True for calls and simulations: any account may send
 
     def has_code_or_nonce(self, address: bytes) -> bool:
         """py-evm's creation-collision test, with EIP-7610's third case: an address

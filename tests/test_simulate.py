@@ -245,3 +245,12 @@ def test_viem_simulate_blocks_and_calls(node):
     assert run.returncode == 0, f"viem simulate failed:\n{run.stdout}{run.stderr}"
     done = json.loads(run.stdout.strip().splitlines()[-1])
     assert done["calls"] == ["success", "success"]
+
+
+def test_calls_may_come_from_a_contract_as_in_geth(w3, accounts, token):
+    """geth skips EIP-3607 for eth_call, eth_estimateGas and eth_simulateV1 (not for
+    transactions): a contract may be the sender of a simulated call."""
+    to = accounts[5].address
+    assert w3.eth.estimate_gas({"from": token.address, "to": to}) == 21000
+    sent = simulate(w3, {"blockStateCalls": [{"calls": [{"from": token.address, "to": to}]}]})
+    assert sent["result"][0]["calls"][0]["status"] == "0x1"
