@@ -182,3 +182,26 @@ def test_bad_blob_transactions_are_refused_as_geth_refuses_them(engine_node, set
         "pending": "0x0",
         "queued": "0x0",
     }
+
+
+def test_dev_node_mines_a_blob_transaction_sent_with_web3(w3):
+    """web3.py and eth-account as a dApp uses them: sign with blobs, send, wait."""
+    account = Account.from_key(DEV_KEYS[2])
+    tx = {
+        "type": 3,
+        "chainId": CHAIN_ID,
+        "nonce": w3.eth.get_transaction_count(account.address),
+        "to": RECIPIENT,
+        "value": 0,
+        "gas": 21000,
+        "maxFeePerGas": 10**10,
+        "maxPriorityFeePerGas": 10**9,
+        "maxFeePerBlobGas": int(w3.eth.blob_base_fee) * 2,
+    }
+    signed = account.sign_transaction(tx, blobs=[blob_of(5), blob_of(6)])
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    assert receipt.status == 1 and receipt["blobGasUsed"] == 2 * 131072
+    mined = w3.eth.get_transaction(tx_hash)
+    assert len(mined["blobVersionedHashes"]) == 2
+    assert w3.eth.get_block(receipt.blockNumber)["blobGasUsed"] == 2 * 131072
