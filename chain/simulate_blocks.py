@@ -99,6 +99,8 @@ class BlockOverrides:
     fee_recipient: bytes | None = None
     prev_randao: bytes | None = None
     base_fee_per_gas: int | None = None
+    beacon_root: bytes | None = None  # the parent beacon block root (EIP-4788)
+    withdrawals: tuple = ()  # EIP-4895 withdrawals, applied after the calls
 
 
 @dataclass
@@ -243,7 +245,7 @@ class _Run:
                 timestamp=overrides.time,
                 prev_randao=overrides.prev_randao or bytes(32),
                 fee_recipient=overrides.fee_recipient or parent.coinbase,
-                parent_beacon_block_root=bytes(32) if cancun else None,
+                parent_beacon_block_root=(overrides.beacon_root or bytes(32)) if cancun else None,
                 gas_limit=overrides.gas_limit or parent.gas_limit,
             ),
         )
@@ -268,7 +270,7 @@ class _Run:
         )
         results = [self._call(execution, args) for args in block.calls]
         try:
-            executed = execution.finish()
+            executed = execution.finish(overrides.withdrawals)
         except InvalidBlock as exc:  # e.g. a deposit log of another layout (EIP-6110)
             raise SimulationError(INTERNAL_ERROR, str(exc)) from None
         return SimulatedBlock(executed, results)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from eth.vm.forks.shanghai.withdrawals import Withdrawal
+
 from chain.simulate import CallArgs
 from chain.simulate_blocks import AccountOverride, BlockOverrides, SimBlock, SimOptions
 from chain.trace import CALL_TRACER, DEFAULT_TIMEOUT, TraceOptions
@@ -251,6 +253,33 @@ def _field(data: dict, name: str, decode: Callable[[Any], Any]) -> Any:
         raise ParamError(f"{name}: {exc}") from None
 
 
+def required_field(data: dict, name: str, decode: Callable[[Any], Any]) -> Any:
+    if name not in data or data[name] is None:
+        raise ParamError(f"missing field {name}")
+    try:
+        return decode(data[name])
+    except ParamError as exc:
+        raise ParamError(f"{name}: {exc}") from None
+
+
+def withdrawals(values: Any) -> list[Withdrawal]:
+    """EIP-4895 withdrawals, as payloads and payload attributes (and simulated blocks)
+    carry them."""
+    if not isinstance(values, list):
+        raise ParamError("withdrawals must be an array")
+    if not all(isinstance(w, dict) for w in values):
+        raise ParamError("expected an object")
+    return [
+        Withdrawal(
+            required_field(w, "index", quantity),
+            required_field(w, "validatorIndex", quantity),
+            required_field(w, "address", address),
+            required_field(w, "amount", quantity),
+        )
+        for w in values
+    ]
+
+
 def access_list(value: Any) -> list[tuple[bytes, list[int]]]:
     if not isinstance(value, list):
         raise ParamError("access list must be an array")
@@ -431,6 +460,8 @@ def block_overrides(value: Any) -> BlockOverrides:
         fee_recipient=_field(data, "feeRecipient", address),
         prev_randao=_field(data, "prevRandao", hash32),
         base_fee_per_gas=_field(data, "baseFeePerGas", quantity),
+        beacon_root=_field(data, "beaconRoot", hash32),
+        withdrawals=tuple(_field(data, "withdrawals", withdrawals) or ()),
     )
 
 

@@ -254,3 +254,31 @@ def test_calls_may_come_from_a_contract_as_in_geth(w3, accounts, token):
     assert w3.eth.estimate_gas({"from": token.address, "to": to}) == 21000
     sent = simulate(w3, {"blockStateCalls": [{"calls": [{"from": token.address, "to": to}]}]})
     assert sent["result"][0]["calls"][0]["status"] == "0x1"
+
+
+def test_beacon_root_and_withdrawals_overrides(w3):
+    """A simulated block carries the overridden parent beacon root and withdrawals; the
+    withdrawal is paid (in gwei) after the block's calls, so the next block sees it."""
+    payee = "0x" + "d0" * 20
+    reader = "0x" + "d1" * 20  # PUSH20 payee, BALANCE, PUSH0, MSTORE, MSIZE, PUSH0, RETURN
+    code = "0x73" + payee[2:] + "315f52595ff3"
+    root = "0x" + "ab" * 32
+    withdrawal = {"index": "0x0", "validatorIndex": "0x7", "address": payee, "amount": "0x3"}
+    first, second = simulate(
+        w3,
+        {
+            "blockStateCalls": [
+                {
+                    "blockOverrides": {"beaconRoot": root, "withdrawals": [withdrawal]},
+                    "stateOverrides": {reader: {"code": code}},
+                    "calls": [{"to": reader}],
+                },
+                {"calls": [{"to": reader}]},
+            ]
+        },
+    )["result"]
+    assert first["parentBeaconBlockRoot"] == root
+    assert first["withdrawals"] == [withdrawal]
+    assert int(first["calls"][0]["returnData"], 16) == 0
+    assert int(second["calls"][0]["returnData"], 16) == 3 * 10**9
+    assert second["withdrawals"] == []
