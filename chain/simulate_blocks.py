@@ -46,6 +46,7 @@ from chain.execution import (
 )
 from chain.gas import floor_gas
 from chain.simulate import CallArgs, Simulator, halt_message, revert_reason
+from chain.state_db import stack_values
 from chain.vm import decode_transaction
 
 MAX_BLOCKS = 256  # geth's maxSimulateBlocks
@@ -409,7 +410,7 @@ def _recording_selfdestruct(opcode: Any) -> Any:
     """SELFDESTRUCT that records the balance it sends to its beneficiary."""
 
     def selfdestruct(computation: Any) -> None:
-        top = computation._stack.values[-1]  # the beneficiary, before the opcode pops it
+        top = stack_values(computation)[-1]  # the beneficiary, before the opcode pops it
         raw = top if isinstance(top, bytes) else top.to_bytes(32, "big")
         beneficiary = raw[-20:].rjust(20, b"\x00")
         balance = computation.state.get_balance(computation.msg.storage_address)
