@@ -247,13 +247,16 @@ class _Run:
                 prev_randao=overrides.prev_randao or bytes(32),
                 fee_recipient=overrides.fee_recipient or parent.coinbase,
                 parent_beacon_block_root=(overrides.beacon_root or bytes(32)) if cancun else None,
-                gas_limit=overrides.gas_limit or parent.gas_limit,
+                gas_limit=overrides.gas_limit,  # None: the parent's
             ),
         )
         base_fee = overrides.base_fee_per_gas
         if base_fee is None:
             base_fee = header.base_fee_per_gas if self.options.validation else 0
-        header = header.copy(base_fee_per_gas=base_fee)  # its number: parent's + 1 (no gaps)
+        fields = {"base_fee_per_gas": base_fee}  # its number: the parent's + 1 (no gaps)
+        if overrides.gas_limit is not None:  # 0 included, which next_header reads as unset
+            fields["gas_limit"] = overrides.gas_limit
+        header = header.copy(**fields)
         oracle = CallOracle(self.config.chain_id, self.simulator.sidecars, self.simulator.replicas)
         execution = BlockExecution(self.config, parent, header, self._state, self._header, oracle)
         state = execution.state

@@ -161,6 +161,14 @@ def quantity(value: Any) -> int:
     return int(digits, 16)
 
 
+def uint64(value: Any) -> int:
+    """A quantity geth decodes into a ``hexutil.Uint64`` (nonces, gas, timestamps)."""
+    number = quantity(value)
+    if number >> 64:
+        raise ParamError("hex number > 64 bits")
+    return number
+
+
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ParamError(f"json: cannot unmarshal {_json_type(value)} into Go value of type bool")
@@ -437,7 +445,7 @@ def account_override(value: Any) -> AccountOverride:
     data = _object(value, "override.OverrideAccount")
     return AccountOverride(
         balance=_field(data, "balance", quantity),
-        nonce=_field(data, "nonce", quantity),
+        nonce=_field(data, "nonce", uint64),
         code=_field(data, "code", hex_bytes),
         state=_field(data, "state", _slots),
         state_diff=_field(data, "stateDiff", _slots),
@@ -455,8 +463,8 @@ def block_overrides(value: Any) -> BlockOverrides:
     data = _object(value, "override.BlockOverrides")
     return BlockOverrides(
         number=_field(data, "number", quantity),
-        time=_field(data, "time", quantity),
-        gas_limit=_field(data, "gasLimit", quantity),
+        time=_field(data, "time", uint64),
+        gas_limit=_field(data, "gasLimit", uint64),
         fee_recipient=_field(data, "feeRecipient", address),
         prev_randao=_field(data, "prevRandao", hash32),
         base_fee_per_gas=_field(data, "baseFeePerGas", quantity),
