@@ -282,3 +282,27 @@ def test_beacon_root_and_withdrawals_overrides(w3):
     assert int(first["calls"][0]["returnData"], 16) == 0
     assert int(second["calls"][0]["returnData"], 16) == 3 * 10**9
     assert second["withdrawals"] == []
+
+
+SENDER = "0x" + "c0" * 20
+BAD_REQUESTS = [
+    ({"blockStateCalls": []}, -32602, "empty input"),
+    ({"blockStateCalls": [{"calls": [{"from": SENDER}] * 5001}]}, -38026,
+     "too many calls in block: 5001 > 5000"),
+    ({"blockStateCalls": [{"stateOverrides": {SENDER: {"nonce": hex(2**64)}}}]}, -32602,
+     "invalid argument 0: stateOverrides: nonce: hex number > 64 bits"),
+    ({"blockStateCalls": [{"stateOverrides": {SENDER: {"state": {}, "stateDiff": {}}}}]}, -32000,
+     "account 0xC0C0c0c0C0C0c0c0c0C0c0C0C0C0C0C0C0C0c0c0 has both 'state' and 'stateDiff'"),
+    ({"blockStateCalls": [{"stateOverrides": {SENDER: {"movePrecompileToAddress": SENDER}}}]},
+     -32000, "account 0xC0C0c0c0C0C0c0c0c0C0c0C0C0C0C0C0C0C0c0c0 is not a precompile"),
+    ({"blockStateCalls": [{"blockOverrides": {"gasLimit": "0x5208"},
+                           "calls": [{"from": SENDER, "to": SENDER, "gas": "0x5209"}]}]},
+     -38015, "block gas limit reached: remaining: 21000, required: 21001"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("payload", "code", "message"), BAD_REQUESTS)
+def test_bad_simulations_get_geths_errors_and_change_nothing(w3, payload, code, message):
+    head = w3.eth.get_block("latest")["hash"]
+    assert simulate(w3, payload)["error"] == {"code": code, "message": message}
+    assert w3.eth.get_block("latest")["hash"] == head
