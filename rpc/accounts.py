@@ -118,7 +118,7 @@ class AccountsApi:
     @method(Param(p.call_object))
     def eth_signTransaction(self, args: CallArgs) -> dict[str, Any]:
         raw = self._signed(args)
-        tx = self.node.pool.decode(raw)
+        tx, _ = self.node.pool.decode(raw)
         return {"raw": d(raw), "tx": {"hash": d(tx.hash)}}
 
     def _sign_message(self, address: bytes, message: bytes) -> str:
