@@ -11,6 +11,7 @@ setup (on the first blob transaction a node sees). Prints JSON lines.
 
 import argparse
 import json
+import os
 import time
 from statistics import median
 
@@ -98,6 +99,7 @@ def main() -> None:
                 "value": round(value, 3),
                 "baseline_value": round(baseline, 3),
                 "baseline": "sender recovery",
+                "loadavg_1m": round(os.getloadavg()[0], 2),
             }
             print(json.dumps(line))
 
