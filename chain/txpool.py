@@ -136,7 +136,7 @@ class TxPool:
     def decode(self, raw: bytes) -> tuple[SignedTransactionAPI, BlobSidecar | None]:
         """Decode a raw transaction as the next block will execute it; a blob transaction
         in its network form comes apart into the transaction and its sidecar, whose
-        proofs are checked here (the costly step, up to 0.1 s: it reads no pool or
+        proofs are checked here (the costly step, tenths of a second: it reads no pool or
         state, so a caller may run it off the event loop and :meth:`admit` after)."""
         head = self._head()
         vm_class = vm_class_at(self._chain_config, head.timestamp + 1)

@@ -331,7 +331,7 @@ class EthApi:
         """Add ``raw`` to the pool (unless the caller did: ``tx_hash``); when automining,
         answer after its block is committed."""
         if tx_hash is None and raw[:1] == bytes([BLOB_TX_TYPE]):
-            # a blob transaction's KZG proofs take up to 0.1 s: checked off the event loop
+            # a blob transaction's KZG proofs take tenths of a second: checked off the event loop
             decoded = await self.node.run_evm(self.node.pool.decode, raw)
             tx_hash = self.node.pool.admit(*decoded, raw)
         elif tx_hash is None:
