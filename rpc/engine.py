@@ -223,24 +223,22 @@ class EngineApi:
             "blockValue": q(built.value),
         }
         if version >= 3:
-            result["blobsBundle"] = self._blobs_bundle(built.executed.block.transactions)
+            result["blobsBundle"] = self._blobs_bundle(built)
             result["shouldOverrideBuilder"] = False
         if version >= 4:
             requests = built.executed.requests
             result["executionRequests"] = [d(request) for request in requests if len(request) > 1]
         return result
 
-    def _blobs_bundle(self, transactions: Any) -> dict[str, list[str]]:
-        """The blobs of the payload's blob transactions, in order, from the pool's
-        sidecars (the block itself names them only by versioned hash)."""
+    @staticmethod
+    def _blobs_bundle(built: Any) -> dict[str, list[str]]:
+        """The blobs of the payload's blob transactions, in block order, as the builder
+        kept them from the pool (the block itself names them only by versioned hash)."""
         bundle: dict[str, list[str]] = {"commitments": [], "proofs": [], "blobs": []}
-        for tx in transactions:
-            if not _blob_hashes(tx):
+        for tx in built.executed.block.transactions:
+            sidecar = built.sidecars.get(tx.hash)
+            if sidecar is None:
                 continue
-            pooled = self.node.pool.get(tx.hash)
-            if pooled is None or pooled.sidecar is None:
-                raise RpcError(UNKNOWN_PAYLOAD, f"blobs of transaction 0x{tx.hash.hex()} are gone")
-            sidecar = pooled.sidecar
             bundle["commitments"].extend(d(c) for c in sidecar.commitments)
             bundle["proofs"].extend(d(proof) for proof in sidecar.blob_proofs())
             bundle["blobs"].extend(d(blob) for blob in sidecar.blobs)
