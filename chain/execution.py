@@ -31,6 +31,7 @@ from chain.ai.attested import AttestedTransaction, inner_transaction
 from chain.ai.delivery import DeliveryTransaction, InvalidDelivery, expiries_due, run_delivery
 from chain.ai.results import InvalidAiResult, Oracle, ReplicaNotHere
 from chain.errors import ExecutionStopped, SibylError
+from chain.evm_timeout import EvmTimeout
 from chain.requests import InvalidRequests, block_requests, requests_hash
 from chain.storage import codec
 from chain.storage.store import BlockWrite, state_view
@@ -227,7 +228,8 @@ class BlockExecution:
         except (ValidationError, InvalidAiResult, ReplicaNotHere, InvalidDelivery) as exc:
             self.state.revert(snapshot)
             raise InvalidTransaction(str(exc)) from None
-        except (ExecutionStopped, SibylError):  # a stop, or the store failing: not the tx
+        except (ExecutionStopped, SibylError, EvmTimeout):  # a stop, the store failing, or
+            # a simulation's time limit (chain.simulate_blocks): not the transaction's fault
             self.state.revert(snapshot)
             raise
         except Exception as exc:  # py-evm refusing in its own way: still a transaction

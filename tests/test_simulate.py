@@ -40,7 +40,12 @@ ETH_TRANSFERS = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
 
 @pytest.fixture(scope="module")
 def vector_node(tmp_path_factory):
-    node = dev_node(tmp_path_factory.mktemp("vectors") / "data")
+    """A dev node whose head is the hive chain's; its calls may take a minute (geth's 5 s
+    limit would make the gas-burning vectors depend on how busy the machine is)."""
+    folder = tmp_path_factory.mktemp("vectors")
+    config = folder / "sibyl.toml"
+    config.write_text("rpc_evm_timeout = 60.0\n")
+    node = dev_node(folder / "data", "--config", str(config))
     rpc(node.url, "evm_setNextBlockTimestamp", [hex(10)])
     rpc(node.url, "anvil_mine", [hex(HIVE_HEAD), hex(10)])
     yield node
@@ -306,3 +311,25 @@ def test_bad_simulations_get_geths_errors_and_change_nothing(w3, payload, code, 
     head = w3.eth.get_block("latest")["hash"]
     assert simulate(w3, payload)["error"] == {"code": code, "message": message}
     assert w3.eth.get_block("latest")["hash"] == head
+
+
+def test_a_simulation_stops_at_the_call_time_limit(tmp_path, start_node):
+    """All of a simulation runs within rpc_evm_timeout, answered with geth's words."""
+    config = tmp_path / "sibyl.toml"
+    config.write_text("rpc_evm_timeout = 0.5\n")
+    node = start_node("data", "--config", str(config))
+    loop = "0x" + "c3" * 20  # JUMPDEST PUSH0 JUMP: forever, until the gas or the time runs out
+    answer = rpc(
+        node.url,
+        "eth_simulateV1",
+        [
+            {
+                "blockStateCalls": [
+                    {"stateOverrides": {loop: {"code": "0x5b5f56"}}, "calls": [{"to": loop}]}
+                ]
+            },  # fmt: skip
+            "latest",
+        ],
+        timeout=60,
+    )
+    assert answer["error"] == {"code": -32000, "message": "execution aborted (timeout = 0.5s)"}
