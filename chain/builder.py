@@ -11,13 +11,14 @@ second execution.
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth.abc import BlockHeaderAPI
 
 from chain.ai.delivery import DeliveryTransaction
 from chain.ai.results import Oracle
+from chain.blobs import BlobSidecar
 from chain.execution import (
     BlockExecution,
     ExecutedBlock,
@@ -38,6 +39,9 @@ log = logging.getLogger("sibyl.builder")
 class BuiltPayload:
     executed: ExecutedBlock
     value: int  # priority fees paid to the fee recipient, wei (getPayload's blockValue)
+    # the blobs of its blob transactions by transaction hash, kept from the pool when the
+    # block was built (getPayload's blobsBundle), since the block names them only by hash
+    sidecars: dict[bytes, BlobSidecar] = field(default_factory=dict)
 
 
 def build_payload(
@@ -64,6 +68,7 @@ def build_payload(
             log.info("delivery left out job=0x%s reason=%s", delivery.job_id.hex(), exc)
     queue = PriceNonceQueue(pending, base_fee)
     value = 0
+    sidecars: dict[bytes, BlobSidecar] = {}
     while (entry := queue.peek()) is not None:
         gas_left = header.gas_limit - execution.gas.gas_used
         if gas_left < TX_GAS:
@@ -79,9 +84,11 @@ def build_payload(
             queue.pop()
             continue
         value += (execution.gas.gas_used - gas_before) * entry.effective_tip(base_fee)
+        if entry.sidecar is not None:
+            sidecars[entry.hash] = entry.sidecar
         queue.shift()
     executed = execution.finish(attributes.withdrawals)
-    return BuiltPayload(executed, value)
+    return BuiltPayload(executed, value, sidecars)
 
 
 def _in_fork(vm_class: Any, tx: Any) -> Any:

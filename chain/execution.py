@@ -22,7 +22,9 @@ from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.consensus.context import ConsensusContext
 from eth.exceptions import HeaderNotFound
 from eth.vm.chain_context import ChainContext
+from eth.vm.forks.cancun.constants import MAX_BLOB_GAS_PER_BLOCK as CANCUN_MAX_BLOB_GAS
 from eth.vm.forks.cancun.state import get_total_blob_gas
+from eth.vm.forks.prague.constants import MAX_BLOB_GAS_PER_BLOCK as PRAGUE_MAX_BLOB_GAS
 from eth_utils import ValidationError, keccak
 
 from chain import state_db
@@ -45,6 +47,7 @@ StateLookup = Callable[[bytes], bytes | None]
 
 
 MAX_NONCE = 2**64 - 1  # EIP-2681: an account's nonce stays below it
+MAX_BLOB_GAS = {"cancun": CANCUN_MAX_BLOB_GAS, "prague": PRAGUE_MAX_BLOB_GAS}  # EIP-4844, 7691
 
 
 class InvalidTransaction(Exception):
@@ -175,6 +178,7 @@ class BlockExecution:
         self.gas = _GasCounter(0, header.gas_limit)
         self.bloom = 0
         self.blob_gas_used = 0
+        self.computation: Any = None  # the last user transaction's (eth_simulateV1 reads it)
         self.requests: list[bytes] = []
         self.transactions: list[SignedTransactionAPI] = []
         self.receipts: list[ReceiptAPI] = []
@@ -197,6 +201,11 @@ class BlockExecution:
                 f"gas limit reached: block has {self.gas.gas_limit - self.gas.gas_used} "
                 f"gas left, transaction needs {tx.gas}"
             )
+        blob_gas = self.blob_gas_used + get_total_blob_gas(tx)
+        if blob_gas > (allowance := MAX_BLOB_GAS.get(self.fork, 0)):  # geth's words
+            raise InvalidTransaction(
+                f"blob gas used {blob_gas} exceeds maximum allowance {allowance}"
+            )
         self.state.lock_changes()
         snapshot = self.state.snapshot()
         oracle = self.state.oracle
@@ -217,11 +226,13 @@ class BlockExecution:
             else:
                 computation = self.state.apply_transaction(inner)
                 receipt = self.vm.make_receipt(self.gas, inner, computation, self.state)
+                self.computation = computation
             recorded = oracle.finish() if oracle is not None else ()
         except (ValidationError, InvalidAiResult, ReplicaNotHere, InvalidDelivery) as exc:
             self.state.revert(snapshot)
             raise InvalidTransaction(str(exc)) from None
-        except (ExecutionStopped, SibylError):  # a stop, or the store failing: not the tx
+        except (ExecutionStopped, SibylError):  # a stop (a simulation's time limit too), or
+            # the store failing: not the transaction's fault
             self.state.revert(snapshot)
             raise
         except Exception as exc:  # py-evm refusing in its own way: still a transaction
@@ -232,8 +243,7 @@ class BlockExecution:
             tx = AttestedTransaction(tx, recorded)
         self.gas.gas_used = receipt.gas_used
         self.bloom |= receipt.bloom
-        if self.fork != "shanghai":
-            self.blob_gas_used += get_total_blob_gas(tx)
+        self.blob_gas_used = blob_gas
         self.transactions.append(tx)
         self.receipts.append(receipt)
         self.senders.append(tx.sender)

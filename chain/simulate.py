@@ -166,6 +166,7 @@ class Simulator:
             consensus_context=ConsensusContext(db),
         )
         vm.state.oracle = CallOracle(self.config.chain_id, self.sidecars, self.replicas)
+        vm.state.calls_from_contracts = True  # geth skips EIP-3607 for calls
         vm.state.computation_class = bounded(vm.state.computation_class, self.deadline)
         if not fresh:
             self._local.warm = (parent.hash, vm)

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth.constants import SECPK1_N
 from eth.db.account import AccountDB
+from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError, to_checksum_address
 
+from chain.blobs import BLOB_TX_TYPE, BlobError, BlobSidecar, split_network_form, validate_sidecar
 from chain.execution import MAX_NONCE
 from chain.gas import floor_gas
 from chain.limits import check_transaction
@@ -31,9 +33,10 @@ from chain.storage.codec import DECODE_ERRORS
 from chain.vm import vm_class_at
 
 MAX_TX_SIZE = 128 * 1024
+MAX_BLOB_TX_SIZE = 1024 * 1024  # geth's blob pool: a transaction with its blobs
 MAX_INITCODE_SIZE = 49152
 REPLACEMENT_BUMP_PERCENT = 10
-TYPED_TRANSACTIONS = {1, 2, 4}  # EIP-2930, EIP-1559, EIP-7702 envelopes
+TYPED_TRANSACTIONS = {1, 2, 3, 4}  # EIP-2930, EIP-1559, EIP-4844, EIP-7702 envelopes
 SET_CODE_TX_TYPE = 4
 
 
@@ -57,10 +60,15 @@ class PooledTx:
     fee_cap: int
     tip_cap: int
     cost: int
+    sidecar: BlobSidecar | None = None  # a blob transaction's blobs (chain.blobs)
     arrival: float = field(default_factory=time.monotonic)
 
     def effective_tip(self, base_fee: int) -> int:
         return min(self.tip_cap, self.fee_cap - base_fee)
+
+
+def _blob_fee_cap(tx: SignedTransactionAPI) -> int:
+    return tx.max_fee_per_blob_gas if tx.type_id == BLOB_TX_TYPE else 0
 
 
 def _fees(tx: SignedTransactionAPI) -> tuple[int, int]:
@@ -70,7 +78,14 @@ def _fees(tx: SignedTransactionAPI) -> tuple[int, int]:
 
 
 # geth decodes into fixed-width fields, so a wider number is a decoding error there
-_GO_TYPES = {None: "LegacyTx", 0: "LegacyTx", 1: "AccessListTx", 2: "DynamicFeeTx", 4: "SetCodeTx"}
+_GO_TYPES = {
+    None: "LegacyTx",
+    0: "LegacyTx",
+    1: "AccessListTx",
+    2: "DynamicFeeTx",
+    3: "BlobTx",
+    4: "SetCodeTx",
+}
 _FIELD_WIDTHS = (
     ("nonce", "Nonce", 64),
     ("gas", "Gas", 64),
@@ -118,40 +133,55 @@ class TxPool:
 
     # admission
 
-    def decode(self, raw: bytes) -> SignedTransactionAPI:
-        """Decode a raw transaction as the next block will execute it."""
+    def decode(self, raw: bytes) -> tuple[SignedTransactionAPI, BlobSidecar | None]:
+        """Decode a raw transaction as the next block will execute it; a blob transaction
+        in its network form comes apart into the transaction and its sidecar, whose
+        proofs are checked here (the costly step, tenths of a second: it reads no pool or
+        state, so a caller may run it off the event loop and :meth:`admit` after)."""
         head = self._head()
         vm_class = vm_class_at(self._chain_config, head.timestamp + 1)
-        if len(raw) > MAX_TX_SIZE:
-            raise TxPoolError(f"oversized data: transaction size {len(raw)}, limit {MAX_TX_SIZE}")
+        limit = MAX_BLOB_TX_SIZE if raw[:1] == bytes([BLOB_TX_TYPE]) else MAX_TX_SIZE
+        if len(raw) > limit:
+            raise TxPoolError(f"oversized data: transaction size {len(raw)}, limit {limit}")
         typed = bool(raw) and raw[0] <= 0x7F
         if len(raw) <= 1 and (typed or not raw):  # geth's decoding steps and words
             raise TxPoolError("typed transaction too short")
         if typed and raw[0] not in TYPED_TRANSACTIONS:
             raise TxPoolError("transaction type not supported")
+        sidecar = None
         try:
             check_transaction(raw)
+            if raw[0] == BLOB_TX_TYPE:
+                raw, sidecar = split_network_form(raw)
             tx = vm_class.get_transaction_builder().decode(raw)
+        except BlobError as exc:
+            raise TxPoolError(str(exc)) from None
         except DECODE_ERRORS as exc:
             raise TxPoolError(f"rlp: {exc}") from None
         if tx.encode() != raw:
             raise TxPoolError("rlp: non-canonical transaction encoding")
         _check_widths(tx)
-        return tx
+        if tx.type_id == BLOB_TX_TYPE:
+            try:
+                validate_sidecar(tx, sidecar)
+            except BlobError as exc:
+                raise TxPoolError(str(exc)) from None
+        return tx, sidecar
 
     def add(self, raw: bytes) -> bytes:
         """Validate and admit a raw transaction; returns its hash."""
-        return self._admit(self.decode(raw), raw)
+        return self.admit(*self.decode(raw), raw)
 
     def add_impersonated(self, raw: bytes, sender: bytes) -> bytes:
         """Admit a transaction whose signature is a placeholder, taking ``sender`` as
         given: a dev chain's impersonated account (``anvil_impersonateAccount``)."""
-        tx = self.decode(raw)
+        tx, sidecar = self.decode(raw)
         tx._sender = sender  # chain.vm.CachedSender: never recovered from the signature
-        return self._admit(tx, raw)
+        return self.admit(tx, sidecar, raw)
 
-    def _admit(self, tx: SignedTransactionAPI, raw: bytes) -> bytes:
-        entry = self._validate(tx, raw)
+    def admit(self, tx: SignedTransactionAPI, sidecar: BlobSidecar | None, raw: bytes) -> bytes:
+        """Admit what :meth:`decode` made of ``raw``, checked against the pool and state."""
+        entry = self._validate(tx, sidecar, raw)
         existing = self.by_sender.get(entry.sender, {}).get(entry.nonce)
         if existing is not None:
             self._check_replacement(existing, entry)
@@ -163,7 +193,9 @@ class TxPool:
             listener(entry)
         return entry.hash
 
-    def _validate(self, tx: SignedTransactionAPI, raw: bytes) -> PooledTx:
+    def _validate(
+        self, tx: SignedTransactionAPI, sidecar: BlobSidecar | None, raw: bytes
+    ) -> PooledTx:
         tx_hash = tx.hash
         if tx_hash in self.by_hash:
             raise TxPoolError("already known")
@@ -211,7 +243,7 @@ class TxPool:
         if tx.nonce < state_nonce:
             raise TxPoolError(f"nonce too low: next nonce {state_nonce}, tx nonce {tx.nonce}")
         balance = accounts.get_balance(sender)
-        cost = tx.gas * fee_cap + tx.value
+        cost = tx.gas * fee_cap + tx.value + get_total_blob_gas(tx) * _blob_fee_cap(tx)
         if balance < cost:
             raise TxPoolError(
                 f"insufficient funds for gas * price + value: balance {balance}, "
@@ -222,7 +254,7 @@ class TxPool:
             queued = sum(1 for n in own if n > self._contiguous_end(own, state_nonce))
             if queued >= self.config.max_queued_per_account:
                 raise TxPoolError("txpool is full")
-        return PooledTx(tx, raw, tx_hash, sender, tx.nonce, fee_cap, tip_cap, cost)
+        return PooledTx(tx, raw, tx_hash, sender, tx.nonce, fee_cap, tip_cap, cost, sidecar)
 
     @staticmethod
     def _check_replacement(old: PooledTx, new: PooledTx) -> None:
@@ -265,6 +297,17 @@ class TxPool:
 
     def get(self, tx_hash: bytes) -> PooledTx | None:
         return self.by_hash.get(tx_hash)
+
+    def blob(self, versioned_hash: bytes) -> tuple[bytes, bytes] | None:
+        """The blob with ``versioned_hash`` and its EIP-4844 proof, if a pooled
+        transaction carries it (``engine_getBlobsV1``)."""
+        for entry in self.by_hash.values():
+            if entry.sidecar is None:
+                continue
+            for index, known in enumerate(entry.tx.blob_versioned_hashes):
+                if known == versioned_hash:
+                    return entry.sidecar.blobs[index], entry.sidecar.blob_proofs()[index]
+        return None
 
     def pending_nonce(self, sender: bytes) -> int:
         """The nonce the sender's next transaction should carry (``pending`` tag)."""

@@ -105,6 +105,7 @@ class SibylState:
     """
 
     oracle: Any = None
+    calls_from_contracts = False  # True for calls and simulations: any account may send
 
     def has_code_or_nonce(self, address: bytes) -> bool:
         """py-evm's creation-collision test, with EIP-7610's third case: an address
@@ -147,7 +148,8 @@ def _check_transaction(state: Any, transaction: Any) -> None:
     """Rules geth applies to every transaction (its ``preCheck``) that py-evm does not,
     with geth's messages."""
     code = state.get_code(transaction.sender)
-    if code and not (len(code) == 23 and code.startswith(DELEGATION_PREFIX)):
+    delegated = len(code) == 23 and code.startswith(DELEGATION_PREFIX)
+    if code and not delegated and not state.calls_from_contracts:
         raise ValidationError("sender not an eoa")  # EIP-3607
     max_fee = getattr(transaction, "max_fee_per_gas", None)
     if max_fee is not None and transaction.max_priority_fee_per_gas > max_fee:

@@ -24,7 +24,7 @@ from eth_utils import to_checksum_address
 from chain.limits import load_json
 from chain.node import Node
 from chain.simulate import CallArgs, ExecutionReverted
-from chain.trace import TraceOptions
+from chain.tracers import TraceOptions
 from rpc import params as p
 from rpc.debug import DebugApi
 from rpc.encoding import d
@@ -154,7 +154,7 @@ class AccountsApi:
     @method(Param(p.call_object))
     def eth_signTransaction(self, args: CallArgs) -> dict[str, Any]:
         raw = self._signed(args)
-        tx = self.node.pool.decode(raw)
+        tx, _ = self.node.pool.decode(raw)
         return {"raw": d(raw), "tx": {"hash": d(tx.hash)}}
 
     def _sign_message(self, address: bytes, message: bytes) -> str:

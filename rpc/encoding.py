@@ -127,6 +127,9 @@ def tx_json(tx: SignedTransactionAPI, sender: bytes, ctx: TxContext) -> dict[str
     if type_id >= 2:
         out["maxFeePerGas"] = q(tx.max_fee_per_gas)
         out["maxPriorityFeePerGas"] = q(tx.max_priority_fee_per_gas)
+    if type_id == 3:
+        out["maxFeePerBlobGas"] = q(tx.max_fee_per_blob_gas)
+        out["blobVersionedHashes"] = [d(h) for h in tx.blob_versioned_hashes]
     if type_id == 4:
         out["authorizationList"] = [
             {

@@ -14,7 +14,6 @@ import jwt
 import orjson
 from aiohttp import web
 from eth.constants import EMPTY_UNCLE_HASH
-from eth.vm.forks.shanghai.withdrawals import Withdrawal
 
 from chain.engine import PayloadStatus
 from chain.execution import PayloadAttributes
@@ -35,6 +34,8 @@ UNKNOWN_PAYLOAD = -38001
 INVALID_FORKCHOICE = -38002
 INVALID_ATTRIBUTES = -38003
 UNSUPPORTED_FORK = -38005
+TOO_LARGE_REQUEST = -38004
+MAX_BLOBS_REQUEST = 128  # the Engine API's bound on engine_getBlobsV1
 
 
 def load_jwt_secret(path: Path) -> bytes:
@@ -60,29 +61,6 @@ def _list(decode: Any) -> Any:
         return [decode(item) for item in value]
 
     return decode_list
-
-
-def _get(data: dict[str, Any], name: str, decode: Any) -> Any:
-    if name not in data or data[name] is None:
-        raise p.ParamError(f"missing field {name}")
-    try:
-        return decode(data[name])
-    except p.ParamError as exc:
-        raise p.ParamError(f"{name}: {exc}") from None
-
-
-def _withdrawals(values: Any) -> list[Withdrawal]:
-    if not isinstance(values, list):
-        raise p.ParamError("withdrawals must be an array")
-    return [
-        Withdrawal(
-            _get(w, "index", p.quantity),
-            _get(w, "validatorIndex", p.quantity),
-            _get(w, "address", p.address),
-            _get(w, "amount", p.quantity),
-        )
-        for w in map(_object, values)
-    ]
 
 
 def payload_json(block: Any) -> dict[str, Any]:
@@ -118,7 +96,7 @@ class EngineApi:
         self, payload: dict[str, Any], beacon_root: bytes | None, requests: list[bytes] | None
     ) -> Any:
         """The block a payload describes; raises ParamError when its fields do not decode."""
-        timestamp = _get(payload, "timestamp", p.quantity)
+        timestamp = p.required_field(payload, "timestamp", p.quantity)
         vm_class = vm_class_at(self.node.chain_config, timestamp)
         block_class = vm_class.get_block_class()
         builder = vm_class.get_transaction_builder()
@@ -132,29 +110,31 @@ class EngineApi:
                 transactions.append(builder.decode(raw))
             except DECODE_ERRORS as exc:
                 raise p.ParamError(f"invalid transaction: {exc}") from None
-        withdrawals = _withdrawals(payload.get("withdrawals") or [])
+        withdrawals = p.withdrawals(payload.get("withdrawals") or [])
         fields: dict[str, Any] = dict(
-            parent_hash=_get(payload, "parentHash", p.hash32),
+            parent_hash=p.required_field(payload, "parentHash", p.hash32),
             uncles_hash=EMPTY_UNCLE_HASH,
-            coinbase=_get(payload, "feeRecipient", p.address),
-            state_root=_get(payload, "stateRoot", p.hash32),
+            coinbase=p.required_field(payload, "feeRecipient", p.address),
+            state_root=p.required_field(payload, "stateRoot", p.hash32),
             transaction_root=ordered_trie_root([tx.encode() for tx in transactions]),
-            receipt_root=_get(payload, "receiptsRoot", p.hash32),
-            bloom=int.from_bytes(_get(payload, "logsBloom", p.fixed_bytes(256, "Bloom")), "big"),
+            receipt_root=p.required_field(payload, "receiptsRoot", p.hash32),
+            bloom=int.from_bytes(
+                p.required_field(payload, "logsBloom", p.fixed_bytes(256, "Bloom")), "big"
+            ),
             difficulty=0,
-            block_number=_get(payload, "blockNumber", p.quantity),
-            gas_limit=_get(payload, "gasLimit", p.quantity),
-            gas_used=_get(payload, "gasUsed", p.quantity),
+            block_number=p.required_field(payload, "blockNumber", p.quantity),
+            gas_limit=p.required_field(payload, "gasLimit", p.quantity),
+            gas_used=p.required_field(payload, "gasUsed", p.quantity),
             timestamp=timestamp,
-            extra_data=_get(payload, "extraData", p.hex_bytes),
-            mix_hash=_get(payload, "prevRandao", p.hash32),
+            extra_data=p.required_field(payload, "extraData", p.hex_bytes),
+            mix_hash=p.required_field(payload, "prevRandao", p.hash32),
             nonce=b"\x00" * 8,
-            base_fee_per_gas=_get(payload, "baseFeePerGas", p.quantity),
+            base_fee_per_gas=p.required_field(payload, "baseFeePerGas", p.quantity),
             withdrawals_root=ordered_trie_root([w.encode() for w in withdrawals]),
         )
         if beacon_root is not None:
-            fields["blob_gas_used"] = _get(payload, "blobGasUsed", p.quantity)
-            fields["excess_blob_gas"] = _get(payload, "excessBlobGas", p.quantity)
+            fields["blob_gas_used"] = p.required_field(payload, "blobGasUsed", p.quantity)
+            fields["excess_blob_gas"] = p.required_field(payload, "excessBlobGas", p.quantity)
             fields["parent_beacon_block_root"] = beacon_root
         if requests is not None:
             fields["requests_hash"] = requests_hash(requests)
@@ -172,7 +152,7 @@ class EngineApi:
             block = self._block(payload, beacon_root, requests)
         except (p.ParamError, TypeError) as exc:
             raise RpcError(-32602, f"invalid payload: {exc}") from None
-        given = _get(payload, "blockHash", p.hash32)
+        given = p.required_field(payload, "blockHash", p.hash32)
         if block.header.hash != given:
             return _status(PayloadStatus("INVALID", None, "blockhash mismatch"))
         if blob_hashes is not None:
@@ -200,17 +180,17 @@ class EngineApi:
         return await self._new_payload(payload, blob_hashes, beacon_root, requests)
 
     async def _forkchoice(self, state: dict[str, Any], attributes: dict[str, Any] | None) -> Any:
-        head = _get(state, "headBlockHash", p.hash32)
+        head = p.required_field(state, "headBlockHash", p.hash32)
         safe = state.get("safeBlockHash")
         finalized = state.get("finalizedBlockHash")
         attrs = None
         if attributes is not None:
             beacon = attributes.get("parentBeaconBlockRoot")
             attrs = PayloadAttributes(
-                timestamp=_get(attributes, "timestamp", p.quantity),
-                prev_randao=_get(attributes, "prevRandao", p.hash32),
-                fee_recipient=_get(attributes, "suggestedFeeRecipient", p.address),
-                withdrawals=tuple(_withdrawals(attributes.get("withdrawals") or [])),
+                timestamp=p.required_field(attributes, "timestamp", p.quantity),
+                prev_randao=p.required_field(attributes, "prevRandao", p.hash32),
+                fee_recipient=p.required_field(attributes, "suggestedFeeRecipient", p.address),
+                withdrawals=tuple(p.withdrawals(attributes.get("withdrawals") or [])),
                 parent_beacon_block_root=p.hash32(beacon) if beacon else None,
             )
         node = self.node
@@ -243,12 +223,34 @@ class EngineApi:
             "blockValue": q(built.value),
         }
         if version >= 3:
-            result["blobsBundle"] = {"commitments": [], "proofs": [], "blobs": []}
+            result["blobsBundle"] = self._blobs_bundle(built)
             result["shouldOverrideBuilder"] = False
         if version >= 4:
             requests = built.executed.requests
             result["executionRequests"] = [d(request) for request in requests if len(request) > 1]
         return result
+
+    @staticmethod
+    def _blobs_bundle(built: Any) -> dict[str, list[str]]:
+        """The blobs of the payload's blob transactions, in block order, as the builder
+        kept them from the pool (the block itself names them only by versioned hash)."""
+        bundle: dict[str, list[str]] = {"commitments": [], "proofs": [], "blobs": []}
+        for tx in built.executed.block.transactions:
+            sidecar = built.sidecars.get(tx.hash)
+            if sidecar is None:
+                continue
+            bundle["commitments"].extend(d(c) for c in sidecar.commitments)
+            bundle["proofs"].extend(d(proof) for proof in sidecar.blob_proofs())
+            bundle["blobs"].extend(d(blob) for blob in sidecar.blobs)
+        return bundle
+
+    @method(Param(_list(p.hash32)))
+    def engine_getBlobsV1(self, hashes: list[bytes]) -> list[dict[str, str] | None]:
+        """Blobs the pool holds, by versioned hash (null for those it does not)."""
+        if len(hashes) > MAX_BLOBS_REQUEST:
+            raise RpcError(TOO_LARGE_REQUEST, "Too large request")
+        found = [self.node.pool.blob(versioned_hash) for versioned_hash in hashes]
+        return [None if f is None else {"blob": d(f[0]), "proof": d(f[1])} for f in found]
 
     @method(Param(p.fixed_bytes(8, "PayloadID")))
     async def engine_getPayloadV2(self, payload_id: bytes) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from chain.ai.results import ModelUnavailable
 from chain.engine import EngineError
 from chain.evm_timeout import EvmTimeout
 from chain.simulate import CallError, ExecutionReverted, OutOfGasError
+from chain.simulate_blocks import SimulationError
 from chain.txpool import TxPoolError
 
 PARSE_ERROR = -32700
@@ -56,6 +57,8 @@ def from_exception(exc: Exception) -> RpcError | None:
         return RpcError(EXECUTION_REVERTED, str(exc), "0x" + exc.data.hex())
     if isinstance(exc, TxPoolError | CallError | OutOfGasError | EvmTimeout):
         return RpcError(SERVER_ERROR, str(exc))
+    if isinstance(exc, SimulationError):
+        return RpcError(exc.code, str(exc))
     if isinstance(exc, EngineError):
         return RpcError(exc.code, str(exc))
     if isinstance(exc, ModelUnavailable):

@@ -4,12 +4,21 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import rlp
 from eth.abc import BlockHeaderAPI
+from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
+from chain.blobs import (
+    BLOB_TX_TYPE,
+    blob_base_fee,
+    blob_gas_used_ratio,
+    next_blob_base_fee,
+)
 from chain.node import Node
 from chain.producer import DevProducer
 from chain.simulate import CallArgs
+from chain.simulate_blocks import SimOptions, SimulatedBlock, call_error, simulate
 from chain.storage.codec import Signers
 from chain.storage.proofs import prove
 from rpc import params as p
@@ -19,6 +28,7 @@ from rpc.encoding import (
     block_json,
     d,
     job_fields,
+    log_json,
     q,
     receipt_json,
     spc_calls_json,
@@ -217,6 +227,13 @@ class EthApi:
         header = self.state_header(block)
         return await self.node.run_evm(self._access_list, header, args)
 
+    @method(Param(p.simulate_options), Param(p.block_id, LATEST))
+    async def eth_simulateV1(self, options: SimOptions, block: BlockId) -> list[dict[str, Any]]:
+        """Calls in a chain of blocks made for the request only (chain.simulate_blocks)."""
+        header = self.state_header(block)
+        blocks = await self.node.run_evm(simulate, self.node.simulator, header, options)
+        return [_simulated_block_json(b, options.full_transactions) for b in blocks]
+
     def _access_list(self, header: BlockHeaderAPI, args: CallArgs) -> dict[str, Any]:
         entries, error = self.node.simulator.access_list(header, args)
         args.access_list = entries
@@ -257,7 +274,7 @@ class EthApi:
 
     @method()
     def eth_blobBaseFee(self) -> str:
-        return q(1)
+        return q(next_blob_base_fee(self.node.chain_config, self.reader.head))
 
     @method(Param(p.quantity), Param(p.block_number), Param(lambda v: _percentiles(v), None))
     def eth_feeHistory(
@@ -269,6 +286,7 @@ class EthApi:
             raise not_found()
         first = max(last.block_number - count + 1, 0)
         headers = [self.reader.canonical_header(n) for n in range(first, last.block_number + 1)]
+        config = self.node.chain_config
         if count == 0:
             headers = []
         result: dict[str, Any] = {
@@ -276,8 +294,9 @@ class EthApi:
             "baseFeePerGas": [q(h.base_fee_per_gas) for h in headers]
             + ([q(calculate_expected_base_fee_per_gas(last))] if headers else []),
             "gasUsedRatio": [h.gas_used / h.gas_limit for h in headers],
-            "baseFeePerBlobGas": ["0x1"] * (len(headers) + 1 if headers else 0),
-            "blobGasUsedRatio": [0.0] * len(headers),
+            "baseFeePerBlobGas": [q(blob_base_fee(config, h)) for h in headers]
+            + ([q(next_blob_base_fee(config, last))] if headers else []),
+            "blobGasUsedRatio": [blob_gas_used_ratio(config, h) for h in headers],
         }
         if percentiles is not None:
             result["reward"] = [self._rewards(h, percentiles) for h in headers]
@@ -311,7 +330,11 @@ class EthApi:
     async def send(self, raw: bytes, tx_hash: bytes | None = None) -> str:
         """Add ``raw`` to the pool (unless the caller did: ``tx_hash``); when automining,
         answer after its block is committed."""
-        if tx_hash is None:
+        if tx_hash is None and raw[:1] == bytes([BLOB_TX_TYPE]):
+            # a blob transaction's KZG proofs take tenths of a second: checked off the event loop
+            decoded = await self.node.run_evm(self.node.pool.decode, raw)
+            tx_hash = self.node.pool.admit(*decoded, raw)
+        elif tx_hash is None:
             tx_hash = self.node.pool.add(raw)
         if self.producer is not None:
             await self.producer.included()
@@ -352,6 +375,9 @@ class EthApi:
             receipts[index].gas_used - previous,
             first_log,
         )
+        if tx.type_id == BLOB_TX_TYPE:  # EIP-4844's receipt fields, as geth shows them
+            out["blobGasUsed"] = q(get_total_blob_gas(tx))
+            out["blobGasPrice"] = q(blob_base_fee(self.node.chain_config, data.header))
         out["spcCalls"] = spc_calls_json(tx, data.signers[index])
         out.update(job_fields(tx, receipts[index]))
         return out
@@ -526,6 +552,38 @@ class EthApi:
         if found.kind != "logs" or found.criteria is None:
             raise RpcError(-32000, "filter not found")
         return self.eth_getLogs(found.criteria)
+
+
+def _simulated_block_json(simulated: SimulatedBlock, full: bool) -> dict[str, Any]:
+    """A simulated block as geth shows it: the block object, and per call its output,
+    logs (numbered across the block), gas and status, with the error of a failed one."""
+    executed = simulated.executed
+    block, header = executed.block, executed.header
+    out = block_json(block, executed.senders, full, len(rlp.encode(block)))
+    calls, log_index = [], 0
+    for index, (tx, result) in enumerate(zip(block.transactions, simulated.calls, strict=True)):
+        context = TxContext(
+            header.hash, header.block_number, index, header.base_fee_per_gas, header.timestamp
+        )
+        logs = []
+        for entry in result.logs:
+            logs.append(log_json(entry, context, tx.hash, log_index))
+            log_index += 1
+        call: dict[str, Any] = {
+            "returnData": d(result.output),
+            "logs": logs,
+            "gasUsed": q(result.gas_used),
+            "maxUsedGas": q(result.max_used_gas),
+            "status": "0x0" if result.error is not None else "0x1",
+        }
+        if result.error is not None:
+            code, message, data = call_error(result.error, result.revert_data)
+            call["error"] = {"message": message, "code": code}
+            if data is not None:
+                call["error"]["data"] = d(data)
+        calls.append(call)
+    out["calls"] = calls
+    return out
 
 
 def _tip(tx: Any, base_fee: int) -> int:

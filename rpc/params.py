@@ -11,7 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from eth.vm.forks.shanghai.withdrawals import Withdrawal
+
 from chain.simulate import CallArgs
+from chain.simulate_blocks import AccountOverride, BlockOverrides, SimBlock, SimOptions
 from chain.tracers import CALL_TRACER, DEFAULT_TIMEOUT, TraceOptions
 from rpc.errors import invalid_params
 
@@ -157,6 +160,14 @@ def quantity(value: Any) -> int:
     return int(digits, 16)
 
 
+def uint64(value: Any) -> int:
+    """A quantity geth decodes into a ``hexutil.Uint64`` (nonces, gas, timestamps)."""
+    number = quantity(value)
+    if number >> 64:
+        raise ParamError("hex number > 64 bits")
+    return number
+
+
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ParamError(f"json: cannot unmarshal {_json_type(value)} into Go value of type bool")
@@ -247,6 +258,33 @@ def _field(data: dict, name: str, decode: Callable[[Any], Any]) -> Any:
         return decode(value)
     except ParamError as exc:
         raise ParamError(f"{name}: {exc}") from None
+
+
+def required_field(data: dict, name: str, decode: Callable[[Any], Any]) -> Any:
+    if name not in data or data[name] is None:
+        raise ParamError(f"missing field {name}")
+    try:
+        return decode(data[name])
+    except ParamError as exc:
+        raise ParamError(f"{name}: {exc}") from None
+
+
+def withdrawals(values: Any) -> list[Withdrawal]:
+    """EIP-4895 withdrawals, as payloads and payload attributes (and simulated blocks)
+    carry them."""
+    if not isinstance(values, list):
+        raise ParamError("withdrawals must be an array")
+    if not all(isinstance(w, dict) for w in values):
+        raise ParamError("expected an object")
+    return [
+        Withdrawal(
+            required_field(w, "index", quantity),
+            required_field(w, "validatorIndex", quantity),
+            required_field(w, "address", address),
+            required_field(w, "amount", quantity),
+        )
+        for w in values
+    ]
 
 
 def access_list(value: Any) -> list[tuple[bytes, list[int]]]:
@@ -383,3 +421,84 @@ def duration(value: Any) -> float:
     if not parts or "".join(number + unit for number, unit in parts) != text:
         raise ParamError(f'time: invalid duration "{text}"')
     return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+# eth_simulateV1
+
+
+def _object(value: Any, go_type: str) -> dict:
+    if not isinstance(value, dict):
+        raise ParamError(
+            f"json: cannot unmarshal {_json_type(value)} into Go value of type {go_type}"
+        )
+    return value
+
+
+def _slots(value: Any) -> dict[int, int]:
+    return {
+        storage_slot(k): int.from_bytes(hash32(v), "big") for k, v in _object(value, "map").items()
+    }
+
+
+def account_override(value: Any) -> AccountOverride:
+    data = _object(value, "override.OverrideAccount")
+    return AccountOverride(
+        balance=_field(data, "balance", quantity),
+        nonce=_field(data, "nonce", uint64),
+        code=_field(data, "code", hex_bytes),
+        state=_field(data, "state", _slots),
+        state_diff=_field(data, "stateDiff", _slots),
+        move_precompile_to=_field(data, "movePrecompileToAddress", address),
+    )
+
+
+def state_overrides(value: Any) -> dict[bytes, AccountOverride]:
+    return {
+        address(k): account_override(v) for k, v in _object(value, "override.StateOverride").items()
+    }
+
+
+def block_overrides(value: Any) -> BlockOverrides:
+    data = _object(value, "override.BlockOverrides")
+    return BlockOverrides(
+        number=_field(data, "number", quantity),
+        time=_field(data, "time", uint64),
+        gas_limit=_field(data, "gasLimit", uint64),
+        fee_recipient=_field(data, "feeRecipient", address),
+        prev_randao=_field(data, "prevRandao", hash32),
+        base_fee_per_gas=_field(data, "baseFeePerGas", quantity),
+        beacon_root=_field(data, "beaconRoot", hash32),
+        withdrawals=tuple(_field(data, "withdrawals", withdrawals) or ()),
+    )
+
+
+def _calls(value: Any) -> list[CallArgs]:
+    if not isinstance(value, list):
+        raise ParamError(
+            f"json: cannot unmarshal {_json_type(value)} into Go value of type "
+            "[]ethapi.TransactionArgs"
+        )
+    return [call_object(item) for item in value]
+
+
+def simulate_options(value: Any) -> SimOptions:
+    """``eth_simulateV1``'s first parameter (geth's ``simOpts``)."""
+    data = _object(value, "ethapi.simOpts")
+    blocks = data.get("blockStateCalls") or []
+    if not isinstance(blocks, list):
+        raise ParamError(
+            f"json: cannot unmarshal {_json_type(blocks)} into Go value of type []ethapi.simBlock"
+        )
+    return SimOptions(
+        blocks=[
+            SimBlock(
+                overrides=_field(block, "blockOverrides", block_overrides) or BlockOverrides(),
+                state_overrides=_field(block, "stateOverrides", state_overrides) or {},
+                calls=_field(block, "calls", _calls) or [],
+            )
+            for block in (_object(b, "ethapi.simBlock") for b in blocks)
+        ],
+        trace_transfers=bool(_field(data, "traceTransfers", boolean)),
+        validation=bool(_field(data, "validation", boolean)),
+        full_transactions=bool(_field(data, "returnFullTransactions", boolean)),
+    )

@@ -94,7 +94,7 @@ def test_deeply_nested_raw_transaction_is_rejected_with_an_rlp_error(node):
         ("0x00", "typed transaction too short"),
         ("0x02", "typed transaction too short"),
         ("0x0000", "transaction type not supported"),
-        ("0x03c0", "transaction type not supported"),
+        ("0x05c0", "transaction type not supported"),
         ("0x7fc0", "transaction type not supported"),
     ],
 )

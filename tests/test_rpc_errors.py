@@ -522,7 +522,7 @@ REFUSED = [
     (above_block_gas_limit, "exceeds block gas limit"),
     (insufficient_funds, "insufficient funds for gas * price + value"),
     (value_beyond_balance, "insufficient funds for gas * price + value"),
-    (blob_transaction, "transaction type not supported"),
+    (blob_transaction, "missing sidecar in blob transaction"),  # the canonical form
     (empty_authorization_list, "set code tx must have at least one authorization tuple"),
 ]
 

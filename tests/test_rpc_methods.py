@@ -3,6 +3,7 @@ eth_config (EIP-7910), eth_getStorageValues, txpool_contentFrom, eth_signTypedDa
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils import keccak
 from nodes import CHAIN_ID, rpc
 
 SCHEDULER = "0x0000000000000000000000000000000000000A01"
@@ -50,3 +51,12 @@ def test_eth_sign_typed_data_is_the_v4_method_web3_py_calls(node, accounts):
     signature = rpc(node.url, "eth_signTypedData", [accounts[0].address, typed])["result"]
     message = encode_typed_data(full_message=typed)
     assert Account.recover_message(message, signature=signature) == accounts[0].address
+
+
+def test_eth_sign_transaction_returns_the_raw_transaction_and_its_hash(node, accounts):
+    sender = accounts[0].address
+    request = {"from": sender, "to": sender, "value": "0x1", "gas": "0x5208"}
+    signed = rpc(node.url, "eth_signTransaction", [request])["result"]
+    raw = bytes.fromhex(signed["raw"][2:])
+    assert Account.recover_transaction(raw) == sender
+    assert signed["tx"]["hash"] == "0x" + keccak(raw).hex()
