@@ -6,7 +6,9 @@ upgrade of either is checked here alone. It relies on:
 * ``AccountDB``: ``_account_cache``, ``_get_encoded_account``, ``_account_stores``,
   ``_get_storage_root``, ``_raw_store_db``, ``_batchtrie``, ``_trie``, ``_trie_logger``,
   ``_trie_cache``, ``_journaltrie`` (the layers over the account trie, rebuilt here on
-  a :class:`~chain.trie.reads.WalkingTrie`), and ``_get_access_list``;
+  a :class:`~chain.trie.reads.WalkingTrie`), ``_apply_account_diff_without_proof`` (the
+  hook that writes a block's accounts into the trie) and ``_get_access_list``;
+* ``HashTrie._db``: the hexary trie under py-evm's key-hashing wrapper;
 * ``StorageLookup`` / ``AccountStorageDB``: ``_decode_key``, ``_write_trie``,
   ``_trie_nodes_batch``, ``_starting_root_hash``, ``_get_write_trie``, ``_storage_lookup``,
   ``_storage_cache``, ``_locked_changes``, ``_journal_storage``;
@@ -25,10 +27,12 @@ from eth.db.accesslog import KeyAccessLoggerDB
 from eth.db.account import AccountDB
 from eth.db.batch import BatchDB
 from eth.db.cache import CacheDB
+from eth.db.diff import DBDiff
 from eth.db.hash_trie import HashTrie
 from eth.db.journal import JournalDB
 from eth.db.storage import AccountStorageDB, StorageLookup
 from eth.rlp.accounts import Account
+from eth_hash.auto import keccak
 from lru import LRU
 
 from chain.trie.batch import apply_writes
@@ -63,6 +67,21 @@ class SibylAccountDB(AccountDB):
         self._trie_logger = KeyAccessLoggerDB(self._trie, log_missing_keys=False)
         self._trie_cache = CacheDB(self._trie_logger)
         self._journaltrie = JournalDB(self._trie_cache)
+
+    def _apply_account_diff_without_proof(self, diff: DBDiff, trie: HashTrie) -> None:
+        """The accounts a block changed, written to the account trie in one pass.
+
+        py-evm sets each changed account in py-trie one at a time, each ``set`` rewriting,
+        re-encoding and rehashing the path from the root (and pruning the one replaced):
+        five accounts a transfer, the larger part of a one-transaction block's state
+        root. :func:`chain.trie.batch.apply_writes` builds the same trie with each
+        changed node hashed once, as storage writes already are (``trie`` is the
+        squashed copy of the account trie py-evm hands here; its root is what py-evm
+        then takes as the state root)."""
+        hexary = trie._db
+        writes = {keccak(address): b"" for address in diff.deleted_keys()}
+        writes.update((keccak(address), value) for address, value in diff.pending_items())
+        hexary.root_hash = apply_writes(hexary.db, hexary.root_hash, writes)
 
     def _get_account(self, address: bytes, from_journal: bool = True) -> Account:
         if from_journal and address in self._account_cache:
