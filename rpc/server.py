@@ -257,7 +257,7 @@ class RpcServer:
 
 # What sends a request on to aiohttp rather than being answered directly by _Guard.
 _FOR_AIOHTTP = frozenset(
-    (b"transfer-encoding", b"upgrade", b"origin", b"expect", b"connection", b"content-encoding")
+    (b"transfer-encoding", b"upgrade", b"origin", b"expect", b"content-encoding")
 )
 
 
@@ -362,6 +362,8 @@ class _Guard(asyncio.Protocol):
             name = name.strip().lower()
             if not colon or name in _FOR_AIOHTTP:
                 return False
+            if name == b"connection" and value.strip().lower() != b"keep-alive":
+                return False  # "close", "upgrade": aiohttp's to honour
             if name == b"content-length":
                 value = value.strip()
                 if not value.isdigit() or length != -1:
