@@ -125,6 +125,9 @@ class Engine:
 
     def new_payload(self, block: BlockAPI) -> PayloadStatus:
         block_hash = block.header.hash
+        known = self.blocks.get(block_hash)
+        if known is not None and known.block is block:  # the payload this node just built:
+            return PayloadStatus(VALID, block_hash)  # its body is the one it executed
         try:
             check_body(block)
         except InvalidBlock as exc:  # not remembered: the header may belong to a valid block

@@ -54,8 +54,9 @@ def initialise(datadir: Path, genesis: Genesis) -> bytes:
 
 def open_datadir(config: NodeConfig, readonly: bool = False) -> tuple[Store, Genesis]:
     """Open (initialising if new and a genesis is given) the data dir of ``config``;
-    ``readonly`` to read it beside the node that owns it."""
-    store = Store(config.datadir, readonly)
+    ``readonly`` to read it beside the node that owns it. A temporary data dir is not
+    fsynced (see :class:`~chain.storage.store.Store`)."""
+    store = Store(config.datadir, readonly, durable=not config.temporary)
     try:
         genesis = _genesis_of(store, config, readonly)
         check_head(store)

@@ -50,6 +50,7 @@ class DevProducer:
         self._rounds = asyncio.Condition()
         self._started = 0  # automine rounds begun, and ended
         self._finished = 0
+        self._active: tuple[bytes, bool] = (b"", False)  # a head's hash, and what it says
         node.pool.listeners.append(lambda entry: self.wake.set())
 
     # modes
@@ -113,10 +114,15 @@ class DevProducer:
             await self._rounds.wait_for(lambda: self._finished >= target or not self.automine)
 
     def _schedules_active(self) -> bool:
-        """Scheduled calls wait for their blocks, or jobs for their delivery or expiry."""
+        """Scheduled calls wait for their blocks, or jobs for their delivery or expiry.
+        Asked twice a round; a head's state never changes, so its answer is kept."""
         reader = self.node.reader
-        state = reader.accounts(reader.head)
-        return calls.active_count(state) > 0 or jobs.pending_count(state) > 0
+        head_hash, active = self._active
+        if head_hash != reader.head.hash:
+            state = reader.accounts(reader.head)
+            active = calls.active_count(state) > 0 or jobs.pending_count(state) > 0
+            self._active = (reader.head.hash, active)
+        return active
 
     # making a block
 

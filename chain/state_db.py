@@ -27,6 +27,7 @@ from eth.db.accesslog import KeyAccessLoggerDB
 from eth.db.account import AccountDB
 from eth.db.batch import BatchDB
 from eth.db.cache import CacheDB
+from eth.db.diff import DBDiff
 from eth.db.hash_trie import HashTrie
 from eth.db.journal import JournalDB
 from eth.db.storage import AccountStorageDB, StorageLookup
@@ -98,7 +99,7 @@ class SibylAccountDB(AccountDB):
             code = CODE_BY_HASH[code_hash] = super().get_code(address)
         return code
 
-    def _apply_account_diff_without_proof(self, diff: Any, trie: HashTrie) -> None:
+    def _apply_account_diff_without_proof(self, diff: DBDiff, trie: HashTrie) -> None:
         """The block's changed accounts into the account trie in one pass.
 
         py-evm sets them one at a time, and py-trie's ``set`` rewrites and rehashes the

@@ -297,6 +297,8 @@ def _status(status: PayloadStatus) -> dict[str, Any]:
 class EngineServer(RpcServer):
     """The Engine API port: the same JSON-RPC server behind a JWT check."""
 
+    serves_directly = False  # every request goes through the JWT middleware
+
     def __init__(self, methods: Any, limits: Any, secret: bytes) -> None:
         super().__init__(methods, limits)
         self.secret = secret

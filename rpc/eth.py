@@ -15,6 +15,7 @@ from chain.blobs import (
     blob_gas_used_ratio,
     next_blob_base_fee,
 )
+from chain.execution import ExecutedBlock
 from chain.node import Node
 from chain.producer import DevProducer
 from chain.simulate import CallArgs
@@ -73,6 +74,7 @@ class EthApi:
         self.filters = filters
         self.limits = node.config.rpc
         self._receipts: OrderedDict[bytes, BlockData] = OrderedDict()
+        node.head_listeners.append(self._keep_committed)
 
     # block resolution
 
@@ -111,12 +113,28 @@ class EthApi:
                 receipts.senders,
                 receipts.signers,
             )
-            self._receipts[header.hash] = cached
-            if len(self._receipts) > RECEIPT_CACHE_BLOCKS:
-                self._receipts.popitem(last=False)
+            self._keep(cached)
         else:
             self._receipts.move_to_end(header.hash)
         return cached
+
+    def _keep(self, data: BlockData) -> None:
+        self._receipts[data.header.hash] = data
+        if len(self._receipts) > RECEIPT_CACHE_BLOCKS:
+            self._receipts.popitem(last=False)
+
+    def _keep_committed(self, executed: ExecutedBlock) -> None:
+        """A block just committed, kept as it was executed: the receipts a client asks for
+        next (``tx.wait()``) are served without decoding the block from the store."""
+        self._keep(
+            BlockData(
+                executed.header,
+                executed.block,
+                executed.receipts,
+                executed.senders,
+                executed.signers,
+            )
+        )
 
     # chain
 

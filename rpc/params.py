@@ -210,12 +210,13 @@ class BlockId:
 
 
 LATEST = BlockId(tag="latest")
+_TAGGED = {tag: BlockId(tag=tag) for tag in BLOCK_TAGS}  # frozen: one value serves all
 
 
 def block_id(value: Any) -> BlockId:
     if isinstance(value, str):
-        if value in BLOCK_TAGS:
-            return BlockId(tag=value)
+        if value in _TAGGED:
+            return _TAGGED[value]
         if len(value) == 66:
             return BlockId(hash=hash32(value))
         return BlockId(number=_block_number(value))
@@ -235,8 +236,8 @@ def block_id(value: Any) -> BlockId:
 
 def block_number(value: Any) -> BlockId:
     """A block number or tag (no hashes), as eth_getBlockByNumber takes."""
-    if isinstance(value, str) and value in BLOCK_TAGS:
-        return BlockId(tag=value)
+    if isinstance(value, str) and value in _TAGGED:
+        return _TAGGED[value]
     return BlockId(number=_block_number(value))
 
 

@@ -14,6 +14,7 @@ import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -59,6 +60,30 @@ def _error(request_id: Any, error: RpcError) -> dict[str, Any]:
 
 async def call(methods: Methods, request: Any) -> dict[str, Any] | None:
     """Serve one request object; None for a notification (no ``id``)."""
+    answer = start_call(methods, request)
+    return await answer.finish() if isinstance(answer, Pending) else answer
+
+
+@dataclass
+class Pending:
+    """A request whose handler is a coroutine: its answer once awaited."""
+
+    request_id: Any
+    name: str
+    is_notification: bool
+    result: Any
+
+    async def finish(self) -> dict[str, Any] | None:
+        try:
+            result = await self.result
+        except Exception as exc:
+            return _failed(exc, self.request_id, self.name, self.is_notification)
+        return None if self.is_notification else _result(self.request_id, result)
+
+
+def start_call(methods: Methods, request: Any) -> dict[str, Any] | None | Pending:
+    """Serve one request object as far as it goes without waiting: its answer (None for a
+    notification), or the :class:`Pending` rest of a coroutine handler."""
     if not isinstance(request, dict):
         return _error(None, RpcError(INVALID_REQUEST, "invalid request"))
     request_id = request.get("id")
@@ -73,17 +98,27 @@ async def call(methods: Methods, request: Any) -> dict[str, Any] | None:
         if handler is None:
             raise RpcError(METHOD_NOT_FOUND, f"the method {name} does not exist/is not available")
         result = handler(*decode_params(handler, request.get("params")))
-        if asyncio.iscoroutine(result):
-            result = await result
-    except ParamError as exc:  # a handler that decodes a nested value itself
-        return None if is_notification else _error(request_id, RpcError(INVALID_PARAMS, str(exc)))
     except Exception as exc:
-        error = from_exception(exc)
-        if error is None:
-            log.exception("rpc handler failed method=%s", name)
-            error = RpcError(INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
-        return None if is_notification else _error(request_id, error)
-    return None if is_notification else {"jsonrpc": "2.0", "id": request_id, "result": result}
+        return _failed(exc, request_id, name, is_notification)
+    if asyncio.iscoroutine(result):
+        return Pending(request_id, name, is_notification, result)
+    return None if is_notification else _result(request_id, result)
+
+
+def _result(request_id: Any, result: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def _failed(
+    exc: Exception, request_id: Any, name: str, is_notification: bool
+) -> dict[str, Any] | None:
+    if isinstance(exc, ParamError):  # a handler that decodes a nested value itself
+        return None if is_notification else _error(request_id, RpcError(INVALID_PARAMS, str(exc)))
+    error = from_exception(exc)
+    if error is None:
+        log.exception("rpc handler failed method=%s", name, exc_info=exc)
+        error = RpcError(INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+    return None if is_notification else _error(request_id, error)
 
 
 async def serve_payload(methods: Methods, body: bytes, limits: RpcConfig) -> bytes | None:
@@ -111,6 +146,8 @@ async def serve_payload(methods: Methods, body: bytes, limits: RpcConfig) -> byt
 class RpcServer:
     """The public JSON-RPC endpoint (HTTP and WebSocket on one port)."""
 
+    serves_directly = True  # plain POSTs answered without aiohttp's request path (_Guard)
+
     def __init__(
         self,
         methods: Methods,
@@ -123,6 +160,7 @@ class RpcServer:
         self.connections: set[Connection] = set()
         self.ws_queued = 0  # bytes queued for every WebSocket client together
         self.per_address: dict[str | None, int] = {}  # open TCP connections by address
+        self.direct: set[_Guard] = set()  # connections aiohttp does not know of (yet)
         self.app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[self._cors])
         self.app.router.add_route("*", "/", self.handle)
         self.runner: web.AppRunner | None = None
@@ -211,20 +249,42 @@ class RpcServer:
             self.listener.close()
         for connection in list(self.connections):
             await connection.ws.close()
+        for guard in list(self.direct):
+            guard.close()
         if self.runner is not None:
             await self.runner.cleanup()
 
 
-class _Guard(asyncio.Protocol):
-    """One TCP connection, counted against its address's limit before aiohttp's request
-    handler (the protocol it hands everything to) sees it: a connection over the limit
-    is dropped at once, so one address cannot take every file descriptor."""
+# What sends a request on to aiohttp rather than being answered directly by _Guard.
+_FOR_AIOHTTP = frozenset(
+    (b"transfer-encoding", b"upgrade", b"origin", b"expect", b"content-encoding")
+)
 
-    def __init__(self, server: RpcServer) -> None:
+
+class _Guard(asyncio.Protocol):
+    """One TCP connection, counted against its address's limit before anything else sees
+    it: a connection over the limit is dropped at once, so one address cannot take every
+    file descriptor.
+
+    A plain JSON-RPC POST (one request in one read: ``POST /``, HTTP/1.1, a
+    ``Content-Length`` within the limit, no CORS origin, upgrade or transfer encoding) is
+    answered here, without aiohttp's request objects, middleware and response writer:
+    they cost more than serving an ``eth_getBalance``. Anything else (a WebSocket, a
+    browser's request, a request split across reads, pipelined requests, another path)
+    hands the connection to aiohttp's request handler, which serves it from then on with
+    its own checks and timeouts; until then this keeps aiohttp's idle timeout. The
+    Engine API port, behind its JWT check, always goes to aiohttp."""
+
+    def __init__(self, server: "RpcServer") -> None:
         self.server = server
-        self.handler: Any = None  # made only for an admitted connection: refusing is cheap
+        self.handler: Any = None  # aiohttp's, once it serves the connection
         self.admitted = False
         self.address: str | None = None
+        self.transport: Any = None
+        self._idle_until = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._answering: asyncio.Task | None = None  # a direct answer being awaited
+        self._backlog: list[bytes] = []  # what arrived meanwhile
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -236,9 +296,35 @@ class _Guard(asyncio.Protocol):
             return
         counts[self.address] = counts.get(self.address, 0) + 1
         self.admitted = True
+        self.transport = transport
+        if self.server.serves_directly:
+            self.server.direct.add(self)
+            self._idle_until = asyncio.get_running_loop().time() + self.server.limits.header_timeout
+            self._watch_idle()
+        else:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """From now on aiohttp serves this connection."""
+        self.server.direct.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         assert self.server.runner is not None and self.server.runner.server is not None
         self.handler = self.server.runner.server()
-        self.handler.connection_made(transport)
+        self.handler.connection_made(self.transport)
+
+    def _watch_idle(self) -> None:
+        """Close the connection once it has been idle for the header timeout (aiohttp's
+        keep-alive rule: an idle client holds no descriptor for long)."""
+        loop = asyncio.get_running_loop()
+        if self._answering is not None:
+            self._idle_until = loop.time() + self.server.limits.header_timeout
+        if loop.time() >= self._idle_until:
+            self._timer = None
+            self.transport.close()
+            return
+        self._timer = loop.call_at(self._idle_until, self._watch_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.admitted:
@@ -247,21 +333,100 @@ class _Guard(asyncio.Protocol):
         counts[self.address] -= 1
         if not counts[self.address]:
             del counts[self.address]
-        self.handler.connection_lost(exc)
+        self.server.direct.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.handler is not None:
+            self.handler.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.admitted:
+        if not self.admitted:
+            return
+        if self.handler is not None:
+            self.handler.data_received(data)
+        elif self._answering is not None:
+            self._backlog.append(data)  # HTTP/1.1 answers in order: after this one
+        elif not self._serve(data):
+            self._hand_over()
             self.handler.data_received(data)
 
+    def _serve(self, data: bytes) -> bool:
+        """Answer ``data`` if it is one plain request; False to leave it to aiohttp."""
+        head, found, body = data.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        if not found or lines[0] != b"POST / HTTP/1.1":
+            return False
+        length = -1
+        for line in lines[1:]:
+            name, colon, value = line.partition(b":")
+            name = name.strip().lower()
+            if not colon or name in _FOR_AIOHTTP:
+                return False
+            if name == b"connection" and value.strip().lower() != b"keep-alive":
+                return False  # "close", "upgrade": aiohttp's to honour
+            if name == b"content-length":
+                value = value.strip()
+                if not value.isdigit() or length != -1:
+                    return False
+                length = int(value)
+        if length != len(body) or length > self.server.limits.max_body_bytes:
+            return False
+        methods, limits = self.server.methods, self.server.limits
+        token = client_address.set(self.address)
+        try:
+            try:
+                request = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                request = None
+            if isinstance(request, dict):
+                answer = start_call(methods, request)
+                if not isinstance(answer, Pending):
+                    self._respond(None if answer is None else orjson.dumps(answer))
+                    return True
+                rest = answer.finish()
+                waiting = self._encoded(rest)
+            else:  # a batch, or not JSON: the general path
+                waiting = serve_payload(methods, body, limits)
+            self._answering = asyncio.get_running_loop().create_task(self._answer(waiting))
+        finally:
+            client_address.reset(token)
+        return True
+
+    @staticmethod
+    async def _encoded(answer: Any) -> bytes | None:
+        response = await answer
+        return None if response is None else orjson.dumps(response)
+
+    async def _answer(self, waiting: Any) -> None:
+        try:
+            payload = await waiting
+        finally:
+            self._answering = None
+        if self.transport.is_closing():
+            return
+        self._respond(payload)
+        if self._backlog:
+            data, self._backlog = b"".join(self._backlog), []
+            self.data_received(data)
+
+    def _respond(self, payload: bytes | None) -> None:
+        body = payload or b""
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        self.transport.write(head % len(body) + body)
+        self._idle_until = asyncio.get_running_loop().time() + self.server.limits.header_timeout
+
+    def close(self) -> None:
+        self.transport.close()
+
     def eof_received(self) -> bool | None:
-        return self.handler.eof_received() if self.admitted else None
+        return self.handler.eof_received() if self.handler is not None else None
 
     def pause_writing(self) -> None:
-        if self.admitted:
+        if self.handler is not None:
             self.handler.pause_writing()
 
     def resume_writing(self) -> None:
-        if self.admitted:
+        if self.handler is not None:
             self.handler.resume_writing()
 
 

@@ -152,3 +152,71 @@ def test_a_client_address_holds_a_bounded_number_of_filters(limited):
     assert rpc(url, "eth_getFilterChanges", [installed[0]])["result"] == []
     for filter_id in installed:
         assert rpc(url, "eth_uninstallFilter", [filter_id])["result"] is True
+
+
+def _answers(sock: socket.socket, count: int) -> list[bytes]:
+    """``count`` HTTP responses read from ``sock``: their bodies, in order."""
+    sock.settimeout(10)
+    data, bodies = b"", []
+    while len(bodies) < count:
+        head, found, rest = data.partition(b"\r\n\r\n")
+        if found:
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            if len(rest) >= length:
+                bodies.append(rest[:length])
+                data = rest[length:]
+                continue
+        chunk = sock.recv(1 << 16)
+        assert chunk, "connection closed before the answers came"
+        data += chunk
+    return bodies
+
+
+def _post(body: bytes, extra: bytes = b"") -> bytes:
+    return (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra
+        + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )  # fmt: skip
+
+
+def test_requests_on_one_connection_are_answered_in_order_however_they_arrive(limited):
+    """Whole, split across reads, pipelined, batched, waiting for the chain: each gets
+    its answer, in the order sent, on one keep-alive connection."""
+    chain_id = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}).encode()
+    number = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "eth_blockNumber"}).encode()
+    batch = json.dumps([{"jsonrpc": "2.0", "id": 3, "method": "eth_chainId"}]).encode()
+    call = {"to": "0x" + "00" * 20, "data": "0x"}
+    awaited = json.dumps(
+        {"jsonrpc": "2.0", "id": 4, "method": "eth_call", "params": [call, "latest"]}
+    ).encode()
+    sock = socket.create_connection(("127.0.0.1", limited.http_port))
+    sock.sendall(_post(chain_id, b"Connection: keep-alive\r\n"))
+    assert json.loads(_answers(sock, 1)[0])["id"] == 1
+    request = _post(awaited)
+    sock.sendall(request[:30])
+    time.sleep(0.1)
+    sock.sendall(request[30:])
+    assert json.loads(_answers(sock, 1)[0]) == {"jsonrpc": "2.0", "id": 4, "result": "0x"}
+    sock.sendall(_post(awaited) + _post(number) + _post(batch) + _post(b"{nope"))
+    answers = [json.loads(body) for body in _answers(sock, 4)]
+    sock.close()
+    assert [a["id"] if isinstance(a, dict) else a[0]["id"] for a in answers] == [4, 2, 3, None]
+    assert answers[3]["error"]["code"] == -32700
+
+
+def test_a_browser_request_gets_its_cors_headers(limited):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", limited.http_port, timeout=10)
+    connection.request("POST", "/", body, {"Origin": "http://localhost:3000"})
+    response = connection.getresponse()
+    assert json.loads(response.read())["id"] == 1
+    assert response.getheader("Access-Control-Allow-Origin") == "http://localhost:3000"
+    connection.close()
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_header_timeout(limited):
+    sock = socket.create_connection(("127.0.0.1", limited.http_port))
+    sock.sendall(_post(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}).encode()))
+    assert json.loads(_answers(sock, 1)[0])["id"] == 1
+    assert closed_by_peer(sock, LIMITS["header_timeout"] + 4)
+    sock.close()

@@ -48,6 +48,8 @@ class ChainReader:
         head_hash = self.store.head_hash()
         if head_hash is None:
             raise LookupError("data dir has no head block")
+        if self._head is not None and head_hash == self._head.hash:
+            return self._head  # a hash names its header: nothing to decode again
         header = self.header(head_hash)
         assert header is not None, "head pointer without a header"
         if self._head is None or header.hash != self._head.hash:

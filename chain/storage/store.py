@@ -148,10 +148,15 @@ class CanonicalChange:
     head: bytes = b""
 
 
-def _open(path: Path, max_dbs: int, readonly: bool) -> lmdb.Environment:
+def _open(path: Path, max_dbs: int, readonly: bool, sync: bool = True) -> lmdb.Environment:
     try:
         return lmdb.open(
-            str(path), max_dbs=max_dbs, map_size=MAP_SIZE, max_readers=256, readonly=readonly
+            str(path),
+            max_dbs=max_dbs,
+            map_size=MAP_SIZE,
+            max_readers=256,
+            readonly=readonly,
+            sync=sync,
         )
     except lmdb.Error as exc:
         raise StoreError(f"cannot open data dir {path.parent}: {exc}") from None
@@ -183,9 +188,14 @@ def _lock(path: Path) -> int:
 class Store:
     """Bytes-level access to the LMDB data dir; decoding lives in :mod:`chain.storage.reader`."""
 
-    def __init__(self, path: Path, readonly: bool = False) -> None:
+    def __init__(self, path: Path, readonly: bool = False, durable: bool = True) -> None:
         """Open the data dir at ``path`` as its owner, or ``readonly`` beside its owner
-        (``sibyl export`` while the node runs: LMDB readers never block its writer)."""
+        (``sibyl export`` while the node runs: LMDB readers never block its writer).
+
+        ``durable=False`` (a temporary ``--dev`` data dir, deleted when the node stops)
+        commits without fsync: a committed block is in the file system's cache, so it
+        survives the node's own crash or ``kill -9`` and is seen by every reader, but
+        not a power loss, after which nothing would open that data dir again anyway."""
         self.readonly = readonly
         self.path = path
         self._lock_fd = None if readonly else _lock(path)
@@ -193,11 +203,12 @@ class Store:
         try:
             new = _check_files(path)
             had_state = (path / "state.lmdb" / "data.mdb").exists()
-            self.env = _open(path / "chain.lmdb", len(TABLES) + 1, readonly)  # + old layouts
+            # + 1 table: the old layouts'
+            self.env = _open(path / "chain.lmdb", len(TABLES) + 1, readonly, durable)
             _check_size(path, self.env, "chain.lmdb")
             if not new and not had_state and not self._has_old_state_table():
                 raise damaged(path, "state.lmdb is missing but chain.lmdb is there")
-            self.state_env = _open(path / "state.lmdb", 0, readonly)
+            self.state_env = _open(path / "state.lmdb", 0, readonly, durable)
             _check_size(path, self.state_env, "state.lmdb")
             if readonly:
                 self.tables = {n: self.env.open_db(n.encode(), create=False) for n in TABLES}
