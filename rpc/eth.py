@@ -16,6 +16,7 @@ from rpc import params as p
 from rpc.encoding import (
     PENDING,
     TxContext,
+    base_fee,
     block_json,
     d,
     job_fields,
@@ -49,7 +50,7 @@ class BlockData:
     def context(self, index: int) -> TxContext:
         header = self.header
         return TxContext(
-            header.hash, header.block_number, index, header.base_fee_per_gas, header.timestamp
+            header.hash, header.block_number, index, base_fee(header), header.timestamp
         )
 
 

@@ -11,8 +11,10 @@ the fixture marks invalid is refused, every other one is accepted, and the head 
     python -m tests.conformance.blockchain_tests DIR_OR_FILE... [--jobs N] [--failures]
 
 prints one JSON line per fork and per folder ({"fork", "passed", "failed", "skipped"}),
-then every failure with its reason when asked. Networks before Shanghai are skipped
-(counted as such): Sibyl runs chains merged at genesis.
+then every failure with its reason when asked. Every network from Frontier to Prague
+runs, the transitions between them included; later ones (Osaka) are skipped, counted as
+such. Seals are not checked (the genesis names no ``ethash`` engine): the fixtures'
+``sealEngine`` is ``NoProof``.
 """
 
 import argparse
@@ -37,11 +39,47 @@ from chain.node import initialise
 from chain.storage.reader import ChainReader
 from chain.storage.store import Store
 
-MERGED = {"terminalTotalDifficulty": 0, "shanghaiTime": 0}
-NETWORKS: dict[str, dict[str, int]] = {
+BLOCK_FORKS = (  # geth's keys, in fork order, and the network named after each
+    ("homesteadBlock", "Homestead"), ("eip150Block", "EIP150"), ("eip155Block", ""),
+    ("eip158Block", "EIP158"), ("byzantiumBlock", "Byzantium"),
+    ("constantinopleBlock", "Constantinople"), ("petersburgBlock", "ConstantinopleFix"),
+    ("istanbulBlock", "Istanbul"), ("muirGlacierBlock", "MuirGlacier"),
+    ("berlinBlock", "Berlin"), ("londonBlock", "London"),
+    ("arrowGlacierBlock", "ArrowGlacier"), ("grayGlacierBlock", "GrayGlacier"),
+)  # fmt: skip
+
+
+def _until(network: str, at: int = 0) -> dict[str, int]:
+    """Every block fork up to the one of ``network``, from block ``at``."""
+    keys = [key for key, _ in BLOCK_FORKS]
+    last = next(i for i, (_, name) in enumerate(BLOCK_FORKS) if name == network)
+    return {key: at for key in keys[: last + 1]}
+
+
+PARIS = {**_until("GrayGlacier"), "terminalTotalDifficulty": 0}
+MERGED = {**PARIS, "shanghaiTime": 0}
+NETWORKS: dict[str, dict[str, Any]] = {
+    "Frontier": {},
+    **{name: _until(name) for _, name in BLOCK_FORKS if name},
+    "Paris": PARIS,
     "Shanghai": MERGED,
     "Cancun": {**MERGED, "cancunTime": 0},
     "Prague": {**MERGED, "cancunTime": 0, "pragueTime": 0},
+    "FrontierToHomesteadAt5": {"homesteadBlock": 5},
+    "HomesteadToDaoAt5": {"homesteadBlock": 0, "daoForkBlock": 5, "daoForkSupport": True},
+    "HomesteadToEIP150At5": {"homesteadBlock": 0, "eip150Block": 5},
+    "EIP158ToByzantiumAt5": {**_until("EIP158"), "byzantiumBlock": 5},
+    "ByzantiumToConstantinopleFixAt5": {
+        **_until("Byzantium"),
+        "constantinopleBlock": 5,
+        "petersburgBlock": 5,
+    },  # fmt: skip
+    "BerlinToLondonAt5": {**_until("Berlin"), "londonBlock": 5},
+    "ArrowGlacierToParisAtDiffC0000": {
+        **_until("ArrowGlacier"),
+        "terminalTotalDifficulty": 0xC0000,
+    },  # fmt: skip
+    "ParisToShanghaiAtTime15k": {**PARIS, "shanghaiTime": 15_000},
     "ShanghaiToCancunAtTime15k": {**MERGED, "cancunTime": 15_000},
     "CancunToPragueAtTime15k": {**MERGED, "cancunTime": 0, "pragueTime": 15_000},
 }
