@@ -39,6 +39,7 @@ from eth.vm.forks import (
     SpuriousDragonVM,
     TangerineWhistleVM,
 )
+from eth.precompiles.modexp import _compute_modexp_gas_fee_eip_198 as modexp_gas_eip_198
 from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.forks.prague.constants import SET_CODE_TRANSACTION_TYPE
 from eth.vm.forks.shanghai.constants import MAX_INITCODE_SIZE
@@ -49,6 +50,7 @@ from chain.ai.attested import ATTESTED_TX_TYPE, AttestedTransaction
 from chain.ai.delivery import DELIVERY_TX_TYPE, DeliveryTransaction, JobCallback
 from chain.gas import floor_gas
 from chain.precompiles.mapping import PRECOMPILES
+from chain.precompiles.modexp import MODEXP, modexp
 from chain.state_db import SibylAccountDB
 from scheduler.transactions import SCHEDULED_TX_TYPE, ScheduledTransaction
 from sidecars.attestation import InvalidAttestation, recover_signer
@@ -376,6 +378,9 @@ def _configure(fork: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[Vi
     )
     state = base.get_state_class()
     precompiles = dict(state.computation_class.get_precompiles())
+    if MODEXP in precompiles:  # Byzantium on; the fork's gas formula, geth's result
+        gas = precompiles[MODEXP].keywords.get("gas_calculator", modexp_gas_eip_198)
+        precompiles[MODEXP] = modexp(gas)
     computation = type(
         f"Sibyl{name}Computation",
         (SharedJumpdests, state.computation_class),
