@@ -151,7 +151,9 @@ def run_case(name: str, case: dict[str, Any], folder: str, workdir: Path) -> Out
 
 def _import(engine: Engine, reader: ChainReader, config: Any, block: dict[str, Any]) -> str:
     """Import one fixture block; what went wrong, or an empty string."""
-    expected = block.get("expectException")
+    # an invalid block says why: ``expectException``, or in older fixtures
+    # ``expectExceptionALL`` or ``expectException<network>``
+    expected = next((v for k, v in block.items() if k.startswith("expectException")), None)
     try:
         raw = bytes.fromhex(block["rlp"][2:])
         import_raw_block(engine, reader, config, raw)
