@@ -16,20 +16,20 @@ around them:
   is a proof-of-work one;
 * the DAO fork block and the nine after it carry ``dao-hard-fork`` as extra data, and the
   DAO's balances move to its refund contract before the fork block's transactions;
-* the seal, when the genesis names the ``ethash`` engine, with py-evm's (pure Python)
-  Ethash; without it seals are not checked, as in geth with a faked proof of work (the
-  consensus tests' ``sealEngine: NoProof``).
+* the seal, when the genesis names the ``ethash`` engine (:mod:`chain.ethash`); without
+  it seals are not checked, as in geth with a faked proof of work (the consensus tests'
+  ``sealEngine: NoProof``).
 """
 
 from collections.abc import Callable
 from typing import Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI
-from eth.consensus.pow import check_pow
 from eth.constants import EMPTY_UNCLE_HASH, MAX_UNCLE_DEPTH, MAX_UNCLES
 from eth.vm.forks.homestead.headers import dao_drain_list, dao_refund_contract
 from eth_utils import ValidationError, decode_hex
 
+from chain.ethash import InvalidSeal, check_seal
 from chain.vm import ChainConfig, fork_since, vm_class_of
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI | None]
@@ -94,14 +94,14 @@ def check_header(config: ChainConfig, header: BlockHeaderAPI, parent: BlockHeade
         raise InvalidHeader(f"extra data must be {DAO_EXTRA_DATA!r} after the DAO fork")
     if config.ethash:
         try:
-            check_pow(
+            check_seal(
                 header.block_number,
                 header.mining_hash,
                 header.mix_hash,
                 header.nonce,
                 header.difficulty,
             )
-        except ValidationError as exc:
+        except InvalidSeal as exc:
             raise InvalidHeader(f"invalid proof of work: {exc}") from None
 
 

@@ -19,6 +19,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from eth.abc import VirtualMachineAPI
+from eth.precompiles.modexp import _compute_modexp_gas_fee_eip_198 as modexp_gas_eip_198
 from eth.rlp.receipts import Receipt
 from eth.vm.forks import (
     ArrowGlacierVM,
@@ -39,7 +40,6 @@ from eth.vm.forks import (
     SpuriousDragonVM,
     TangerineWhistleVM,
 )
-from eth.precompiles.modexp import _compute_modexp_gas_fee_eip_198 as modexp_gas_eip_198
 from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.forks.prague.constants import SET_CODE_TRANSACTION_TYPE
 from eth.vm.forks.shanghai.constants import MAX_INITCODE_SIZE
