@@ -242,7 +242,7 @@ class EthApi:
             if header is None or not header.gas_used:
                 continue
             block = self.block_data(header).block
-            tips.extend(_tip(tx, header.base_fee_per_gas) for tx in block.transactions)
+            tips.extend(_tip(tx, base_fee(header) or 0) for tx in block.transactions)
         if not tips:
             return DEFAULT_TIP
         tips.sort()
@@ -274,7 +274,7 @@ class EthApi:
             headers = []
         result: dict[str, Any] = {
             "oldestBlock": q(first if headers else last.block_number),
-            "baseFeePerGas": [q(h.base_fee_per_gas) for h in headers]
+            "baseFeePerGas": [q(base_fee(h) or 0) for h in headers]
             + ([q(calculate_expected_base_fee_per_gas(last))] if headers else []),
             "gasUsedRatio": [h.gas_used / h.gas_limit for h in headers],
             "baseFeePerBlobGas": ["0x1"] * (len(headers) + 1 if headers else 0),
@@ -291,7 +291,7 @@ class EthApi:
         block, receipts = data.block, data.receipts
         used, previous = [], 0
         for tx, receipt in zip(block.transactions, receipts, strict=True):
-            used.append((_tip(tx, header.base_fee_per_gas), receipt.gas_used - previous))
+            used.append((_tip(tx, base_fee(header) or 0), receipt.gas_used - previous))
             previous = receipt.gas_used
         used.sort()
         rewards, index, total = [], 0, used[0][1]

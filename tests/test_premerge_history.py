@@ -92,6 +92,11 @@ def test_a_chain_from_frontier_through_the_merge_to_prague_imports_and_is_served
         assert w3.eth.get_balance(_hex(UNCLE_MINER), UNCLE_AT + 1) == 2 * ETHER * 7 // 8
         # and nothing after the merge: only tips, which the dev node's fee recipient takes
         assert w3.eth.get_balance(_hex(MINER), "latest") == at_merge
+        # fee history across the eras: blocks 1-8 have no base fee (London is at 9): 0
+        history_fees = w3.eth.fee_history(17, "latest", [50])
+        assert history_fees["baseFeePerGas"][:8] == [0] * 8
+        assert all(fee > 0 for fee in history_fees["baseFeePerGas"][8:])
+        assert len(history_fees["reward"]) == 17
     finally:
         served.kill()
 
