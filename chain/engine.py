@@ -93,12 +93,34 @@ class Engine:
         self._dropped: list[bytes] = []  # user transactions of blocks a reorg removed
         self._moved: list[bytes] = []  # blocks a reorg removed, or put back from the store
         self.keep_preimages = False  # a dev chain's state dumps need them (chain/dev.py)
+        self._total_difficulty: dict[bytes, int] = {}  # proof-of-work era, by block hash
 
     # lookups across the in-memory blocks and the store
 
     def header(self, block_hash: bytes) -> BlockHeaderAPI | None:
         executed = self.blocks.get(block_hash)
         return executed.header if executed is not None else self.reader.header(block_hash)
+
+    def block(self, block_hash: bytes) -> BlockAPI | None:
+        executed = self.blocks.get(block_hash)
+        return executed.block if executed is not None else self.reader.block(block_hash)
+
+    def total_difficulty(self, header: BlockHeaderAPI) -> int:
+        """The sum of the difficulties from genesis to ``header``: what the merge and,
+        before it, the choice between branches go by. Worked out once per block, from
+        the nearest ancestor already known (the walk to genesis happens once a run)."""
+        if self.config.terminal_total_difficulty == 0:
+            return 0  # merged at genesis: every block after it is a proof-of-stake one
+        path: list[BlockHeaderAPI] = []
+        current: BlockHeaderAPI | None = header
+        while current is not None and current.hash not in self._total_difficulty:
+            path.append(current)
+            current = None if current.block_number == 0 else self.header(current.parent_hash)
+        total = 0 if current is None else self._total_difficulty[current.hash]
+        for item in reversed(path):
+            total += item.difficulty
+            self._total_difficulty[item.hash] = total
+        return total
 
     def _state_lookup(self, parent_hash: bytes):
         """Reads of the state after ``parent_hash``: its in-memory ancestors, then the store."""
@@ -149,6 +171,8 @@ class Engine:
                 self._state_lookup(parent.hash),
                 self.header,
                 VerifyOracle(self.config.chain_id, self.spot_checker, self.replicas),
+                self.total_difficulty(parent),
+                self.block,
             )
         except InvalidBlock as exc:
             return self._reject(block_hash, parent.hash, str(exc))
@@ -213,7 +237,16 @@ class Engine:
             )
         if status.status == INVALID:
             raise InvalidBlock(status.validation_error or "invalid block")
-        self.forkchoice_updated(block.header.hash)
+        if block.header.difficulty == 0 or self._heavier(block.header):
+            self.forkchoice_updated(block.header.hash)
+
+    def _heavier(self, header: BlockHeaderAPI) -> bool:
+        """geth's proof-of-work fork choice: a block becomes the head when its total
+        difficulty is above the head's, or equal with a lower number (a shorter chain of
+        the same work). A tie at the same height keeps the head (geth tosses a coin)."""
+        head = self.reader.head
+        ours, theirs = self.total_difficulty(head), self.total_difficulty(header)
+        return theirs > ours or (theirs == ours and header.block_number < head.block_number)
 
     # canonical chain
 

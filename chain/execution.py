@@ -32,11 +32,20 @@ from chain.ai.attested import AttestedTransaction, inner_transaction
 from chain.ai.delivery import DeliveryTransaction, InvalidDelivery, expiries_due, run_delivery
 from chain.ai.results import InvalidAiResult, Oracle, ReplicaNotHere
 from chain.errors import ExecutionStopped, SibylError
+from chain.pow import InvalidHeader, apply_dao_fork, check_header, check_merge, check_uncles
 from chain.requests import InvalidRequests, block_requests, requests_hash
 from chain.storage import codec
 from chain.storage.store import BlockWrite, state_view
 from chain.trie.root import ordered_trie_root
-from chain.vm import ChainConfig, vm_class_at
+from chain.vm import (
+    MERGED_FORKS,
+    ChainConfig,
+    block_withdrawals,
+    fork_since,
+    make_block,
+    vm_class_at,
+    vm_class_of,
+)
 from scheduler.top_of_block import due_calls, run_scheduled, scheduled_transactions
 from scheduler.transactions import ScheduledTransaction
 
@@ -162,8 +171,8 @@ class BlockExecution:
         oracle: Oracle | None = None,
     ) -> None:
         self.config = config
-        self.vm_class = vm_class_at(config, header.timestamp)
-        self.fork = config.fork_at(header.timestamp)
+        self.vm_class = vm_class_of(config, header)
+        self.fork = config.fork_of(header.block_number, header.timestamp, header.difficulty)
         self.header = header
         db, self.overlay = state_view(state)
         start = header.copy(state_root=parent.state_root, gas_used=0, bloom=0)
@@ -185,7 +194,9 @@ class BlockExecution:
         self.senders: list[bytes] = []
         self.signers: codec.Signers = []
         block_class = self.vm_class.get_block_class()
-        self.vm.block_preprocessing(block_class(start, transactions=[], uncles=[], withdrawals=[]))
+        self.vm.block_preprocessing(make_block(block_class, start))
+        if header.block_number == config.dao_fork_block:
+            apply_dao_fork(self.state)
         # the calls due now, which the block must start with (the overflow waits a block)
         due = due_calls(self.state, header.block_number) if config.sibyl else []
         self.due = {call.id: call for call in due}
@@ -250,8 +261,12 @@ class BlockExecution:
         self.signers.append(tuple(oracle.signers) if oracle is not None else ())
         return receipt
 
-    def finish(self, withdrawals: Sequence[Any] = ()) -> ExecutedBlock:
-        """Apply withdrawals and system requests, commit the state, and seal the header."""
+    def finish(self, withdrawals: Sequence[Any] = (), uncles: Sequence[Any] = ()) -> ExecutedBlock:
+        """Apply withdrawals (or, before the merge, the rewards of the block and its
+        uncles) and system requests, commit the state, and seal the header."""
+        block_class = self.vm_class.get_block_class()
+        if self.fork not in MERGED_FORKS:
+            self.vm._assign_block_rewards(make_block(block_class, self.header, uncles=uncles))
         if withdrawals:
             self.vm.apply_all_withdrawals(withdrawals)
         fields: dict[str, Any] = dict(
@@ -259,9 +274,10 @@ class BlockExecution:
             bloom=self.bloom,
             transaction_root=ordered_trie_root([tx.encode() for tx in self.transactions]),
             receipt_root=ordered_trie_root([r.encode() for r in self.receipts]),
-            withdrawals_root=ordered_trie_root([w.encode() for w in withdrawals]),
         )
-        if self.fork != "shanghai":
+        if fork_since(self.fork, "shanghai"):
+            fields["withdrawals_root"] = ordered_trie_root([w.encode() for w in withdrawals])
+        if fork_since(self.fork, "cancun"):
             fields["blob_gas_used"] = self.blob_gas_used
         if self.fork == "prague":
             self.requests = self._system_requests()
@@ -269,11 +285,8 @@ class BlockExecution:
         self.state.persist()
         fields["state_root"] = self.state.state_root
         # The block is made once: rlp's copy() deep-copies every transaction.
-        block = self.vm_class.get_block_class()(
-            self.header.copy(**fields),
-            transactions=self.transactions,
-            uncles=[],
-            withdrawals=list(withdrawals),
+        block = make_block(
+            block_class, self.header.copy(**fields), self.transactions, uncles, withdrawals
         )
         return ExecutedBlock(
             block=block,
@@ -307,7 +320,7 @@ def check_body(block: BlockAPI) -> None:
         raise InvalidBlock(f"block {header.block_number}: uncles differ from the header's hash")
     withdrawals_root = getattr(header, "withdrawals_root", None)
     if withdrawals_root is not None and withdrawals_root != ordered_trie_root(
-        [w.encode() for w in block.withdrawals]
+        [w.encode() for w in block_withdrawals(block)]
     ):
         raise InvalidBlock(
             f"block {header.block_number}: withdrawals differ from the header's root"
@@ -321,22 +334,71 @@ def execute_block(
     state: StateLookup,
     headers: HeaderLookup,
     oracle: Oracle | None = None,
+    parent_total_difficulty: int = 0,
+    blocks: Callable[[bytes], BlockAPI | None] = lambda block_hash: None,
 ) -> ExecutedBlock:
-    """Replay ``block`` on ``parent`` and check every header field it commits to."""
+    """Replay ``block`` on ``parent`` and check every header field it commits to.
+
+    ``parent_total_difficulty`` says, on a chain that merges after genesis, whether the
+    block must be a proof-of-work or a proof-of-stake one; ``blocks`` gives the bodies of
+    recent ancestors, whose uncles a proof-of-work block's may not repeat."""
     header = block.header
-    vm_class = vm_class_at(config, header.timestamp)
+    _check_header(config, parent, block, parent_total_difficulty, headers, blocks)
+    try:
+        execution = BlockExecution(config, parent, header, state, headers, oracle)
+        _check_scheduled(header.block_number, execution.scheduled, block.transactions)
+        _check_deliveries(
+            header.block_number, len(execution.scheduled), execution.expiries, block.transactions
+        )
+        for index, tx in enumerate(block.transactions):
+            try:
+                execution.apply(tx)
+            except InvalidTransaction as exc:
+                raise InvalidBlock(
+                    f"block {header.block_number} transaction {index} (0x{tx.hash.hex()}): {exc}"
+                ) from None
+        executed = execution.finish(block_withdrawals(block), block.uncles)
+    except (InvalidBlock, ExecutionStopped, SibylError):
+        raise
+    except ValidationError as exc:  # py-evm validates what the header gives it late
+        raise InvalidBlock(f"block {header.block_number}: {exc}") from None
+    except Exception as exc:  # whatever py-evm raises, the block is what is wrong
+        log.warning("block execution raised number=%d error=%r", header.block_number, exc)
+        raise InvalidBlock(
+            f"block {header.block_number}: execution failed: {type(exc).__name__}: {exc}"
+        ) from None
+    _compare_headers(header, executed.header)
+    return executed
+
+
+def _check_header(
+    config: ChainConfig,
+    parent: BlockHeaderAPI,
+    block: BlockAPI,
+    parent_total_difficulty: int,
+    headers: HeaderLookup,
+    blocks: Callable[[bytes], BlockAPI | None],
+) -> None:
+    """The header rules of the block's era (chain.pow before the merge), before it runs."""
+    header = block.header
+    fork = config.fork_of(header.block_number, header.timestamp, header.difficulty)
+    vm_class = vm_class_of(config, header)
     if not isinstance(block, vm_class.get_block_class()):
         raise InvalidBlock(
-            f"block {header.block_number} has the layout of another fork than "
-            f"{config.fork_at(header.timestamp)}"
+            f"block {header.block_number} has the layout of another fork than {fork}"
         )
     try:
+        check_merge(config, header, parent_total_difficulty)
+        if fork not in MERGED_FORKS:
+            check_header(config, header, parent)
+            check_uncles(config, block, headers, blocks)
+            return
         vm_class.validate_header(header, parent)
-    except ValidationError as exc:
+    except (ValidationError, InvalidHeader) as exc:
         raise InvalidBlock(f"block {header.block_number}: {exc}") from None
     if block.uncles:
         raise InvalidBlock(f"block {header.block_number}: uncles are not allowed after the merge")
-    if config.fork_at(header.timestamp) != "shanghai":
+    if fork_since(fork, "cancun"):
         expected = next_header(
             config,
             parent,
@@ -353,32 +415,6 @@ def execute_block(
                 f"block {header.block_number}: excess blob gas {header.excess_blob_gas}, "
                 f"expected {expected.excess_blob_gas}"
             )
-
-    try:
-        execution = BlockExecution(config, parent, header, state, headers, oracle)
-        _check_scheduled(header.block_number, execution.scheduled, block.transactions)
-        _check_deliveries(
-            header.block_number, len(execution.scheduled), execution.expiries, block.transactions
-        )
-        for index, tx in enumerate(block.transactions):
-            try:
-                execution.apply(tx)
-            except InvalidTransaction as exc:
-                raise InvalidBlock(
-                    f"block {header.block_number} transaction {index} (0x{tx.hash.hex()}): {exc}"
-                ) from None
-        executed = execution.finish(block.withdrawals)
-    except (InvalidBlock, ExecutionStopped, SibylError):
-        raise
-    except ValidationError as exc:  # py-evm validates what the header gives it late
-        raise InvalidBlock(f"block {header.block_number}: {exc}") from None
-    except Exception as exc:  # whatever py-evm raises, the block is what is wrong
-        log.warning("block execution raised number=%d error=%r", header.block_number, exc)
-        raise InvalidBlock(
-            f"block {header.block_number}: execution failed: {type(exc).__name__}: {exc}"
-        ) from None
-    _compare_headers(header, executed.header)
-    return executed
 
 
 def _check_scheduled(number: int, due: list[ScheduledTransaction], transactions: Any) -> None:

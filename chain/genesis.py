@@ -27,7 +27,7 @@ from chain.limits import load_json
 from chain.slots import DictStorage
 from chain.storage import codec
 from chain.storage.store import BlockWrite, state_view
-from chain.vm import ChainConfig, vm_class_at
+from chain.vm import ChainConfig, fork_since, make_block, vm_classes
 from scheduler.state import GAS_CAP_SLOT, SCHEDULER
 
 SYSTEM_ADDRESSES = (SCHEDULER, registry.EXECUTOR_REGISTRY, registry.MODEL_REGISTRY, jobs.JOBS)
@@ -140,11 +140,21 @@ def _optional_time(config: dict[str, Any], name: str) -> int | None:
     return _quantity(config[name], f"config.{name}", bits=64)
 
 
-BLOCK_FORKS = (
-    "homesteadBlock", "eip150Block", "eip155Block", "eip158Block", "byzantiumBlock",
-    "constantinopleBlock", "petersburgBlock", "istanbulBlock", "muirGlacierBlock",
-    "berlinBlock", "londonBlock", "arrowGlacierBlock", "grayGlacierBlock",
-)  # fmt: skip
+BLOCK_FORK_NAMES = {  # geth's key of each proof-of-work fork, and py-evm's fork
+    "homesteadBlock": "homestead",
+    "eip150Block": "tangerine_whistle",
+    "eip158Block": "spurious_dragon",  # EIP-155 and EIP-158 together, as on every chain
+    "byzantiumBlock": "byzantium",
+    "constantinopleBlock": "constantinople",
+    "petersburgBlock": "petersburg",
+    "istanbulBlock": "istanbul",
+    "muirGlacierBlock": "muir_glacier",
+    "berlinBlock": "berlin",
+    "londonBlock": "london",
+    "arrowGlacierBlock": "arrow_glacier",
+    "grayGlacierBlock": "gray_glacier",
+}
+BLOCK_FORKS = ("eip155Block", *BLOCK_FORK_NAMES)
 BLOB_SCHEDULE = {  # what py-evm's forks run (EIP-4844, EIP-7691)
     "cancun": {"target": 3, "max": 6, "baseFeeUpdateFraction": 3_338_477},
     "prague": {"target": 6, "max": 9, "baseFeeUpdateFraction": 5_007_716},
@@ -165,42 +175,52 @@ def _check_blob_schedule(value: Any) -> None:
             raise GenesisError(f"{key}: Sibyl runs the fork's own blob parameters {expected}")
 
 
+def _block_forks(config: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The proof-of-work forks as geth reads them: each from its block on, in fork order
+    (geth's ``CheckConfigForkOrder``: a fork is not before an earlier one)."""
+    forks: list[tuple[str, int]] = []
+    for key, fork in BLOCK_FORK_NAMES.items():
+        if config.get(key) is None:
+            continue
+        block = _quantity(config[key], f"config.{key}", bits=64)
+        if forks and block < forks[-1][1]:
+            raise GenesisError(f"config.{key}: {block} is before an earlier fork's block")
+        forks.append((fork, block))
+    eip155 = config.get("eip155Block")
+    if eip155 is not None and _quantity(eip155, "config.eip155Block", bits=64) != dict(forks).get(
+        "spurious_dragon"
+    ):
+        raise GenesisError("config.eip155Block: must equal eip158Block (py-evm's Spurious Dragon)")
+    return tuple(forks)
+
+
 def _chain_config(config: dict[str, Any], difficulty: int, sibyl: bool) -> ChainConfig:
     if "chainId" not in config:
         raise GenesisError("config.chainId: missing")
     chain_id = _quantity(config["chainId"], "config.chainId", bits=64)
     if chain_id == 0:
         raise GenesisError("config.chainId: must be positive")
-    ttd = config.get("terminalTotalDifficulty")
-    terminal = 0 if ttd is None else _quantity(ttd, "config.terminalTotalDifficulty")
-    if terminal > difficulty:
-        # geth: the merge happened at genesis when its total difficulty (its own) has
-        # reached the terminal one; a later merge means proof-of-work blocks first
-        raise GenesisError(
-            f"config.terminalTotalDifficulty: {terminal} is above the genesis "
-            f"difficulty {difficulty}, so the chain would start before the merge; Sibyl "
-            "runs chains merged at genesis (proof-of-work history is not supported)"
-        )
-    for name in BLOCK_FORKS:
-        if config.get(name) is not None and _quantity(config[name], f"config.{name}") != 0:
-            raise GenesisError(
-                f"config.{name}: a fork after genesis by block number means proof-of-work "
-                "blocks first; Sibyl runs chains merged at genesis (set it to 0)"
-            )
-    _check_blob_schedule(config.get("blobSchedule"))
     shanghai = _optional_time(config, "shanghaiTime")
-    if shanghai is None:
-        raise GenesisError(
-            "config.shanghaiTime: missing; Sibyl runs post-merge chains (Shanghai, Cancun, "
-            "Prague) and needs at least shanghaiTime"
-        )
+    ttd = config.get("terminalTotalDifficulty")
+    # geth: no terminalTotalDifficulty, no merge; files written for Sibyl before it read
+    # pre-merge history state only shanghaiTime, meaning merged at genesis
+    terminal = (
+        _quantity(ttd, "config.terminalTotalDifficulty")
+        if ttd is not None
+        else (0 if shanghai is not None else None)
+    )
+    block_forks = _block_forks(config)
+    if sibyl:
+        _check_merged_at_genesis(terminal, difficulty, block_forks, shanghai)
+    _check_blob_schedule(config.get("blobSchedule"))
     cancun = _optional_time(config, "cancunTime")
     prague = _optional_time(config, "pragueTime")
-    if cancun is not None and cancun < shanghai:
-        raise GenesisError("config.cancunTime: must not be before shanghaiTime")
+    if cancun is not None and (shanghai is None or cancun < shanghai):
+        raise GenesisError("config.cancunTime: needs shanghaiTime at or before it")
     if prague is not None and (cancun is None or prague < cancun):
         raise GenesisError("config.pragueTime: needs cancunTime at or before it")
     deposit = config.get("depositContractAddress")
+    dao = config.get("daoForkBlock") if config.get("daoForkSupport", False) is True else None
     return ChainConfig(
         chain_id,
         shanghai,
@@ -211,7 +231,36 @@ def _chain_config(config: dict[str, Any], difficulty: int, sibyl: bool) -> Chain
         deposit_contract=None
         if deposit is None
         else _hex_bytes(deposit, "config.depositContractAddress", length=20),
+        block_forks=block_forks,
+        dao_fork_block=None if dao is None else _quantity(dao, "config.daoForkBlock", bits=64),
+        ethash="ethash" in config,
     )
+
+
+def _check_merged_at_genesis(
+    terminal: int | None, difficulty: int, block_forks: tuple, shanghai: int | None
+) -> None:
+    """A Sibyl chain is built by its own nodes through the Engine API: it starts merged."""
+    if terminal is None or terminal > difficulty:
+        # geth: the merge happened at genesis when its total difficulty (its own) has
+        # reached the terminal one; a later merge means proof-of-work blocks first
+        raise GenesisError(
+            f"config.terminalTotalDifficulty: {terminal} is above the genesis "
+            f"difficulty {difficulty}, so the chain would start before the merge; a Sibyl "
+            "chain (one with a sibyl section) runs merged at genesis"
+        )
+    for fork, block in block_forks:
+        if block != 0:
+            key = next(k for k, f in BLOCK_FORK_NAMES.items() if f == fork)
+            raise GenesisError(
+                f"config.{key}: a fork after genesis by block number means proof-of-work "
+                "blocks first; a Sibyl chain runs merged at genesis (set it to 0)"
+            )
+    if shanghai is None:
+        raise GenesisError(
+            "config.shanghaiTime: missing; a Sibyl chain runs the post-merge forks "
+            "(Shanghai, Cancun, Prague) and needs at least shanghaiTime"
+        )
 
 
 def _account(value: Any, key: str) -> GenesisAccount:
@@ -518,8 +567,8 @@ def genesis_block(genesis: Genesis) -> tuple[Any, BlockWrite]:
             accounts.set_storage(address, slot, word)
     accounts.persist()
 
-    vm_class = vm_class_at(genesis.config, genesis.timestamp)
-    fork = genesis.config.fork_at(genesis.timestamp)
+    fork = genesis.config.fork_of(0, genesis.timestamp, genesis.difficulty)
+    vm_class = vm_classes(genesis.config.sibyl)[fork]
     fields: dict[str, Any] = dict(
         parent_hash=ZERO_HASH32,
         coinbase=genesis.coinbase or ZERO_ADDRESS,
@@ -533,20 +582,22 @@ def genesis_block(genesis: Genesis) -> tuple[Any, BlockWrite]:
         extra_data=genesis.extra_data,
         mix_hash=genesis.mix_hash,
         nonce=genesis.nonce,
-        base_fee_per_gas=genesis.base_fee,
-        withdrawals_root=BLANK_ROOT_HASH,
     )
-    if fork in ("cancun", "prague"):
+    if fork_since(fork, "london"):
+        fields["base_fee_per_gas"] = genesis.base_fee
+    if fork_since(fork, "shanghai"):
+        fields["withdrawals_root"] = BLANK_ROOT_HASH
+    if fork_since(fork, "cancun"):
         fields.update(
             blob_gas_used=genesis.blob_gas_used,
             excess_blob_gas=genesis.excess_blob_gas,
             parent_beacon_block_root=ZERO_HASH32,
         )
-    if fork == "prague":
+    if fork_since(fork, "prague"):
         fields["requests_hash"] = EMPTY_SHA256
     block_class = vm_class.get_block_class()
     header = block_class._meta.sedes[0](**fields)
-    block = block_class(header, transactions=[], uncles=[], withdrawals=[])
+    block = make_block(block_class, header)
     write = BlockWrite(
         hash=header.hash,
         number=0,

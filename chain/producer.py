@@ -30,6 +30,7 @@ from eth_utils import keccak
 from chain.ai import jobs
 from chain.execution import PayloadAttributes
 from chain.node import Node
+from chain.vm import fork_since
 from scheduler import state as calls
 
 log = logging.getLogger("sibyl.producer")
@@ -148,7 +149,7 @@ class DevProducer:
             return None
         head = node.reader.head
         timestamp = self.timestamp_after(head.timestamp)
-        cancun = node.chain_config.fork_at(timestamp) != "shanghai"
+        cancun = fork_since(node.chain_config.fork_at(timestamp), "cancun")
         attributes = PayloadAttributes(
             timestamp=timestamp,
             prev_randao=keccak(head.hash),

@@ -1,10 +1,17 @@
-"""Sibyl's VM: py-evm's post-merge forks, configured (never patched) with Sibyl's parts.
+"""Sibyl's VM: py-evm's forks, configured (never patched) with Sibyl's parts.
 
 py-evm extends by configuration: a VM names its block class, the block class its
 transaction builder, the state its computation, the computation its precompiles. This
 module is the one place where Sibyl's transaction handling and precompiles are wired into
-each fork it supports (Shanghai, Cancun, Prague), so the rest of the node asks for
-``vm_class_at(config, timestamp)`` and never names a py-evm fork.
+each fork, so the rest of the node asks for ``vm_class_of(config, header)`` (or, for the
+next block of a merged chain, ``vm_class_at(config, timestamp)``) and never names a
+py-evm fork.
+
+A Sibyl chain runs the post-merge forks (Shanghai, Cancun, Prague) from genesis. A plain
+Ethereum chain runs every fork from Frontier, as geth reads its genesis: forks before
+the merge by block number, the merge when the total difficulty reaches
+``terminalTotalDifficulty`` (a header with difficulty 0 is a proof-of-stake one), and
+the later forks by timestamp.
 """
 
 from dataclasses import dataclass
@@ -12,12 +19,29 @@ from functools import cache, lru_cache
 from typing import Any
 
 from eth.abc import VirtualMachineAPI
+from eth.precompiles.modexp import _compute_modexp_gas_fee_eip_198 as modexp_gas_eip_198
 from eth.rlp.receipts import Receipt
-from eth.vm.forks.cancun import CancunVM
+from eth.vm.forks import (
+    ArrowGlacierVM,
+    BerlinVM,
+    ByzantiumVM,
+    CancunVM,
+    ConstantinopleVM,
+    FrontierVM,
+    GrayGlacierVM,
+    HomesteadVM,
+    IstanbulVM,
+    LondonVM,
+    MuirGlacierVM,
+    ParisVM,
+    PetersburgVM,
+    PragueVM,
+    ShanghaiVM,
+    SpuriousDragonVM,
+    TangerineWhistleVM,
+)
 from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
-from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.constants import SET_CODE_TRANSACTION_TYPE
-from eth.vm.forks.shanghai import ShanghaiVM
 from eth.vm.forks.shanghai.constants import MAX_INITCODE_SIZE
 from eth_utils import ValidationError, keccak
 from rlp.sedes import CountableList
@@ -26,15 +50,38 @@ from chain.ai.attested import ATTESTED_TX_TYPE, AttestedTransaction
 from chain.ai.delivery import DELIVERY_TX_TYPE, DeliveryTransaction, JobCallback
 from chain.gas import floor_gas
 from chain.precompiles.mapping import PRECOMPILES
+from chain.precompiles.modexp import MODEXP, modexp
 from chain.state_db import SibylAccountDB
 from scheduler.transactions import SCHEDULED_TX_TYPE, ScheduledTransaction
 from sidecars.attestation import InvalidAttestation, recover_signer
 
+# Every fork, oldest first; the ones before Paris are proof-of-work forks.
 FORKS: tuple[tuple[str, type[VirtualMachineAPI]], ...] = (
-    ("prague", PragueVM),
-    ("cancun", CancunVM),
+    ("frontier", FrontierVM),
+    ("homestead", HomesteadVM),
+    ("tangerine_whistle", TangerineWhistleVM),
+    ("spurious_dragon", SpuriousDragonVM),
+    ("byzantium", ByzantiumVM),
+    ("constantinople", ConstantinopleVM),
+    ("petersburg", PetersburgVM),
+    ("istanbul", IstanbulVM),
+    ("muir_glacier", MuirGlacierVM),
+    ("berlin", BerlinVM),
+    ("london", LondonVM),
+    ("arrow_glacier", ArrowGlacierVM),
+    ("gray_glacier", GrayGlacierVM),
+    ("paris", ParisVM),
     ("shanghai", ShanghaiVM),
+    ("cancun", CancunVM),
+    ("prague", PragueVM),
 )
+FORK_ORDER = tuple(name for name, _ in FORKS)
+MERGED_FORKS = FORK_ORDER[FORK_ORDER.index("paris") :]
+
+
+def fork_since(fork: str, first: str) -> bool:
+    """Whether ``fork`` is ``first`` or a later one (``fork_since(f, "cancun")``: blobs)."""
+    return FORK_ORDER.index(fork) >= FORK_ORDER.index(first)
 
 
 @dataclass(frozen=True)
@@ -42,19 +89,44 @@ class ChainConfig:
     """The fork schedule of a chain, from the ``config`` section of its genesis file."""
 
     chain_id: int
-    shanghai_time: int
+    shanghai_time: int | None = None
     cancun_time: int | None = None
     prague_time: int | None = None
     sibyl: bool = True  # False: a plain Ethereum chain (no Sibyl precompiles or tx types)
     deposit_contract: bytes | None = None  # EIP-6110: whose logs are deposit requests
-    terminal_total_difficulty: int = 0  # reached at or before genesis
+    # None: a proof-of-work chain that never merges; 0: merged at genesis
+    terminal_total_difficulty: int | None = 0
+    # the proof-of-work forks after Frontier, (fork, first block), in fork order
+    block_forks: tuple[tuple[str, int], ...] = ()
+    dao_fork_block: int | None = None  # the DAO's funds move to its refund contract here
+    ethash: bool = False  # proof-of-work seals are checked (geth's ``config.ethash``)
 
     def fork_at(self, timestamp: int) -> str:
+        """The fork of a proof-of-stake block with this timestamp."""
         if self.prague_time is not None and timestamp >= self.prague_time:
             return "prague"
         if self.cancun_time is not None and timestamp >= self.cancun_time:
             return "cancun"
-        return "shanghai"
+        if self.shanghai_time is not None and timestamp >= self.shanghai_time:
+            return "shanghai"
+        return "paris"
+
+    def pow_fork_at(self, number: int) -> str:
+        """The fork of a proof-of-work block with this number."""
+        fork = "frontier"
+        for name, block in self.block_forks:
+            if number >= block:
+                fork = name
+        return fork
+
+    def fork_of(self, number: int, timestamp: int, difficulty: int) -> str:
+        """The fork of a header, by geth's rules: on a chain that merges, a header with
+        difficulty 0 is a proof-of-stake one (whether it may be is the importer's check),
+        and block 0 is when its own difficulty reaches the terminal one."""
+        terminal = self.terminal_total_difficulty
+        if terminal is not None and (difficulty == 0 if number else terminal <= difficulty):
+            return self.fork_at(timestamp)
+        return self.pow_fork_at(number)
 
 
 def recover_sender(tx: Any) -> bytes:
@@ -106,6 +178,7 @@ class SibylState:
 
     oracle: Any = None
     calls_from_contracts = False  # True for calls and simulations: any account may send
+    limits_initcode = True  # EIP-3860, from Shanghai on
 
     def has_code_or_nonce(self, address: bytes) -> bool:
         """py-evm's creation-collision test, with EIP-7610's third case: an address
@@ -155,14 +228,15 @@ def _check_transaction(state: Any, transaction: Any) -> None:
     if max_fee is not None and transaction.max_priority_fee_per_gas > max_fee:
         raise ValidationError("max priority fee per gas higher than max fee per gas")
     if transaction.to == b"":
-        if len(transaction.data) > MAX_INITCODE_SIZE:  # EIP-3860: py-evm only fails the call
+        if state.limits_initcode and len(transaction.data) > MAX_INITCODE_SIZE:
+            # EIP-3860: py-evm only fails the call
             raise ValidationError(
                 f"max initcode size exceeded: code size {len(transaction.data)} "
                 f"limit {MAX_INITCODE_SIZE}"
             )
-        if transaction.type_id == BLOB_TX_TYPE:
+        if getattr(transaction, "type_id", None) == BLOB_TX_TYPE:
             raise ValidationError("blob transaction of type create")
-        if transaction.type_id == SET_CODE_TRANSACTION_TYPE:
+        if getattr(transaction, "type_id", None) == SET_CODE_TRANSACTION_TYPE:
             raise ValidationError("set code transaction of type create")
 
 
@@ -235,13 +309,16 @@ class PlainTransactionBuilder(SibylTransactionBuilder):
     envelope_classes: tuple[type, ...] = ()
 
 
-def _configure(name: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[VirtualMachineAPI]:
-    """py-evm's fork ``base`` configured for a Sibyl chain or, when ``sibyl`` is False, for a
-    plain Ethereum chain: py-evm's own precompiles and transaction types, with the node's
-    caches (sender recovery, accounts, code, jump destinations) and EIP-7623 fixes."""
-    if not sibyl:
-        name = f"Plain{name}"
+def _transaction_builder(name: str, base: type[VirtualMachineAPI], sibyl: bool) -> Any:
+    """The fork's transaction builder with the node's sender cache and, on a Sibyl chain,
+    Sibyl's envelopes. Before Berlin a fork has one transaction class and no typed
+    transactions; Frontier keeps py-evm's own sender recovery, which accepts the
+    high-s signatures that EIP-2 refused from Homestead on."""
     builder = base.get_transaction_builder()
+    if not hasattr(builder, "typed_transaction"):
+        if base is FrontierVM:
+            return builder
+        return type(f"Sibyl{name}Transaction", (CachedSender, builder), {"__module__": __name__})
     legacy = type(
         f"Sibyl{name}LegacyTransaction",
         (CachedSender, builder.legacy_signed),
@@ -252,18 +329,19 @@ def _configure(name: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[Vi
         (CachedSender, builder.typed_transaction),
         {"decoders": dict(builder.typed_transaction.decoders), "__module__": __name__},
     )
-    tx_builder = type(
+    return type(
         f"Sibyl{name}TransactionBuilder",
         (SibylTransactionBuilder if sibyl else PlainTransactionBuilder, builder),
         {"legacy_signed": legacy, "typed_transaction": typed, "__module__": __name__},
     )
-    # A block's RLP sedes names its transaction builder when the class is made, so the
-    # configured block class restates its fields with Sibyl's builder.
-    fields = [
-        (field, CountableList(tx_builder) if field == "transactions" else sedes)
-        for field, sedes in base.block_class._meta.fields
-    ]
+
+
+def _receipt_builder(name: str, base: type[VirtualMachineAPI], sibyl: bool) -> Any:
+    """The fork's receipts; on a Sibyl chain also those of scheduled and delivery
+    transactions. Before Berlin receipts have no type."""
     receipts = base.block_class.receipt_builder
+    if not hasattr(receipts, "typed_receipt_class"):
+        return receipts
     typed_receipt = type(
         f"Sibyl{name}TypedReceipt",
         (receipts.typed_receipt_class,),
@@ -274,9 +352,22 @@ def _configure(name: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[Vi
             }
         },
     )
-    receipt_builder = type(
-        f"Sibyl{name}ReceiptBuilder", (receipts,), {"typed_receipt_class": typed_receipt}
-    )
+    return type(f"Sibyl{name}ReceiptBuilder", (receipts,), {"typed_receipt_class": typed_receipt})
+
+
+def _configure(fork: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[VirtualMachineAPI]:
+    """py-evm's fork ``base`` configured for a Sibyl chain or, when ``sibyl`` is False, for a
+    plain Ethereum chain: py-evm's own precompiles and transaction types, with the node's
+    caches (sender recovery, accounts, code, jump destinations) and EIP-7623 fixes."""
+    name = ("" if sibyl else "Plain") + fork.title().replace("_", "")
+    tx_builder = _transaction_builder(name, base, sibyl)
+    # A block's RLP sedes names its transaction builder when the class is made, so the
+    # configured block class restates its fields with Sibyl's builder.
+    fields = [
+        (field, CountableList(tx_builder) if field == "transactions" else sedes)
+        for field, sedes in base.block_class._meta.fields
+    ]
+    receipt_builder = _receipt_builder(name, base, sibyl)
     block_class = type(
         f"Sibyl{name}Block",
         (base.block_class,),
@@ -288,14 +379,15 @@ def _configure(name: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[Vi
         },
     )
     state = base.get_state_class()
+    precompiles = dict(state.computation_class.get_precompiles())
+    if MODEXP in precompiles:  # Byzantium on; the fork's gas formula, geth's result
+        gas = precompiles[MODEXP].keywords.get("gas_calculator", modexp_gas_eip_198)
+        precompiles[MODEXP] = modexp(gas)
     computation = type(
         f"Sibyl{name}Computation",
         (SharedJumpdests, state.computation_class),
         {
-            "_precompiles": {
-                **state.computation_class.get_precompiles(),
-                **(PRECOMPILES if sibyl else {}),
-            },
+            "_precompiles": {**precompiles, **(PRECOMPILES if sibyl else {})},
             "__module__": __name__,
         },
     )
@@ -305,6 +397,7 @@ def _configure(name: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[Vi
         {
             "computation_class": computation,
             "account_db_class": SibylAccountDB,
+            "limits_initcode": fork_since(fork, "shanghai"),
             "__module__": __name__,
         },
     )
@@ -317,15 +410,42 @@ def _configure(name: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[Vi
 
 
 @cache
-def vm_classes(sibyl: bool = True) -> dict[str, type[VirtualMachineAPI]]:
-    return {fork: _configure(fork.capitalize(), base, sibyl) for fork, base in FORKS}
+def vm_classes(sibyl: bool = True) -> dict[str, Any]:
+    forks = FORKS if not sibyl else [(f, base) for f, base in FORKS if f in MERGED_FORKS]
+    classes = {fork: _configure(fork, base, sibyl) for fork, base in forks}
+    for fork in FORK_ORDER[1 : FORK_ORDER.index("paris")] if not sibyl else ():
+        # py-evm's DAO switch (a Homestead-era header hook the node does not use) is
+        # off: chain.pow moves the DAO's funds at the configured block, as geth does
+        classes[fork] = classes[fork].configure(support_dao_fork=False)
+    return classes
 
 
 def vm_class_at(config: ChainConfig, timestamp: int) -> type[VirtualMachineAPI]:
-    """The VM class that executes a block with this timestamp."""
+    """The VM class of a proof-of-stake block with this timestamp (the next block of a
+    merged chain)."""
     return vm_classes(config.sibyl)[config.fork_at(timestamp)]
+
+
+def vm_class_of(config: ChainConfig, header: Any) -> type[VirtualMachineAPI]:
+    """The VM class that executes the block of ``header``, of any era."""
+    fork = config.fork_of(header.block_number, header.timestamp, header.difficulty)
+    return vm_classes(config.sibyl)[fork]
 
 
 def decode_transaction(vm_class: type[VirtualMachineAPI], raw: bytes) -> Any:
     """Decode a canonical transaction encoding (the form of ``eth_sendRawTransaction``)."""
     return vm_class.get_transaction_builder().decode(raw)
+
+
+def make_block(
+    block_class: Any, header: Any, transactions: Any = (), uncles: Any = (), withdrawals: Any = ()
+) -> Any:
+    """A block of ``block_class``; a fork before Shanghai has no withdrawals field."""
+    if "withdrawals" in dict(block_class._meta.fields):
+        return block_class(header, list(transactions), list(uncles), list(withdrawals))
+    return block_class(header, list(transactions), list(uncles))
+
+
+def block_withdrawals(block: Any) -> list[Any]:
+    """A block's withdrawals: none before Shanghai."""
+    return list(getattr(block, "withdrawals", ()) or ())

@@ -33,6 +33,11 @@ def topic(value: int) -> str:
     return "0x" + value.to_bytes(32, "big").hex()
 
 
+def base_fee(header: BlockHeaderAPI) -> int | None:
+    """The header's EIP-1559 base fee; None before London."""
+    return getattr(header, "base_fee_per_gas", None)
+
+
 def header_json(header: BlockHeaderAPI, size: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "number": q(header.block_number),
@@ -51,9 +56,11 @@ def header_json(header: BlockHeaderAPI, size: int | None = None) -> dict[str, An
         "gasUsed": q(header.gas_used),
         "timestamp": q(header.timestamp),
         "mixHash": d(header.mix_hash),
-        "baseFeePerGas": q(header.base_fee_per_gas),
-        "withdrawalsRoot": d(header.withdrawals_root),
     }
+    if hasattr(header, "base_fee_per_gas"):  # London on
+        out["baseFeePerGas"] = q(header.base_fee_per_gas)
+    if hasattr(header, "withdrawals_root"):  # Shanghai on
+        out["withdrawalsRoot"] = d(header.withdrawals_root)
     if size is not None:
         out["size"] = q(size)
     if hasattr(header, "blob_gas_used"):
@@ -172,7 +179,7 @@ def receipt_json(
     first_log_index: int,
 ) -> dict[str, Any]:
     contract = generate_contract_address(sender, tx.nonce) if tx.to == b"" else None
-    return {
+    out = {
         "transactionHash": d(tx.hash),
         "transactionIndex": q(ctx.index),
         "blockHash": d(ctx.block_hash),
@@ -187,9 +194,13 @@ def receipt_json(
         ],
         "logsBloom": d(receipt.bloom.to_bytes(256, "big")),
         "type": q(tx.type_id or 0),
-        "status": "0x1" if receipt.state_root == SUCCESS else "0x0",
         "effectiveGasPrice": q(effective_gas_price(tx, ctx.base_fee)),
     }
+    if len(receipt.state_root) == 32:  # before Byzantium (EIP-658): the state root after it
+        out["root"] = d(receipt.state_root)
+    else:
+        out["status"] = "0x1" if receipt.state_root == SUCCESS else "0x0"
+    return out
 
 
 def spc_calls_json(tx: Any, signers: tuple[tuple[bytes, ...], ...]) -> list[dict[str, Any]]:
@@ -235,16 +246,15 @@ def block_json(block: BlockAPI, senders: list[bytes], full: bool, size: int) -> 
             tx_json(
                 tx,
                 sender,
-                TxContext(
-                    header.hash, header.block_number, i, header.base_fee_per_gas, header.timestamp
-                ),
+                TxContext(header.hash, header.block_number, i, base_fee(header), header.timestamp),
             )
             for i, (tx, sender) in enumerate(zip(block.transactions, senders, strict=True))
         ]
     else:
         out["transactions"] = [d(tx.hash) for tx in block.transactions]
-    out["uncles"] = []
-    out["withdrawals"] = [withdrawal_json(w) for w in block.withdrawals]
+    out["uncles"] = [d(uncle.hash) for uncle in block.uncles]
+    if hasattr(header, "withdrawals_root"):
+        out["withdrawals"] = [withdrawal_json(w) for w in block.withdrawals]
     return out
 
 

@@ -26,6 +26,7 @@ from rpc import params as p
 from rpc.encoding import (
     PENDING,
     TxContext,
+    base_fee,
     block_json,
     d,
     job_fields,
@@ -60,7 +61,7 @@ class BlockData:
     def context(self, index: int) -> TxContext:
         header = self.header
         return TxContext(
-            header.hash, header.block_number, index, header.base_fee_per_gas, header.timestamp
+            header.hash, header.block_number, index, base_fee(header), header.timestamp
         )
 
 
@@ -276,7 +277,7 @@ class EthApi:
             if header is None or not header.gas_used:
                 continue
             block = self.block_data(header).block
-            tips.extend(_tip(tx, header.base_fee_per_gas) for tx in block.transactions)
+            tips.extend(_tip(tx, base_fee(header) or 0) for tx in block.transactions)
         if not tips:
             return DEFAULT_TIP
         tips.sort()
@@ -309,7 +310,7 @@ class EthApi:
             headers = []
         result: dict[str, Any] = {
             "oldestBlock": q(first if headers else last.block_number),
-            "baseFeePerGas": [q(h.base_fee_per_gas) for h in headers]
+            "baseFeePerGas": [q(base_fee(h) or 0) for h in headers]
             + ([q(calculate_expected_base_fee_per_gas(last))] if headers else []),
             "gasUsedRatio": [h.gas_used / h.gas_limit for h in headers],
             "baseFeePerBlobGas": [q(blob_base_fee(config, h)) for h in headers]
@@ -327,7 +328,7 @@ class EthApi:
         block, receipts = data.block, data.receipts
         used, previous = [], 0
         for tx, receipt in zip(block.transactions, receipts, strict=True):
-            used.append((_tip(tx, header.base_fee_per_gas), receipt.gas_used - previous))
+            used.append((_tip(tx, base_fee(header) or 0), receipt.gas_used - previous))
             previous = receipt.gas_used
         used.sort()
         rewards, index, total = [], 0, used[0][1]

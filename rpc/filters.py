@@ -16,7 +16,7 @@ from typing import Any
 from eth.abc import BlockHeaderAPI
 from eth_bloom import BloomFilter
 
-from rpc.encoding import TxContext, d, log_json
+from rpc.encoding import TxContext, base_fee, d, log_json
 from rpc.params import LogFilter
 
 FILTER_TIMEOUT = 300.0
@@ -51,9 +51,7 @@ def block_logs(
     """The JSON logs of one block that match ``criteria`` (all of them when None)."""
     log_index = 0
     for index, (tx, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
-        ctx = TxContext(
-            header.hash, header.block_number, index, header.base_fee_per_gas, header.timestamp
-        )
+        ctx = TxContext(header.hash, header.block_number, index, base_fee(header), header.timestamp)
         for log in receipt.logs:
             if criteria is None or log_matches(log, criteria):
                 yield log_json(log, ctx, tx.hash, log_index, removed)

@@ -13,4 +13,4 @@ def test_the_blockchain_test_sample_passes():
     failures = [f"{o.folder}/{o.name}: {o.reason}" for o in outcomes if o.status == "failed"]
     assert not failures, "\n".join(failures)
     passed = sum(line.get("passed", 0) for line in summary(outcomes) if "fork" in line)
-    assert passed == 180  # every case of the sample: Cancun, Shanghai and their transition
+    assert passed == 216  # every case of the sample: Frontier to Cancun and the transitions

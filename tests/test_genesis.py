@@ -141,8 +141,6 @@ def test_a_genesis_without_a_sibyl_section_is_a_plain_ethereum_chain(tmp_path, s
 @pytest.mark.parametrize(
     "config, reason",
     [
-        ({"terminalTotalDifficulty": 100}, "terminalTotalDifficulty: 100 is above the genesis"),
-        ({"londonBlock": 5}, "config.londonBlock: a fork after genesis by block number"),
         ({"blobSchedule": {"prague": {"target": 3, "max": 6, "baseFeeUpdateFraction": 1}}},
          "config.blobSchedule.prague: Sibyl runs the fork's own blob parameters"),
     ],
@@ -151,6 +149,39 @@ def test_a_genesis_sibyl_cannot_run_is_refused_with_its_reason(config, reason):
     genesis = {"config": {"chainId": 1, "shanghaiTime": 0, **config}, "alloc": {}}
     with pytest.raises(GenesisError, match=reason):
         parse_genesis(json.dumps(genesis).encode())
+
+
+@pytest.mark.parametrize(
+    "config, reason",
+    [
+        ({"terminalTotalDifficulty": 100}, "terminalTotalDifficulty: 100 is above the genesis"),
+        ({"londonBlock": 5}, "config.londonBlock: a fork after genesis by block number"),
+    ],
+)  # fmt: skip
+def test_a_sibyl_genesis_must_start_merged(config, reason):
+    genesis = json.loads(DEV_GENESIS.read_text())
+    genesis["config"].update(config)
+    with pytest.raises(GenesisError, match=reason):
+        parse_genesis(json.dumps(genesis).encode())
+
+
+def test_a_plain_genesis_schedules_proof_of_work_forks_by_block_and_the_merge_by_difficulty():
+    config = {"chainId": 1, "homesteadBlock": 0, "eip150Block": 0, "eip155Block": 3,
+              "eip158Block": 3, "byzantiumBlock": 3, "londonBlock": 7,
+              "terminalTotalDifficulty": "0x60000", "shanghaiTime": 100,
+              "daoForkBlock": 2, "daoForkSupport": True}  # fmt: skip
+    genesis = parse_genesis(json.dumps({"config": config, "difficulty": "0x20000"}).encode())
+    chain = genesis.config
+    forks = [chain.fork_of(n, n * 10, 0x20000) for n in (0, 2, 3, 6, 7)]
+    assert forks == ["tangerine_whistle", "tangerine_whistle", "byzantium", "byzantium", "london"]
+    assert chain.fork_of(9, 90, 0) == "paris" and chain.fork_of(10, 100, 0) == "shanghai"
+    assert chain.dao_fork_block == 2 and not chain.ethash
+    assert not hasattr(genesis_block(genesis)[0].header, "base_fee_per_gas")  # pre-London
+    never = parse_genesis(json.dumps({"config": {"chainId": 1}}).encode()).config
+    assert never.terminal_total_difficulty is None and never.fork_of(5, 5, 0) == "frontier"
+    backwards = {"chainId": 1, "byzantiumBlock": 5, "londonBlock": 4}
+    with pytest.raises(GenesisError, match="config.londonBlock: 4 is before an earlier fork"):
+        parse_genesis(json.dumps({"config": backwards}).encode())
 
 
 def test_a_geth_genesis_with_its_merged_fork_fields_is_accepted():

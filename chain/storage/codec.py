@@ -17,7 +17,7 @@ from eth_utils import ValidationError
 from rlp.codec import consume_length_prefix
 
 from chain.limits import check_rlp
-from chain.vm import ChainConfig, vm_class_at
+from chain.vm import ChainConfig, vm_class_of
 
 # What pyrlp and py-evm raise for bytes that are not what they should decode to.
 DECODE_ERRORS = (
@@ -37,7 +37,7 @@ def encode_header(header: BlockHeaderAPI) -> bytes:
 
 
 def decode_header(raw: bytes) -> BlockHeaderAPI:
-    """Any post-merge header; the fork follows from its number of fields."""
+    """A header of any fork; its layout follows from its number of fields."""
     return rlp.decode(raw, sedes=PragueBackwardsHeader)
 
 
@@ -50,7 +50,8 @@ def decode_block(raw: bytes, block_class: type[BlockAPI]) -> BlockAPI:
 
 
 def decode_any_block(config: ChainConfig, raw: bytes) -> BlockAPI:
-    """A block of any fork of ``config``: its header's timestamp names the layout.
+    """A block of any fork of ``config``: its header (number, timestamp and difficulty)
+    names the layout.
 
     Raises ``rlp.DecodingError``/``rlp.DeserializationError`` (or ``ValueError``) for bytes
     that are not a block; nesting is bounded before any decoder runs (:mod:`chain.limits`).
@@ -58,7 +59,7 @@ def decode_any_block(config: ChainConfig, raw: bytes) -> BlockAPI:
     check_rlp(raw)
     header_rlp = rlp.decode(raw, strict=True)[0]
     header = PragueBackwardsHeader.deserialize(header_rlp)
-    return decode_block(raw, vm_class_at(config, header.timestamp).get_block_class())
+    return decode_block(raw, vm_class_of(config, header).get_block_class())
 
 
 def split_rlp_items(data: bytes) -> list[bytes]:

@@ -14,7 +14,7 @@ from eth.db.account import AccountDB
 
 from chain.storage import codec
 from chain.storage.store import Store, state_view
-from chain.vm import ChainConfig, vm_class_at
+from chain.vm import ChainConfig, vm_class_of
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class ChainReader:
         return BlockReceipts(*codec.decode_receipts(raw, builder))
 
     def vm_class(self, header: BlockHeaderAPI) -> Any:
-        return vm_class_at(self.config, header.timestamp)
+        return vm_class_of(self.config, header)
 
     # transactions
 
