@@ -11,7 +11,6 @@ every variant has its own hash, so one follower is fed variant after variant.
 """
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,24 +33,34 @@ from ai_chain import (
     infer_input,
     receipts_of,
     send_together,
-    shut_down,
     wait_until,
 )
 from eth_keys import keys
 from eth_utils import keccak
-from fake_peer import REJECTED, FakePeer, rejection, with_transactions
-from nodes import CHAIN_ID, DEV_KEYS, NodeProcess, rpc
+from fake_peer import REJECTED, with_transactions
+from forgery import (
+    DEV_KEY,
+    ai_transactions,
+    assert_follower_imports_the_genuine_chain,
+    attack,
+    block_at,
+    changed_output,
+    follower_of,
+    peer_at_genesis,
+    producer_on,
+    random_signature,
+    with_results,
+)
+from nodes import CHAIN_ID, DEV_KEYS, rpc
 
 from chain.ai.attested import AttestedTransaction, SpcResult
 from chain.genesis import complete_genesis, load_genesis
-from chain.storage import codec
-from sidecars.attestation import SECP256K1_N, attestation_digest, sign_digest, sync_context
+from sidecars.attestation import attestation_digest, sign_digest, sync_context
 from sidecars.keys import write_key
 
 K2 = keys.PrivateKey(keccak(b"sibyl tests: executor K2, infer"))
 K3 = keys.PrivateKey(keccak(b"sibyl tests: executor K3, embed only"))
 OUTSIDER = keys.PrivateKey(keccak(b"sibyl tests: a key no registry knows"))
-DEV_KEY = keys.PrivateKey(bytes.fromhex(DEV_EXECUTOR_KEY.read_text().strip().removeprefix("0x")))
 VALUES = [1_500_000, -2_250_000, 750_000, 3_125_000]
 OTHER_VALUES = [-1_000_000, 500_000, 2_000_000, -250_000]
 
@@ -121,15 +130,8 @@ def genesis_file(chain_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def producer(chain_dir, genesis_file):
-    node = NodeProcess(
-        chain_dir / "producer",
-        [
-            "--dev", "--genesis", str(genesis_file), "--config", str(write_config(chain_dir)),
-            "--sidecars", "process", "--block-time", "0",
-        ],
-    ).start(timeout=180)  # fmt: skip
-    yield node
-    shut_down(node)
+    with producer_on(chain_dir / "producer", genesis_file, write_config(chain_dir)) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
@@ -168,20 +170,14 @@ def genuine(producer) -> Genuine:
 
 @pytest.fixture(scope="module")
 def peer(producer, genuine):
-    fake = FakePeer(producer.url)
-    fake.serve(0)  # the follower waits at genesis until a test serves it more
-    yield fake
-    fake.close()
+    with peer_at_genesis(producer) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
 def follower(chain_dir, genesis_file, peer):
-    node = NodeProcess(
-        chain_dir / "follower",
-        ["--dev", "--genesis", str(genesis_file), "--follow", peer.url, "--sidecars", "none"],
-    ).start()
-    yield node
-    shut_down(node)
+    with follower_of(chain_dir / "follower", genesis_file, peer) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
@@ -192,20 +188,8 @@ def config(genesis_file):
 # forging
 
 
-def genuine_block(producer, config, number: int):
-    raw = rpc(producer.url, "debug_getRawBlock", [hex(number)])["result"]
-    return codec.decode_any_block(config, bytes.fromhex(raw[2:]))
-
-
-def with_results(block, index: int, results: list[SpcResult]):
-    """The block whose transaction ``index`` carries ``results`` instead of its own."""
-    transactions = list(block.transactions)
-    transactions[index] = AttestedTransaction(transactions[index].inner, tuple(results))
-    return with_transactions(block, transactions)
-
-
 def ai_tx_index(block) -> int:
-    (index,) = [i for i, tx in enumerate(block.transactions) if isinstance(tx, AttestedTransaction)]
+    (index,) = ai_transactions(block)
     return index
 
 
@@ -223,41 +207,12 @@ def resigned(
     return SpcResult(result.precompile, result.input_hash, result.status, output, signatures)
 
 
-def random_signature() -> bytes:
-    """Well-formed (r, s in range, low s, v in {0, 1}) but made by nobody."""
-    r = int.from_bytes(os.urandom(32), "big") % (SECP256K1_N - 1) + 1
-    s = int.from_bytes(os.urandom(32), "big") % (SECP256K1_N // 2) + 1
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big") + b"\x00"
-
-
-def changed_output(output: bytes) -> bytes:
-    """The same INFER output with its first value one unit higher: still valid ABI."""
-    word = 3 * 32  # head (2 words), the values' length, then the first value
-    value = int.from_bytes(output[word : word + 32], "big", signed=True) + 1
-    return output[:word] + value.to_bytes(32, "big", signed=True) + output[word + 32 :]
-
-
-def attack(peer: FakePeer, follower: NodeProcess, block) -> str:
-    """Serve ``block`` to the follower in place of the genuine one; return the reason it
-    logs for rejecting it, once it has, and check it kept its head."""
-    number = block.header.block_number
-    peer.serve(number - 1)
-    wait_until(lambda: head(follower.url) == number - 1, f"the follower to reach {number - 1}")
-    peer.serve(number, block)
-    reason = wait_until(
-        lambda: rejection(follower, number, block.header.hash),
-        f"the follower to reject forged block {number}",
-    )
-    assert head(follower.url) == number - 1
-    return reason
-
-
 # the corpus
 
 
 @pytest.fixture(scope="module")
 def torch_block(producer, config, genuine):
-    return genuine_block(producer, config, genuine.torch)
+    return block_at(producer, config, genuine.torch)
 
 
 def test_follower_rejects_a_forged_signature(peer, follower, torch_block):
@@ -356,7 +311,7 @@ def test_follower_rejects_result_for_another_input_or_precompile(peer, follower,
 def test_follower_rejects_results_short_of_the_quorum_or_signed_twice(
     producer, config, genuine, peer, follower
 ):
-    block = genuine_block(producer, config, genuine.onnx)
+    block = block_at(producer, config, genuine.onnx)
     index = ai_tx_index(block)
     (result,) = block.transactions[index].results
     assert len(result.signatures) == 2
@@ -378,7 +333,7 @@ def test_follower_rejects_results_short_of_the_quorum_or_signed_twice(
 def test_follower_rejects_result_moved_to_another_call_index(
     producer, config, genuine, peer, follower
 ):
-    block = genuine_block(producer, config, genuine.twice)
+    block = block_at(producer, config, genuine.twice)
     index = ai_tx_index(block)
     tx = block.transactions[index]
     first, second = tx.results
@@ -396,7 +351,7 @@ def test_follower_rejects_result_moved_to_another_call_index(
 def test_follower_rejects_result_moved_to_another_transaction(
     producer, config, genuine, peer, follower
 ):
-    block = genuine_block(producer, config, genuine.pair)
+    block = block_at(producer, config, genuine.pair)
     txs = list(block.transactions)
     assert len(txs) == 2 and all(isinstance(tx, AttestedTransaction) for tx in txs)
     (a,), (b,) = txs[0].results, txs[1].results
@@ -409,17 +364,7 @@ def test_follower_rejects_result_moved_to_another_transaction(
 
 
 def test_follower_imports_the_genuine_blocks_after_every_forgery(producer, genuine, peer, follower):
-    top = head(producer.url)
-    peer.serve(top)
-    wait_until(lambda: head(follower.url) == top, f"the follower to import up to {top}")
-    for number in range(1, top + 1):
-        ours = rpc(producer.url, "eth_getBlockByNumber", [hex(number), False])["result"]
-        theirs = rpc(follower.url, "eth_getBlockByNumber", [hex(number), False])["result"]
-        assert (ours["hash"], ours["stateRoot"], ours["receiptsRoot"]) == (
-            theirs["hash"],
-            theirs["stateRoot"],
-            theirs["receiptsRoot"],
-        )
+    assert_follower_imports_the_genuine_chain(producer, peer, follower)
     rejected = [REJECTED.search(line) for line in follower.log().splitlines()]
     assert {int(m[1]) for m in rejected if m} == {
         genuine.torch,

@@ -16,47 +16,45 @@ import pytest
 from ai_chain import (
     DEV_EXECUTOR_KEY,
     DEV_GENESIS,
-    DEV_MODELS,
     MODELS,
     SHAPE,
     ZK_ID,
     Wallet,
     calldata,
-    head,
     hexstr,
     receipts_of,
     send_together,
-    shut_down,
-    wait_until,
 )
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
-from eth_keys import keys
 from eth_utils import keccak
-from fake_peer import FakePeer, rejection, with_transactions
+from forgery import (
+    DEV_KEY,
+    ZK_MODEL,
+    ai_transactions,
+    assert_follower_imports_the_genuine_chain,
+    attack,
+    block_at,
+    changed_output,
+    follower_of,
+    peer_at_genesis,
+    producer_on,
+    with_results,
+    zk_model_with_other_keys,
+)
 from hexbytes import HexBytes
-from nodes import DEV_KEYS, REPO, NodeProcess, free_port, rpc, sibyl
+from nodes import DEV_KEYS, REPO, free_port, rpc, sibyl
 
-from chain.ai.attested import AttestedTransaction, SpcResult
+from chain.ai.attested import SpcResult
 from chain.genesis import GenesisError, complete_genesis, load_genesis, parse_genesis
-from chain.storage import codec
 from sidecars import zk
 from sidecars.attestation import attestation_digest, sign_digest, sync_context
 
-ZK_MODEL = DEV_MODELS / "zk-mlp"
 ZK_ENTRY = MODELS["zk"]
 ZK_VERIFY = "0x0000000000000000000000000000000000000804"
 ARTIFACT = REPO / "contracts" / "build" / "ProvenInference.json"
 VALUES = [500_000, -250_000, 1_000_000, 125_000]
 OTHER_VALUES = [-1_000_000, 1_500_000, 250_000, -750_000]
-DEV_KEY = keys.PrivateKey(bytes.fromhex(DEV_EXECUTOR_KEY.read_text().strip().removeprefix("0x")))
-
-
-def changed_output(output: bytes) -> bytes:
-    """The same INFER output with its first value one unit higher: still valid ABI."""
-    word = 3 * 32  # head (2 words), the values' length, then the first value
-    value = int.from_bytes(output[word : word + 32], "big", signed=True) + 1
-    return output[:word] + value.to_bytes(32, "big", signed=True) + output[word + 32 :]
 
 
 def write_genesis(path: Path) -> Path:
@@ -97,15 +95,8 @@ def genesis_file(chain_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def producer(chain_dir, genesis_file):
-    node = NodeProcess(
-        chain_dir / "producer",
-        [
-            "--dev", "--genesis", str(genesis_file), "--config", str(write_config(chain_dir)),
-            "--sidecars", "process", "--block-time", "0",
-        ],
-    ).start(timeout=180)  # fmt: skip
-    yield node
-    shut_down(node)
+    with producer_on(chain_dir / "producer", genesis_file, write_config(chain_dir)) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
@@ -148,21 +139,6 @@ def config(genesis_file):
     return load_genesis(genesis_file).config
 
 
-def genuine_block(producer, config, number: int):
-    raw = rpc(producer.url, "debug_getRawBlock", [hex(number)])["result"]
-    return codec.decode_any_block(config, bytes.fromhex(raw[2:]))
-
-
-def ai_transactions(block) -> list[int]:
-    return [i for i, tx in enumerate(block.transactions) if isinstance(tx, AttestedTransaction)]
-
-
-def with_result(block, index: int, result: SpcResult):
-    transactions = list(block.transactions)
-    transactions[index] = AttestedTransaction(transactions[index].inner, (result,))
-    return with_transactions(block, transactions)
-
-
 def replaced(result: SpcResult, **fields) -> SpcResult:
     values = {name: getattr(result, name) for name in SpcResult.__dataclass_fields__}
     return SpcResult(**(values | fields))
@@ -171,7 +147,7 @@ def replaced(result: SpcResult, **fields) -> SpcResult:
 @pytest.fixture(scope="module")
 def one(producer, config, genuine):
     """The block of one predict, its AI transaction's index and its recorded result."""
-    block = genuine_block(producer, config, genuine.one)
+    block = block_at(producer, config, genuine.one)
     (index,) = ai_transactions(block)
     (result,) = block.transactions[index].results
     assert result.signatures == () and result.proof
@@ -180,16 +156,7 @@ def one(producer, config, genuine):
 
 @pytest.fixture(scope="module")
 def other_key_model(tmp_path_factory) -> Path:
-    """The same circuit set up again with another (locally generated) SRS: other keys."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_zk_model", DEV_MODELS / "make_zk_model.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    directory = tmp_path_factory.mktemp("other-key")
-    script.build(directory)
-    assert zk.verifying_key_hash(directory) != zk.verifying_key_hash(ZK_MODEL)
-    return directory
+    return zk_model_with_other_keys(tmp_path_factory.mktemp("other-key"))
 
 
 @dataclass
@@ -234,33 +201,14 @@ def mutations(one, other_key_model) -> list[Mutation]:
 
 @pytest.fixture(scope="module")
 def peer(producer, genuine):
-    fake = FakePeer(producer.url)
-    fake.serve(0)
-    yield fake
-    fake.close()
+    with peer_at_genesis(producer) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
 def follower(chain_dir, genesis_file, peer):
-    node = NodeProcess(
-        chain_dir / "follower",
-        ["--dev", "--genesis", str(genesis_file), "--follow", peer.url, "--sidecars", "none"],
-    ).start()
-    yield node
-    shut_down(node)
-
-
-def attack(peer: FakePeer, follower: NodeProcess, block) -> str:
-    number = block.header.block_number
-    peer.serve(number - 1)
-    wait_until(lambda: head(follower.url) == number - 1, f"the follower to reach {number - 1}")
-    peer.serve(number, block)
-    reason = wait_until(
-        lambda: rejection(follower, number, block.header.hash),
-        f"the follower to reject forged block {number}",
-    )
-    assert head(follower.url) == number - 1
-    return reason
+    with follower_of(chain_dir / "follower", genesis_file, peer) as node:
+        yield node
 
 
 def test_follower_rejects_each_forged_proof_with_its_reason(peer, follower, one, other_key_model):
@@ -308,16 +256,16 @@ def test_follower_rejects_each_forged_proof_with_its_reason(peer, follower, one,
         ),
     ]
     for forged, reason in corpus:
-        assert where + reason in attack(peer, follower, with_result(block, index, forged))
+        assert where + reason in attack(peer, follower, with_results(block, index, [forged]))
 
 
 def test_follower_rejects_a_valid_proof_moved_to_another_call(
     producer, config, genuine, peer, follower
 ):
-    block = genuine_block(producer, config, genuine.pair)
+    block = block_at(producer, config, genuine.pair)
     first, second = ai_transactions(block)
     a, b = block.transactions[first].results[0], block.transactions[second].results[0]
-    moved = with_result(block, second, replaced(b, proof=a.proof))
+    moved = with_results(block, second, [replaced(b, proof=a.proof)])
     reason = attack(peer, follower, moved)
     tx = block.transactions[second]
     assert f"AI call 0 of transaction 0x{tx.hash.hex()}: proof is for other inputs" in reason
@@ -367,14 +315,7 @@ def test_zk_verify_in_transactions_and_the_follower_agrees(
         assert receipt.status == 1 and contract.events.Rejected().process_receipt(receipt)
 
     # every genuine block, forged ones rejected before, imports with identical state
-    top = head(producer.url)
-    peer.serve(top)
-    wait_until(lambda: head(follower.url) == top, f"the follower to import up to {top}")
-    for number in range(1, top + 1):
-        ours = rpc(producer.url, "eth_getBlockByNumber", [hex(number), False])["result"]
-        theirs = rpc(follower.url, "eth_getBlockByNumber", [hex(number), False])["result"]
-        for key in ("hash", "stateRoot", "receiptsRoot"):
-            assert ours[key] == theirs[key], f"block {number}: {key} differs"
+    assert_follower_imports_the_genuine_chain(producer, peer, follower)
 
 
 def test_sibyl_models_shows_prove_mode_and_the_key_hash(producer):

@@ -15,34 +15,40 @@ import re
 
 import pytest
 from ai_chain import (
-    DEV_EXECUTOR_KEY,
     DEV_GENESIS,
     Wallet,
     calldata,
-    head,
     hexstr,
-    shut_down,
     wait_until,
 )
 from eth_keys import keys
 from eth_utils import keccak
-from fake_peer import REJECTED, FakePeer, rejection, with_transactions
+from fake_peer import REJECTED, with_transactions
+from forgery import (
+    DEV_KEY,
+    assert_follower_imports_the_genuine_chain,
+    attack,
+    block_at,
+    delivery_in,
+    follower_of,
+    peer_at_genesis,
+    producer_on,
+    random_signature,
+)
 from jobs_chain import LLM_ID, asked_job, deploy_chat, get_job, messages, settled
-from nodes import CHAIN_ID, DEV_KEYS, NodeProcess, rpc
+from nodes import CHAIN_ID, DEV_KEYS, NodeProcess
 
 from chain.ai import jobs
 from chain.ai.attested import inner_transaction
 from chain.ai.delivery import DeliveryTransaction
 from chain.genesis import complete_genesis, load_genesis
-from chain.storage import codec
 from sidecars.abi import LLM_ADDRESS, encode_llm_output
-from sidecars.attestation import SECP256K1_N, attestation_digest, sign_digest
+from sidecars.attestation import attestation_digest, sign_digest
 from sidecars.upstream import upstream_model_id
 
 K2 = keys.PrivateKey(keccak(b"sibyl tests: executor K2, llm"))
 K3 = keys.PrivateKey(keccak(b"sibyl tests: executor K3, no llm"))
 OUTSIDER = keys.PrivateKey(keccak(b"sibyl tests: a key no registry knows"))
-DEV_KEY = keys.PrivateKey(bytes.fromhex(DEV_EXECUTOR_KEY.read_text().strip().removeprefix("0x")))
 QUORUM2_ID = upstream_model_id("nobody-serves-it@1")
 EXPIRY_TTL = 12
 
@@ -110,12 +116,8 @@ def genesis_file(chain_dir):
 
 @pytest.fixture(scope="module")
 def producer(chain_dir, genesis_file):
-    node = NodeProcess(
-        chain_dir / "producer",
-        ["--dev", "--genesis", str(genesis_file), "--sidecars", "process", "--block-time", "0"],
-    ).start(timeout=180)
-    yield node
-    shut_down(node)
+    with producer_on(chain_dir / "producer", genesis_file) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
@@ -125,30 +127,19 @@ def genuine(producer) -> Chain:
 
 @pytest.fixture(scope="module")
 def peer(producer, genuine):
-    fake = FakePeer(producer.url)
-    fake.serve(0)
-    yield fake
-    fake.close()
+    with peer_at_genesis(producer) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
 def follower(chain_dir, genesis_file, peer):
-    node = NodeProcess(
-        chain_dir / "follower",
-        ["--dev", "--genesis", str(genesis_file), "--follow", peer.url, "--sidecars", "none"],
-    ).start()
-    yield node
-    shut_down(node)
+    with follower_of(chain_dir / "follower", genesis_file, peer) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
 def config(genesis_file):
     return load_genesis(genesis_file).config
-
-
-def block_at(producer, config, number: int):
-    raw = rpc(producer.url, "debug_getRawBlock", [hex(number)])["result"]
-    return codec.decode_any_block(config, bytes.fromhex(raw[2:]))
 
 
 def signed(
@@ -168,36 +159,7 @@ def inserted(block, position: int, *transactions):
     return with_transactions(block, txs)
 
 
-def attack(peer: FakePeer, follower: NodeProcess, block) -> str:
-    number = block.header.block_number
-    peer.serve(number - 1)
-    wait_until(lambda: head(follower.url) == number - 1, f"the follower to reach {number - 1}")
-    peer.serve(number, block)
-    reason = wait_until(
-        lambda: rejection(follower, number, block.header.hash),
-        f"the follower to reject forged block {number}",
-    )
-    assert head(follower.url) == number - 1
-    return reason
-
-
 OUTPUT = encode_llm_output("forged answer", 3, 2)
-
-
-def delivery_index(block, job_id: bytes) -> int:
-    (index,) = [
-        i
-        for i, tx in enumerate(block.transactions)
-        if isinstance(inner_transaction(tx), DeliveryTransaction)
-        and inner_transaction(tx).job_id == job_id
-    ]
-    return index
-
-
-def random_signature() -> bytes:
-    r = int.from_bytes(os.urandom(32), "big") % (SECP256K1_N - 1) + 1
-    s = int.from_bytes(os.urandom(32), "big") % (SECP256K1_N // 2) + 1
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big") + b"\x00"
 
 
 def test_follower_rejects_a_delivery_for_an_unknown_job(producer, config, genuine, peer, follower):
@@ -294,7 +256,7 @@ def test_follower_rejects_a_delivery_whose_attestations_do_not_verify(
 
 def test_follower_rejects_two_deliveries_of_one_job(producer, config, genuine, peer, follower):
     block = block_at(producer, config, genuine.delivered_at)
-    index = delivery_index(block, genuine.answered)
+    index, _ = delivery_in(block, genuine.answered)
     twice = inserted(block, index + 1, block.transactions[index])
     reason = attack(peer, follower, twice)
     assert f"delivery of job 0x{genuine.answered.hex()}: the job is already delivered" in reason
@@ -302,7 +264,7 @@ def test_follower_rejects_two_deliveries_of_one_job(producer, config, genuine, p
 
 def test_follower_rejects_a_delivery_for_a_settled_job(producer, config, genuine, peer, follower):
     delivered = block_at(producer, config, genuine.delivered_at)
-    again = delivered.transactions[delivery_index(delivered, genuine.answered)]
+    again = delivered.transactions[delivery_in(delivered, genuine.answered)[0]]
     later = block_at(producer, config, genuine.delivered_at + 1)
     reason = attack(peer, follower, inserted(later, 0, again))
     assert f"job 0x{genuine.answered.hex()}: the job is already delivered" in reason
@@ -342,13 +304,7 @@ def test_follower_rejects_a_delivery_for_an_expired_job(producer, config, genuin
 
 
 def test_follower_imports_the_genuine_chain_after_every_forgery(producer, genuine, peer, follower):
-    top = head(producer.url)
-    peer.serve(top)
-    wait_until(lambda: head(follower.url) == top, f"the follower to import up to {top}")
-    for number in range(1, top + 1):
-        ours = rpc(producer.url, "eth_getBlockByNumber", [hex(number), False])["result"]
-        theirs = rpc(follower.url, "eth_getBlockByNumber", [hex(number), False])["result"]
-        assert (ours["hash"], ours["stateRoot"]) == (theirs["hash"], theirs["stateRoot"])
+    assert_follower_imports_the_genuine_chain(producer, peer, follower, ("hash", "stateRoot"))
     for job_id in (genuine.answered, genuine.expired):
         assert get_job(follower.url, job_id) == get_job(producer.url, job_id)
     assert any(REJECTED.search(line) for line in follower.log().splitlines())

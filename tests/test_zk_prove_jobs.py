@@ -19,45 +19,49 @@ import pytest
 from ai_chain import (
     DEV_EXECUTOR_KEY,
     DEV_GENESIS,
-    DEV_MODELS,
     MODEL_REGISTRY,
     MODELS,
     SHAPE,
     ZK_ID,
     Wallet,
     calldata,
-    head,
     hexstr,
-    shut_down,
     wait_until,
 )
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
-from eth_keys import keys
 from eth_utils import function_signature_to_4byte_selector, keccak
-from fake_peer import FakePeer, rejection, with_transactions
+from fake_peer import with_transactions
+from forgery import (
+    DEV_KEY,
+    ZK_MODEL,
+    assert_follower_imports_the_genuine_chain,
+    attack,
+    block_at,
+    delivery_in,
+    follower_of,
+    peer_at_genesis,
+    producer_on,
+    zk_model_with_other_keys,
+)
 from hexbytes import HexBytes
 from jobs_chain import JOBS, get_job, settled
-from nodes import CHAIN_ID, DEV_KEYS, REPO, NodeProcess, rpc
+from nodes import CHAIN_ID, DEV_KEYS, REPO, rpc
 from web3.logs import DISCARD
 
 from chain.ai import jobs
-from chain.ai.attested import inner_transaction
 from chain.ai.delivery import DeliveryTransaction
 from chain.genesis import complete_genesis, load_genesis
-from chain.storage import codec
 from sidecars import zk
 from sidecars.abi import ZK_PROVE_ADDRESS, decode_prove_output, encode_prove_output
 from sidecars.attestation import attestation_digest, sign_digest
 
-ZK_MODEL = DEV_MODELS / "zk-mlp"
 ZK_ENTRY = MODELS["zk"]
 ZK_VERIFY = "0x0000000000000000000000000000000000000804"
 ARTIFACT = json.loads((REPO / "contracts/build/ProvedPrediction.json").read_text())
 VALUES = [500_000, -250_000, 1_000_000, 125_000]
 OTHER_VALUES = [-1_000_000, 1_500_000, 250_000, -750_000]
 ATTEST_ID = keccak(b"sibyl tests: a zk model registered in attest mode")
-DEV_KEY = keys.PrivateKey(bytes.fromhex(DEV_EXECUTOR_KEY.read_text().strip().removeprefix("0x")))
 GAS_BASE, GAS_PER_UNIT = 50_000, 1_000
 TTL = 40
 FUND = 10**17
@@ -136,15 +140,8 @@ def genesis_file(chain_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def producer(chain_dir, genesis_file):
-    node = NodeProcess(
-        chain_dir / "producer",
-        [
-            "--dev", "--genesis", str(genesis_file), "--config", str(write_config(chain_dir)),
-            "--sidecars", "process", "--block-time", "0",
-        ],
-    ).start(timeout=180)  # fmt: skip
-    yield node
-    shut_down(node)
+    with producer_on(chain_dir / "producer", genesis_file, write_config(chain_dir)) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
@@ -335,64 +332,21 @@ def config(genesis_file):
     return load_genesis(genesis_file).config
 
 
-def block_at(producer, config, number: int):
-    raw = rpc(producer.url, "debug_getRawBlock", [hex(number)])["result"]
-    return codec.decode_any_block(config, bytes.fromhex(raw[2:]))
-
-
-def delivery_in(block, job_id: bytes) -> tuple[int, DeliveryTransaction]:
-    ((index, delivery),) = [
-        (i, inner_transaction(tx))
-        for i, tx in enumerate(block.transactions)
-        if isinstance(inner_transaction(tx), DeliveryTransaction)
-        and inner_transaction(tx).job_id == job_id
-    ]
-    return index, delivery
-
-
 @pytest.fixture(scope="module")
 def peer(producer, proven):
-    fake = FakePeer(producer.url)
-    fake.serve(0)
-    yield fake
-    fake.close()
+    with peer_at_genesis(producer) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
 def follower(chain_dir, genesis_file, peer):
-    node = NodeProcess(
-        chain_dir / "follower",
-        ["--dev", "--genesis", str(genesis_file), "--follow", peer.url, "--sidecars", "none"],
-    ).start()
-    yield node
-    shut_down(node)
-
-
-def attack(peer: FakePeer, follower: NodeProcess, block) -> str:
-    number = block.header.block_number
-    peer.serve(number - 1)
-    wait_until(lambda: head(follower.url) == number - 1, f"the follower to reach {number - 1}")
-    peer.serve(number, block)
-    reason = wait_until(
-        lambda: rejection(follower, number, block.header.hash),
-        f"the follower to reject forged block {number}",
-    )
-    assert head(follower.url) == number - 1
-    return reason
+    with follower_of(chain_dir / "follower", genesis_file, peer) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
 def other_key_model(tmp_path_factory) -> Path:
-    """The same circuit set up again with another (locally generated) SRS: other keys."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_zk_model", DEV_MODELS / "make_zk_model.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    directory = tmp_path_factory.mktemp("other-key")
-    script.build(directory)
-    assert zk.verifying_key_hash(directory) != zk.verifying_key_hash(ZK_MODEL)
-    return directory
+    return zk_model_with_other_keys(tmp_path_factory.mktemp("other-key"))
 
 
 def unsigned(job_id: bytes, output: bytes) -> DeliveryTransaction:
@@ -456,13 +410,6 @@ def test_follower_rejects_each_forged_delivery_with_its_reason(
 
 
 def test_follower_imports_the_proven_jobs_with_identical_state(producer, proven, peer, follower):
-    top = head(producer.url)
-    peer.serve(top)
-    wait_until(lambda: head(follower.url) == top, f"the follower to import up to {top}")
-    for number in range(1, top + 1):
-        ours = rpc(producer.url, "eth_getBlockByNumber", [hex(number), False])["result"]
-        theirs = rpc(follower.url, "eth_getBlockByNumber", [hex(number), False])["result"]
-        for key in ("hash", "stateRoot", "receiptsRoot"):
-            assert ours[key] == theirs[key], f"block {number}: {key} differs"
+    assert_follower_imports_the_genuine_chain(producer, peer, follower)
     for job_id in (proven.a, proven.b):
         assert get_job(follower.url, job_id) == get_job(producer.url, job_id)
