@@ -115,45 +115,45 @@ def follower(connection) -> None:  # noqa: ANN001
         connection.send((decode, imported, side.reader.head.hash))
 
 
-def embed_transactions(model_id: bytes, count: int, nonces: dict) -> list[bytes]:
+def signed_by_dev_accounts(calls: list[dict], nonces: dict, first: int = 0) -> list[bytes]:
+    """Each of ``calls`` (its ``to``, ``data``, ``gas`` and ``value``) as an EIP-1559
+    transaction signed by dev account ``(first + i) % 10`` with the next nonce ``nonces``
+    counts for that account: a block's worth from many senders, signed ahead of the
+    timing."""
     keys = dev_accounts(10)
     raws = []
-    for i in range(count):
-        key = keys[i % len(keys)]
-        account = Account.from_key(key.to_bytes())
-        text = f"{TEXTS[i % len(TEXTS)]} #{i}"
-        tx = {
-            "to": "0x0000000000000000000000000000000000000801",
-            "data": encode(["bytes32", "string", "uint8"], [model_id, text, 6]),
-            "gas": 300_000,
+    for i, call in enumerate(calls, start=first):
+        account = Account.from_key(keys[i % len(keys)].to_bytes())
+        nonce = nonces.get(account.address, 0)
+        tx = call | {
             "maxFeePerGas": 10**11,
             "maxPriorityFeePerGas": 10**9,
-            "nonce": nonces.get(account.address, 0),
+            "nonce": nonce,
             "chainId": CHAIN_ID,
-            "value": 0,
         }
-        nonces[account.address] = tx["nonce"] + 1
+        nonces[account.address] = nonce + 1
         raws.append(bytes(account.sign_transaction(tx).raw_transaction))
     return raws
+
+
+def embed_transactions(model_id: bytes, count: int, nonces: dict) -> list[bytes]:
+    calls = [
+        {
+            "to": "0x0000000000000000000000000000000000000801",
+            "data": encode(
+                ["bytes32", "string", "uint8"], [model_id, f"{TEXTS[i % len(TEXTS)]} #{i}", 6]
+            ),
+            "gas": 300_000,
+            "value": 0,
+        }
+        for i in range(count)
+    ]
+    return signed_by_dev_accounts(calls, nonces)
 
 
 def transfer_transactions(count: int, nonces: dict) -> list[bytes]:
-    keys = dev_accounts(10)
-    raws = []
-    for i in range(count):
-        account = Account.from_key(keys[i % len(keys)].to_bytes())
-        tx = {
-            "to": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
-            "value": 1,
-            "gas": 21000,
-            "maxFeePerGas": 10**11,
-            "maxPriorityFeePerGas": 10**9,
-            "nonce": nonces.get(account.address, 0),
-            "chainId": CHAIN_ID,
-        }
-        nonces[account.address] = tx["nonce"] + 1
-        raws.append(bytes(account.sign_transaction(tx).raw_transaction))
-    return raws
+    transfer = {"to": "0x90F79bf6EB2c4f870365E785982E1f101E93b906", "value": 1, "gas": 21000}
+    return signed_by_dev_accounts([transfer] * count, nonces)
 
 
 def attestation_checks_per_second(block, state, rounds: int = 20) -> float:  # noqa: ANN001

@@ -36,13 +36,11 @@ from statistics import median
 
 import ezkl
 import rlp
-from ai_bench import Side, ms
+from ai_bench import Side, ms, signed_by_dev_accounts
 from eth_abi import encode
-from eth_account import Account
 
 from chain.ai.attested import AttestedTransaction
 from chain.ai.replicas import LocalModels
-from chain.cmd.run import dev_accounts
 from chain.genesis import load_genesis
 from chain.startup import prepare_process
 from genesis import DEV_GENESIS, DEV_MODELS
@@ -112,23 +110,16 @@ def follower(connection) -> None:  # noqa: ANN001
 
 
 def infer_transactions(model_id: bytes, first: int, count: int, nonces: dict) -> list[bytes]:
-    keys = dev_accounts(10)
-    raws = []
-    for i in range(first, first + count):
-        account = Account.from_key(keys[i % len(keys)].to_bytes())
-        tx = {
+    calls = [
+        {
             "to": "0x" + INFER_ADDRESS.hex(),
             "data": infer_input(model_id, inputs(i)),
             "gas": 300_000,
-            "maxFeePerGas": 10**11,
-            "maxPriorityFeePerGas": 10**9,
-            "nonce": nonces.get(account.address, 0),
-            "chainId": CHAIN_ID,
             "value": 0,
         }
-        nonces[account.address] = tx["nonce"] + 1
-        raws.append(bytes(account.sign_transaction(tx).raw_transaction))
-    return raws
+        for i in range(first, first + count)
+    ]
+    return signed_by_dev_accounts(calls, nonces, first)
 
 
 def main() -> int:
