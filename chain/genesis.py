@@ -1,20 +1,20 @@
 """Genesis files: geth's ``genesis.json`` format plus a ``sibyl`` section.
 
-A genesis file fixes the chain id, the fork schedule (post-merge chains: Shanghai,
-Cancun, Prague), the first header's fields and the accounts that exist at block 0.
-Every error names the offending key, so an operator can fix the file without reading
-code.
+A genesis file fixes the chain id, the fork schedule (``chain.fork_schedule``), the first
+header's fields and the accounts that exist at block 0. Every error names the offending
+key (``chain.genesis_values``), so an operator can fix the file without reading code.
 
 The genesis hash follows from the file alone, as in every Ethereum client (DESIGN
-section 3): block 0's state is exactly ``alloc``. A file with a ``sibyl`` section (models,
-executors, scheduler limits) describes a Sibyl chain, whose system contracts' accounts
-(DESIGN section 6) must then be in ``alloc`` holding exactly the records the section
-describes; :func:`complete_genesis` (``sibyl genesis complete``) writes them there. A
-file without one is a plain Ethereum chain: no Sibyl precompiles, no system contracts.
+section 3): block 0's state is exactly ``alloc``. A file with a ``sibyl`` section
+(``chain.sibyl_genesis``: models, executors, scheduler limits) describes a Sibyl chain,
+whose system contracts' accounts (DESIGN section 6) must then be in ``alloc`` holding
+exactly the records the section describes; :func:`complete_genesis` (``sibyl genesis
+complete``) writes them there. A file without one is a plain Ethereum chain: no Sibyl
+precompiles, no system contracts.
 """
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA256, ZERO_ADDRESS, ZERO_HASH
 from eth.db.account import AccountDB
 
 from chain.ai import jobs, registry
-from chain.errors import SibylError
+from chain.fork_schedule import chain_config
+from chain.genesis_values import GenesisError, hex_bytes, json_object, quantity, storage_word
 from chain.limits import load_json
+from chain.sibyl_genesis import SibylGenesis, parse_sibyl_section
 from chain.slots import DictStorage
 from chain.storage import codec
 from chain.storage.store import BlockWrite, state_view
@@ -44,29 +46,12 @@ SYSTEM_NAMES = {
 COMPLETE_HINT = "run `sibyl genesis complete FILE` to write the system accounts into alloc"
 
 
-class GenesisError(SibylError):
-    """A genesis file that cannot define a chain; the message names the key."""
-
-
 @dataclass(frozen=True)
 class GenesisAccount:
     balance: int = 0
     nonce: int = 0
     code: bytes = b""
     storage: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SibylGenesis:
-    """The ``sibyl`` section: registry admin, executors, models, scheduler limits."""
-
-    admin: bytes | None = None
-    min_stake: int = 0
-    executors: tuple[registry.ExecutorRecord, ...] = ()
-    models: tuple[registry.ModelRecord, ...] = ()
-    scheduler_gas_per_block: int = 5_000_000
-    jobs_max_ttl: int = jobs.DEFAULT_MAX_TTL
-    jobs_expiry_gas_per_block: int | None = jobs.DEFAULT_EXPIRY_GAS  # None: the default
 
 
 @dataclass(frozen=True)
@@ -89,322 +74,23 @@ class Genesis:
     difficulty: int = 0
 
 
-def _quantity(value: Any, key: str, *, bits: int = 256) -> int:
-    """An integer given as a JSON number, a 0x-hex string or a decimal string (as geth)."""
-    if isinstance(value, bool):
-        raise GenesisError(f"{key}: must be a number, not a boolean")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str):
-        try:
-            number = int(value, 16) if value.lower().startswith("0x") else int(value, 10)
-        except ValueError:
-            raise GenesisError(f"{key}: {value!r} is not a hex or decimal number") from None
-    else:
-        raise GenesisError(f"{key}: must be a number or a numeric string")
-    if not 0 <= number < 2**bits:
-        raise GenesisError(f"{key}: {number} is out of range for a {bits}-bit unsigned value")
-    return number
-
-
-def _hex_bytes(value: Any, key: str, *, length: int | None = None) -> bytes:
-    if not isinstance(value, str):
-        raise GenesisError(f"{key}: must be a hex string")
-    text = value[2:] if value.lower().startswith("0x") else value
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise GenesisError(f"{key}: {value!r} is not valid hex") from None
-    if length is not None and len(raw) != length:
-        raise GenesisError(f"{key}: must be {length} bytes, got {len(raw)}")
-    return raw
-
-
-def _word(value: Any, key: str) -> int:
-    """A storage key or value: up to 32 bytes of hex, left-padded as geth reads them."""
-    raw = _hex_bytes(value, key)
-    if len(raw) > 32:
-        raise GenesisError(f"{key}: more than 32 bytes")
-    return int.from_bytes(raw, "big")
-
-
-def _object(value: Any, key: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise GenesisError(f"{key}: must be a JSON object")
-    return value
-
-
-def _optional_time(config: dict[str, Any], name: str) -> int | None:
-    if config.get(name) is None:
-        return None
-    return _quantity(config[name], f"config.{name}", bits=64)
-
-
-BLOCK_FORK_NAMES = {  # geth's key of each proof-of-work fork, and py-evm's fork
-    "homesteadBlock": "homestead",
-    "eip150Block": "tangerine_whistle",
-    "eip158Block": "spurious_dragon",  # EIP-155 and EIP-158 together, as on every chain
-    "byzantiumBlock": "byzantium",
-    "constantinopleBlock": "constantinople",
-    "petersburgBlock": "petersburg",
-    "istanbulBlock": "istanbul",
-    "muirGlacierBlock": "muir_glacier",
-    "berlinBlock": "berlin",
-    "londonBlock": "london",
-    "arrowGlacierBlock": "arrow_glacier",
-    "grayGlacierBlock": "gray_glacier",
-}
-BLOCK_FORKS = ("eip155Block", *BLOCK_FORK_NAMES)
-BLOB_SCHEDULE = {  # what py-evm's forks run (EIP-4844, EIP-7691)
-    "cancun": {"target": 3, "max": 6, "baseFeeUpdateFraction": 3_338_477},
-    "prague": {"target": 6, "max": 9, "baseFeeUpdateFraction": 5_007_716},
-}
-
-
-def _check_blob_schedule(value: Any) -> None:
-    """geth's ``blobSchedule``: accepted when it states the forks' own parameters."""
-    if value is None:
-        return
-    for fork, entry in _object(value, "config.blobSchedule").items():
-        expected = BLOB_SCHEDULE.get(fork)
-        key = f"config.blobSchedule.{fork}"
-        if expected is None:
-            raise GenesisError(f"{key}: not a fork Sibyl runs (cancun, prague)")
-        given = {name: _quantity(v, f"{key}.{name}") for name, v in _object(entry, key).items()}
-        if given != expected:
-            raise GenesisError(f"{key}: Sibyl runs the fork's own blob parameters {expected}")
-
-
-def _block_forks(config: dict[str, Any]) -> tuple[tuple[str, int], ...]:
-    """The proof-of-work forks as geth reads them: each from its block on, in fork order
-    (geth's ``CheckConfigForkOrder``: a fork is not before an earlier one)."""
-    forks: list[tuple[str, int]] = []
-    for key, fork in BLOCK_FORK_NAMES.items():
-        if config.get(key) is None:
-            continue
-        block = _quantity(config[key], f"config.{key}", bits=64)
-        if forks and block < forks[-1][1]:
-            raise GenesisError(f"config.{key}: {block} is before an earlier fork's block")
-        forks.append((fork, block))
-    eip155 = config.get("eip155Block")
-    if eip155 is not None and _quantity(eip155, "config.eip155Block", bits=64) != dict(forks).get(
-        "spurious_dragon"
-    ):
-        raise GenesisError("config.eip155Block: must equal eip158Block (py-evm's Spurious Dragon)")
-    return tuple(forks)
-
-
-def _chain_config(config: dict[str, Any], difficulty: int, sibyl: bool) -> ChainConfig:
-    if "chainId" not in config:
-        raise GenesisError("config.chainId: missing")
-    chain_id = _quantity(config["chainId"], "config.chainId", bits=64)
-    if chain_id == 0:
-        raise GenesisError("config.chainId: must be positive")
-    shanghai = _optional_time(config, "shanghaiTime")
-    ttd = config.get("terminalTotalDifficulty")
-    # geth: no terminalTotalDifficulty, no merge; files written for Sibyl before it read
-    # pre-merge history state only shanghaiTime, meaning merged at genesis
-    terminal = (
-        _quantity(ttd, "config.terminalTotalDifficulty")
-        if ttd is not None
-        else (0 if shanghai is not None else None)
-    )
-    block_forks = _block_forks(config)
-    if sibyl:
-        _check_merged_at_genesis(terminal, difficulty, block_forks, shanghai)
-    _check_blob_schedule(config.get("blobSchedule"))
-    cancun = _optional_time(config, "cancunTime")
-    prague = _optional_time(config, "pragueTime")
-    if cancun is not None and (shanghai is None or cancun < shanghai):
-        raise GenesisError("config.cancunTime: needs shanghaiTime at or before it")
-    if prague is not None and (cancun is None or prague < cancun):
-        raise GenesisError("config.pragueTime: needs cancunTime at or before it")
-    deposit = config.get("depositContractAddress")
-    dao = config.get("daoForkBlock") if config.get("daoForkSupport", False) is True else None
-    return ChainConfig(
-        chain_id,
-        shanghai,
-        cancun,
-        prague,
-        sibyl=sibyl,
-        terminal_total_difficulty=terminal,
-        deposit_contract=None
-        if deposit is None
-        else _hex_bytes(deposit, "config.depositContractAddress", length=20),
-        block_forks=block_forks,
-        dao_fork_block=None if dao is None else _quantity(dao, "config.daoForkBlock", bits=64),
-        ethash="ethash" in config,
-    )
-
-
-def _check_merged_at_genesis(
-    terminal: int | None, difficulty: int, block_forks: tuple, shanghai: int | None
-) -> None:
-    """A Sibyl chain is built by its own nodes through the Engine API: it starts merged."""
-    if terminal is None or terminal > difficulty:
-        # geth: the merge happened at genesis when its total difficulty (its own) has
-        # reached the terminal one; a later merge means proof-of-work blocks first
-        raise GenesisError(
-            f"config.terminalTotalDifficulty: {terminal} is above the genesis "
-            f"difficulty {difficulty}, so the chain would start before the merge; a Sibyl "
-            "chain (one with a sibyl section) runs merged at genesis"
-        )
-    for fork, block in block_forks:
-        if block != 0:
-            key = next(k for k, f in BLOCK_FORK_NAMES.items() if f == fork)
-            raise GenesisError(
-                f"config.{key}: a fork after genesis by block number means proof-of-work "
-                "blocks first; a Sibyl chain runs merged at genesis (set it to 0)"
-            )
-    if shanghai is None:
-        raise GenesisError(
-            "config.shanghaiTime: missing; a Sibyl chain runs the post-merge forks "
-            "(Shanghai, Cancun, Prague) and needs at least shanghaiTime"
-        )
-
-
 def _account(value: Any, key: str) -> GenesisAccount:
-    data = _object(value, key)
+    data = json_object(value, key)
     unknown = set(data) - {"balance", "nonce", "code", "storage", "secretKey"}
     if unknown:
         raise GenesisError(f"{key}: unknown field {sorted(unknown)[0]!r}")
     storage = {
-        _word(slot, f"{key}.storage key {slot}"): _word(word, f"{key}.storage[{slot}]")
-        for slot, word in _object(data.get("storage", {}), f"{key}.storage").items()
+        storage_word(slot, f"{key}.storage key {slot}"): storage_word(
+            word, f"{key}.storage[{slot}]"
+        )
+        for slot, word in json_object(data.get("storage", {}), f"{key}.storage").items()
     }
     return GenesisAccount(
-        balance=_quantity(data.get("balance", 0), f"{key}.balance"),
-        nonce=_quantity(data.get("nonce", 0), f"{key}.nonce", bits=64),
-        code=_hex_bytes(data.get("code", "0x"), f"{key}.code"),
+        balance=quantity(data.get("balance", 0), f"{key}.balance"),
+        nonce=quantity(data.get("nonce", 0), f"{key}.nonce", bits=64),
+        code=hex_bytes(data.get("code", "0x"), f"{key}.code"),
         storage=storage,
     )
-
-
-def _known_keys(data: dict[str, Any], key: str, allowed: set[str]) -> None:
-    unknown = set(data) - allowed
-    if unknown:
-        raise GenesisError(f"{key}: unknown field {sorted(unknown)[0]!r}")
-
-
-def _choice(value: Any, key: str, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise GenesisError(f"{key}: must be one of {', '.join(options)}")
-    return value
-
-
-def _shape(value: Any, key: str) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not value:
-        raise GenesisError(f"{key}: must be a non-empty list of dimensions, or null")
-    return tuple(_quantity(dim, f"{key}[{i}]", bits=32) for i, dim in enumerate(value))
-
-
-DEFAULT_GAS = {"torch": (30_000, 200), "onnx": (30_000, 200), "embed": (50_000, 16)}
-
-
-def _model(value: Any, key: str) -> registry.ModelRecord:
-    data = _object(value, key)
-    _known_keys(
-        data,
-        key,
-        {"id", "name", "kind", "inputShape", "outputShape", "decimals", "quorum", "mode", "gas",
-         "outputLimit", "file", "package", "verifyingKeyHash"},
-    )  # fmt: skip
-    kind = _choice(data.get("kind"), f"{key}.kind", registry.KINDS)
-    gas = _object(data.get("gas", {}), f"{key}.gas")
-    _known_keys(gas, f"{key}.gas", {"base", "perUnit"})
-    default_base, default_per_unit = DEFAULT_GAS.get(kind, (100_000, 100))
-    quorum = _quantity(data.get("quorum", 1), f"{key}.quorum", bits=8)
-    if quorum == 0:
-        raise GenesisError(f"{key}.quorum: must be at least 1")
-    if "id" not in data:
-        raise GenesisError(f"{key}.id: missing (keccak256 of the model artifact)")
-    name = data.get("name", "")
-    if not isinstance(name, str):
-        raise GenesisError(f"{key}.name: must be a string")
-    mode = _choice(data.get("mode", "attest"), f"{key}.mode", registry.MODES)
-    if mode == "prove" and kind != "zk":
-        raise GenesisError(f"{key}.mode: prove needs a model of kind zk, not {kind}")
-    if (mode == "prove") != ("verifyingKeyHash" in data):
-        raise GenesisError(
-            f"{key}.verifyingKeyHash: required for mode prove (keccak256 of the model's "
-            "verifier files, see sidecars.zk), and only there"
-        )
-    return registry.ModelRecord(
-        id=_hex_bytes(data["id"], f"{key}.id", length=32),
-        name=name,
-        kind=kind,
-        input_shape=_shape(data.get("inputShape"), f"{key}.inputShape"),
-        output_shape=_shape(data.get("outputShape"), f"{key}.outputShape"),
-        decimals=_quantity(data.get("decimals", 6), f"{key}.decimals", bits=8),
-        quorum=quorum,
-        mode=mode,
-        gas_base=_quantity(gas.get("base", default_base), f"{key}.gas.base", bits=64),
-        gas_per_unit=_quantity(gas.get("perUnit", default_per_unit), f"{key}.gas.perUnit", bits=64),
-        output_limit=_quantity(data.get("outputLimit", 16384), f"{key}.outputLimit", bits=32),
-        verifying_key_hash=_hex_bytes(
-            data["verifyingKeyHash"], f"{key}.verifyingKeyHash", length=32
-        )
-        if mode == "prove"
-        else b"",
-    )
-
-
-def _executor(value: Any, key: str) -> registry.ExecutorRecord:
-    data = _object(value, key)
-    _known_keys(data, key, {"address", "capabilities", "stake", "active"})
-    capabilities = data.get("capabilities", [])
-    if not isinstance(capabilities, list):
-        raise GenesisError(f"{key}.capabilities: must be a list")
-    for i, name in enumerate(capabilities):
-        _choice(name, f"{key}.capabilities[{i}]", registry.CAPABILITIES)
-    active = data.get("active", True)
-    if not isinstance(active, bool):
-        raise GenesisError(f"{key}.active: must be true or false")
-    return registry.ExecutorRecord(
-        address=_hex_bytes(data.get("address"), f"{key}.address", length=20),
-        capabilities=registry.capability_bits(capabilities),
-        stake=_quantity(data.get("stake", 0), f"{key}.stake"),
-        active=active,
-    )
-
-
-def _sibyl(value: Any) -> SibylGenesis:
-    data = _object(value, "sibyl")
-    _known_keys(data, "sibyl", {"admin", "minStake", "executors", "models", "scheduler", "jobs"})
-    executors = data.get("executors", [])
-    models = data.get("models", [])
-    if not isinstance(executors, list):
-        raise GenesisError("sibyl.executors: must be a list")
-    if not isinstance(models, list):
-        raise GenesisError("sibyl.models: must be a list")
-    scheduler = _object(data.get("scheduler", {}), "sibyl.scheduler")
-    _known_keys(scheduler, "sibyl.scheduler", {"maxGasPerBlock"})
-    job_limits = _object(data.get("jobs", {}), "sibyl.jobs")
-    _known_keys(job_limits, "sibyl.jobs", {"maxTtlBlocks", "maxExpiryGasPerBlock"})
-    parsed = SibylGenesis(
-        admin=_hex_bytes(data["admin"], "sibyl.admin", length=20) if data.get("admin") else None,
-        min_stake=_quantity(data.get("minStake", 0), "sibyl.minStake"),
-        executors=tuple(_executor(e, f"sibyl.executors[{i}]") for i, e in enumerate(executors)),
-        models=tuple(_model(m, f"sibyl.models[{i}]") for i, m in enumerate(models)),
-        scheduler_gas_per_block=_quantity(
-            scheduler.get("maxGasPerBlock", 5_000_000), "sibyl.scheduler.maxGasPerBlock", bits=64
-        ),
-        jobs_max_ttl=_quantity(
-            job_limits.get("maxTtlBlocks", jobs.DEFAULT_MAX_TTL), "sibyl.jobs.maxTtlBlocks", bits=32
-        ),
-        jobs_expiry_gas_per_block=_quantity(
-            job_limits.get("maxExpiryGasPerBlock", -1), "sibyl.jobs.maxExpiryGasPerBlock", bits=64
-        )
-        if "maxExpiryGasPerBlock" in job_limits
-        else None,
-    )
-    for kind, records in (("executors", parsed.executors), ("models", parsed.models)):
-        keys = [getattr(r, "address", None) or getattr(r, "id", None) for r in records]
-        if len(set(keys)) != len(keys):
-            raise GenesisError(f"sibyl.{kind}: listed twice")
-    return parsed
 
 
 def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
@@ -412,37 +98,39 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
     try:
         data = _genesis_object(raw)
         alloc = {
-            _hex_bytes(address, f"alloc[{address}]", length=20): _account(
+            hex_bytes(address, f"alloc[{address}]", length=20): _account(
                 account, f"alloc[{address}]"
             )
-            for address, account in _object(data.get("alloc", {}), "alloc").items()
+            for address, account in json_object(data.get("alloc", {}), "alloc").items()
         }
-        gas_limit = _quantity(data.get("gasLimit", DEFAULT_GAS_LIMIT), "gasLimit", bits=64)
-        sibyl = _sibyl_within(data, gas_limit) if "sibyl" in data else None
+        gas_limit = quantity(data.get("gasLimit", DEFAULT_GAS_LIMIT), "gasLimit", bits=64)
+        sibyl = parse_sibyl_section(data, gas_limit) if "sibyl" in data else None
         if sibyl is not None:
             _check_system_accounts(alloc, system_alloc(sibyl))
-        difficulty = _quantity(data.get("difficulty", 0), "difficulty")
-        config = _chain_config(_object(data.get("config"), "config"), difficulty, sibyl is not None)
-        extra = _hex_bytes(data.get("extraData", "0x"), "extraData")
+        difficulty = quantity(data.get("difficulty", 0), "difficulty")
+        config = chain_config(
+            json_object(data.get("config"), "config"), difficulty, sibyl is not None
+        )
+        extra = hex_bytes(data.get("extraData", "0x"), "extraData")
         if len(extra) > 32:
             raise GenesisError("extraData: at most 32 bytes")
         base_fee = data.get("baseFeePerGas")  # geth: null or absent means the initial one
         # Each block's timestamp exceeds its parent's: a genesis at the top of uint64
         # could have no block 1. Below 2**63 leaves the chain its life, and int64 readers
         # (Go's time, which consensus clients use) their range.
-        timestamp = _quantity(data.get("timestamp", 0), "timestamp", bits=63)
+        timestamp = quantity(data.get("timestamp", 0), "timestamp", bits=63)
         return Genesis(
             config=config,
             timestamp=timestamp,
             gas_limit=gas_limit,
-            base_fee=INITIAL_BASE_FEE if base_fee is None else _quantity(base_fee, "baseFeePerGas"),
+            base_fee=INITIAL_BASE_FEE if base_fee is None else quantity(base_fee, "baseFeePerGas"),
             extra_data=extra,
-            coinbase=_hex_bytes(data.get("coinbase", "0x" + "00" * 20), "coinbase", length=20),
-            mix_hash=_hex_bytes(data.get("mixHash", "0x" + "00" * 32), "mixHash", length=32),
+            coinbase=hex_bytes(data.get("coinbase", "0x" + "00" * 20), "coinbase", length=20),
+            mix_hash=hex_bytes(data.get("mixHash", "0x" + "00" * 32), "mixHash", length=32),
             alloc=alloc,
             sibyl=sibyl,
             raw=raw,
-            nonce=_quantity(data.get("nonce", 0), "nonce", bits=64).to_bytes(8, "big"),
+            nonce=quantity(data.get("nonce", 0), "nonce", bits=64).to_bytes(8, "big"),
             excess_blob_gas=_optional_quantity(data, "excessBlobGas"),
             blob_gas_used=_optional_quantity(data, "blobGasUsed"),
             difficulty=difficulty,
@@ -451,35 +139,18 @@ def parse_genesis(raw: bytes, source: str = "genesis") -> Genesis:
         raise GenesisError(f"{source}: {exc}") from None
 
 
-def _sibyl_within(data: dict[str, Any], gas_limit: int) -> SibylGenesis:
-    """The ``sibyl`` section, its per-block limits checked against the block gas limit and
-    the expiry limit defaulted to what the gas limit leaves beside the scheduler's cap."""
-    sibyl = _sibyl(data["sibyl"])
-    if sibyl.scheduler_gas_per_block > gas_limit:
-        raise GenesisError("sibyl.scheduler.maxGasPerBlock: must not exceed gasLimit")
-    room = gas_limit - sibyl.scheduler_gas_per_block  # a block holds calls and expiries
-    if sibyl.jobs_expiry_gas_per_block is None:
-        return replace(sibyl, jobs_expiry_gas_per_block=min(jobs.DEFAULT_EXPIRY_GAS, room))
-    if sibyl.jobs_expiry_gas_per_block > room:
-        raise GenesisError(
-            "sibyl.jobs.maxExpiryGasPerBlock: with sibyl.scheduler.maxGasPerBlock, must "
-            "not exceed gasLimit (a block must hold its scheduled calls and expiries)"
-        )
-    return sibyl
-
-
 def _genesis_object(raw: bytes) -> dict[str, Any]:
     try:
         data = load_json(raw)
     except ValueError as exc:
         raise GenesisError(f"not valid JSON: {exc}") from None
-    return _object(data, "genesis")
+    return json_object(data, "genesis")
 
 
 def _optional_quantity(data: dict[str, Any], key: str) -> int:
     """A header quantity geth writes as null when the fork lacks the field."""
     value = data.get(key)
-    return 0 if value is None else _quantity(value, key, bits=64)
+    return 0 if value is None else quantity(value, key, bits=64)
 
 
 def system_alloc(sibyl: SibylGenesis) -> dict[bytes, GenesisAccount]:
@@ -526,11 +197,11 @@ def complete_genesis(raw: bytes, source: str = "genesis") -> dict[str, Any]:
             return data
         alloc = {
             address: account
-            for address, account in _object(data.get("alloc", {}), "alloc").items()
-            if _hex_bytes(address, f"alloc[{address}]", length=20) not in SYSTEM_ADDRESSES
+            for address, account in json_object(data.get("alloc", {}), "alloc").items()
+            if hex_bytes(address, f"alloc[{address}]", length=20) not in SYSTEM_ADDRESSES
         }
-        gas_limit = _quantity(data.get("gasLimit", DEFAULT_GAS_LIMIT), "gasLimit", bits=64)
-        for address, account in system_alloc(_sibyl_within(data, gas_limit)).items():
+        gas_limit = quantity(data.get("gasLimit", DEFAULT_GAS_LIMIT), "gasLimit", bits=64)
+        for address, account in system_alloc(parse_sibyl_section(data, gas_limit)).items():
             alloc["0x" + address.hex()] = {
                 "balance": "0x0",
                 "nonce": hex(account.nonce),

@@ -46,7 +46,8 @@ from hexbytes import HexBytes
 from nodes import DEV_KEYS, REPO, free_port, rpc, sibyl
 
 from chain.ai.attested import SpcResult
-from chain.genesis import GenesisError, complete_genesis, load_genesis, parse_genesis
+from chain.genesis import complete_genesis, load_genesis, parse_genesis
+from chain.genesis_values import GenesisError
 from sidecars import zk
 from sidecars.attestation import attestation_digest, sign_digest, sync_context
 

@@ -14,14 +14,9 @@ from eth.db.atomic import AtomicDB
 from eth.vm.forks.prague import PragueVM
 from nodes import REPO, rpc, sibyl
 
-from chain.genesis import (
-    BLOCK_FORKS,
-    GenesisError,
-    complete_genesis,
-    genesis_block,
-    load_genesis,
-    parse_genesis,
-)
+from chain.fork_schedule import BLOCK_FORKS
+from chain.genesis import complete_genesis, genesis_block, load_genesis, parse_genesis
+from chain.genesis_values import GenesisError
 
 DEV_GENESIS = REPO / "genesis" / "dev.json"
 SYSTEM_ACCOUNTS = ["0x" + "0" * 37 + suffix for suffix in ("a01", "a02", "a03")]

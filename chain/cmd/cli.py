@@ -44,7 +44,8 @@ def _init(args: argparse.Namespace) -> int:
 def _genesis_complete(args: argparse.Namespace) -> int:
     import json
 
-    from chain.genesis import GenesisError, complete_genesis, genesis_block, parse_genesis
+    from chain.genesis import complete_genesis, genesis_block, parse_genesis
+    from chain.genesis_values import GenesisError
 
     try:
         raw = args.file.read_bytes()

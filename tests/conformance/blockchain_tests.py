@@ -35,7 +35,8 @@ from typing import Any
 from chain.cmd.blockfile import BlockFileError, import_raw_block
 from chain.engine import Engine
 from chain.execution import InvalidBlock
-from chain.genesis import GenesisError, parse_genesis
+from chain.genesis import parse_genesis
+from chain.genesis_values import GenesisError
 from chain.node import initialise
 from chain.storage.reader import ChainReader
 from chain.storage.store import Store
