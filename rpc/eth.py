@@ -9,12 +9,7 @@ from eth.abc import BlockHeaderAPI
 from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
-from chain.blobs import (
-    BLOB_TX_TYPE,
-    blob_base_fee,
-    blob_gas_used_ratio,
-    next_blob_base_fee,
-)
+from chain.blobs import BLOB_TX_TYPE, blob_base_fee, next_blob_base_fee
 from chain.execution import ExecutedBlock
 from chain.node import Node
 from chain.producer import DevProducer
@@ -37,14 +32,12 @@ from rpc.encoding import (
     tx_json,
 )
 from rpc.errors import LIMIT_EXCEEDED, RpcError, invalid_params, not_found
+from rpc.fees import fee_history, reward_percentiles, suggested_tip
 from rpc.filters import FilterLimitError, FilterManager, block_logs, may_contain
 from rpc.forks import eth_config
 from rpc.params import LATEST, BlockId, Param, method
 from rpc.server import client_address
 
-DEFAULT_TIP = 1_000_000_000  # 1 gwei, what geth suggests when recent blocks say nothing
-TIP_SAMPLE_BLOCKS = 20
-MAX_FEE_HISTORY = 1024
 RECEIPT_CACHE_BLOCKS = 256
 
 
@@ -269,76 +262,28 @@ class EthApi:
 
     # fees
 
-    def _suggested_tip(self) -> int:
-        head = self.reader.head
-        tips = []
-        for number in range(head.block_number, max(head.block_number - TIP_SAMPLE_BLOCKS, 0), -1):
-            header = self.reader.canonical_header(number)
-            if header is None or not header.gas_used:
-                continue
-            block = self.block_data(header).block
-            tips.extend(_tip(tx, base_fee(header) or 0) for tx in block.transactions)
-        if not tips:
-            return DEFAULT_TIP
-        tips.sort()
-        return max(tips[len(tips) * 60 // 100], 1)
-
     @method()
     def eth_maxPriorityFeePerGas(self) -> str:
-        return q(self._suggested_tip())
+        return q(suggested_tip(self.reader, self.block_data))
 
     @method()
     def eth_gasPrice(self) -> str:
-        return q(calculate_expected_base_fee_per_gas(self.reader.head) + self._suggested_tip())
+        base = calculate_expected_base_fee_per_gas(self.reader.head)
+        return q(base + suggested_tip(self.reader, self.block_data))
 
     @method()
     def eth_blobBaseFee(self) -> str:
         return q(next_blob_base_fee(self.node.chain_config, self.reader.head))
 
-    @method(Param(p.quantity), Param(p.block_number), Param(lambda v: _percentiles(v), None))
+    @method(Param(p.quantity), Param(p.block_number), Param(reward_percentiles, None))
     def eth_feeHistory(
         self, count: int, newest: BlockId, percentiles: list[float] | None
     ) -> dict[str, Any]:
-        count = min(count, MAX_FEE_HISTORY)
         last = self.header(newest)
         if last is None:
             raise not_found()
-        first = max(last.block_number - count + 1, 0)
-        headers = [self.reader.canonical_header(n) for n in range(first, last.block_number + 1)]
         config = self.node.chain_config
-        if count == 0:
-            headers = []
-        result: dict[str, Any] = {
-            "oldestBlock": q(first if headers else last.block_number),
-            "baseFeePerGas": [q(base_fee(h) or 0) for h in headers]
-            + ([q(calculate_expected_base_fee_per_gas(last))] if headers else []),
-            "gasUsedRatio": [h.gas_used / h.gas_limit for h in headers],
-            "baseFeePerBlobGas": [q(blob_base_fee(config, h)) for h in headers]
-            + ([q(next_blob_base_fee(config, last))] if headers else []),
-            "blobGasUsedRatio": [blob_gas_used_ratio(config, h) for h in headers],
-        }
-        if percentiles is not None:
-            result["reward"] = [self._rewards(h, percentiles) for h in headers]
-        return result
-
-    def _rewards(self, header: BlockHeaderAPI, percentiles: list[float]) -> list[str]:
-        if not header.gas_used:
-            return ["0x0"] * len(percentiles)
-        data = self.block_data(header)
-        block, receipts = data.block, data.receipts
-        used, previous = [], 0
-        for tx, receipt in zip(block.transactions, receipts, strict=True):
-            used.append((_tip(tx, base_fee(header) or 0), receipt.gas_used - previous))
-            previous = receipt.gas_used
-        used.sort()
-        rewards, index, total = [], 0, used[0][1]
-        for percentile in percentiles:
-            threshold = header.gas_used * percentile / 100
-            while total < threshold and index < len(used) - 1:
-                index += 1
-                total += used[index][1]
-            rewards.append(q(used[index][0]))
-        return rewards
+        return fee_history(self.reader, config, self.block_data, count, last, percentiles)
 
     # transactions
 
@@ -603,17 +548,3 @@ def _simulated_block_json(simulated: SimulatedBlock, full: bool) -> dict[str, An
         calls.append(call)
     out["calls"] = calls
     return out
-
-
-def _tip(tx: Any, base_fee: int) -> int:
-    if tx.type_id in (None, 0, 1):
-        return tx.gas_price - base_fee
-    return min(tx.max_priority_fee_per_gas, tx.max_fee_per_gas - base_fee)
-
-
-def _percentiles(value: Any) -> list[float]:
-    if not isinstance(value, list) or not all(isinstance(v, int | float) for v in value):
-        raise p.ParamError("reward percentiles must be an array of numbers")
-    if any(not 0 <= v <= 100 for v in value) or value != sorted(value):
-        raise p.ParamError("reward percentiles must be ascending values between 0 and 100")
-    return [float(v) for v in value]
