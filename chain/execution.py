@@ -382,7 +382,10 @@ def _check_header(
     """The header rules of the block's era (chain.pow before the merge), before it runs."""
     header = block.header
     fork = config.fork_of(header.block_number, header.timestamp, header.difficulty)
-    vm_class = vm_class_of(config, header)
+    try:
+        vm_class = vm_class_of(config, header)
+    except ValidationError as exc:  # a proof-of-work header on a chain born merged
+        raise InvalidBlock(str(exc)) from None
     if not isinstance(block, vm_class.get_block_class()):
         raise InvalidBlock(
             f"block {header.block_number} has the layout of another fork than {fork}"

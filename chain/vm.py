@@ -427,9 +427,17 @@ def vm_class_at(config: ChainConfig, timestamp: int) -> type[VirtualMachineAPI]:
 
 
 def vm_class_of(config: ChainConfig, header: Any) -> type[VirtualMachineAPI]:
-    """The VM class that executes the block of ``header``, of any era."""
+    """The VM class that executes the block of ``header``, of any era. A Sibyl chain
+    starts merged and has no proof-of-work forks: a header that claims one is refused
+    (``ValidationError``, a decoding error) rather than looked up."""
     fork = config.fork_of(header.block_number, header.timestamp, header.difficulty)
-    return vm_classes(config.sibyl)[fork]
+    classes = vm_classes(config.sibyl)
+    if fork not in classes:
+        raise ValidationError(
+            f"block {header.block_number}: difficulty {header.difficulty} makes it a "
+            f"{fork} block, and this chain starts at the merge"
+        )
+    return classes[fork]
 
 
 def decode_transaction(vm_class: type[VirtualMachineAPI], raw: bytes) -> Any:
