@@ -289,7 +289,7 @@ class EthApi:
 
     @method()
     def eth_gasPrice(self) -> str:
-        return q(calculate_expected_base_fee_per_gas(self.reader.head) + self._suggested_tip())
+        return q(self.node.pool.base_fee_after(self.reader.head) + self._suggested_tip())
 
     @method()
     def eth_blobBaseFee(self) -> str:
@@ -582,7 +582,11 @@ def _simulated_block_json(simulated: SimulatedBlock, full: bool) -> dict[str, An
     calls, log_index = [], 0
     for index, (tx, result) in enumerate(zip(block.transactions, simulated.calls, strict=True)):
         context = TxContext(
-            header.hash, header.block_number, index, header.base_fee_per_gas, header.timestamp
+            header.hash,
+            header.block_number,
+            index,
+            getattr(header, "base_fee_per_gas", None),
+            header.timestamp,
         )
         logs = []
         for entry in result.logs:
