@@ -122,6 +122,7 @@ class Node:
             lambda: self.reader.head,
             self.reader.accounts,
             self.chain_config,
+            self.engine.total_difficulty,
         )
         self.simulator = Simulator(
             self.chain_config,
@@ -131,6 +132,7 @@ class Node:
             replicas,
             config.rpc_gas_cap,
             config.rpc_evm_timeout,
+            self.engine.total_difficulty,
         )
         self.evm_threads = ThreadPoolExecutor(max_workers=EVM_THREADS, thread_name_prefix="evm")
         self.head_listeners: list[Callable[[ExecutedBlock], None]] = []

@@ -30,7 +30,7 @@ from eth.vm.forks.homestead.headers import dao_drain_list, dao_refund_contract
 from eth_utils import ValidationError, decode_hex
 
 from chain.ethash import InvalidSeal, check_seal
-from chain.vm import ChainConfig, fork_since, vm_class_of
+from chain.vm import ChainConfig, fork_since, merge_reached, vm_class_of
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI | None]
 BlockLookup = Callable[[bytes], BlockAPI | None]
@@ -46,12 +46,6 @@ class InvalidHeader(Exception):
 
 def is_pow(header: BlockHeaderAPI) -> bool:
     return header.difficulty != 0
-
-
-def merge_reached(config: ChainConfig, parent_total_difficulty: int) -> bool:
-    """Whether a block on a parent with this total difficulty comes after the merge."""
-    terminal = config.terminal_total_difficulty
-    return terminal is not None and parent_total_difficulty >= terminal
 
 
 def check_merge(config: ChainConfig, header: BlockHeaderAPI, parent_total_difficulty: int) -> None:

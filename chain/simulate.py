@@ -3,7 +3,9 @@ eth_createAccessList.
 
 A call runs on the state after the requested block, in the context of the block that
 would follow it (number + 1, base fee 0), as anvil and hardhat do, so ``block.number``
-inside a call is the number the transaction would get if it were sent now. The sender
+inside a call is the number the transaction would get if it were sent now. That block's
+fork is the one the importer would run it with (:func:`chain.vm.child_fork`): a call on
+a Homestead block of a plain chain runs Homestead's rules. The sender
 needs no signature and, unless it names a gas price, pays nothing for gas; its balance
 must still cover ``value``.
 """
@@ -45,7 +47,7 @@ from chain.gas import TX_GAS, intrinsic_gas
 from chain.precompiles.native import ERROR_SELECTOR
 from chain.state_db import access_list, is_delegation
 from chain.storage.store import state_view
-from chain.vm import ChainConfig, vm_class_at
+from chain.vm import MERGED_FORKS, ChainConfig, child_fork, fork_since, vm_classes
 
 CALL_GAS_CAP = 50_000_000  # geth's --rpc.gascap default
 CALL_TIMEOUT = 5.0  # seconds, geth's --rpc.evmtimeout default
@@ -126,8 +128,12 @@ class Simulator:
         replicas: LocalModels | None = None,
         gas_cap: int = CALL_GAS_CAP,
         timeout: float = CALL_TIMEOUT,
+        total_difficulty: Callable[[BlockHeaderAPI], int] | None = None,
     ) -> None:
         self.config = config
+        # a block's total difficulty says whether its child is a proof-of-stake one
+        # (None: a chain merged at genesis, where that never depends on it)
+        self.total_difficulty = total_difficulty or (lambda header: 0)
         self.state_get = state_get
         self.headers = headers
         self.sidecars = sidecars
@@ -141,6 +147,13 @@ class Simulator:
         """The gas a call runs with: its own or the block's, at most the cap (as geth)."""
         return min(args.gas or parent.gas_limit, self.gas_cap)
 
+    def fork_after(self, parent: BlockHeaderAPI) -> str:
+        """The fork a call on the state after ``parent`` runs with: the next block's."""
+        return child_fork(self.config, parent, parent.timestamp + 1, self.total_difficulty(parent))
+
+    def vm_class_after(self, parent: BlockHeaderAPI) -> Any:
+        return vm_classes(self.config.sibyl)[self.fork_after(parent)]
+
     def _vm(self, parent: BlockHeaderAPI, fresh: bool = False) -> Any:
         """A VM for the block after ``parent``, with base fee 0 and a generous gas limit;
         the kept one unless ``fresh`` (py-evm's record of what was read only restarts with
@@ -148,16 +161,18 @@ class Simulator:
         warm = getattr(self._local, "warm", None)
         if not fresh and warm is not None and warm[0] == parent.hash:
             return warm[1]
-        timestamp = parent.timestamp + 1
-        vm_class = vm_class_at(self.config, timestamp)
-        header = vm_class.create_header_from_parent(
-            parent,
-            timestamp=timestamp,
+        fork = self.fork_after(parent)
+        vm_class = vm_classes(self.config.sibyl)[fork]
+        fields: dict[str, Any] = dict(
+            timestamp=parent.timestamp + 1,
             gas_limit=max(parent.gas_limit, self.gas_cap),
             coinbase=parent.coinbase,
-            difficulty=0,
         )
-        header = header.copy(base_fee_per_gas=0, state_root=parent.state_root)
+        if fork in MERGED_FORKS:  # before the merge the fork's formula gives DIFFICULTY
+            fields["difficulty"] = 0
+        header = vm_class.create_header_from_parent(parent, **fields)
+        base_fee = {"base_fee_per_gas": 0} if fork_since(fork, "london") else {}
+        header = header.copy(state_root=parent.state_root, **base_fee)
         db, _ = state_view(self.state_get)
         vm = vm_class(
             header=header,
@@ -172,19 +187,25 @@ class Simulator:
             self._local.warm = (parent.hash, vm)
         return vm
 
-    def _transaction(self, vm: Any, args: CallArgs, gas: int) -> Any:
-        """An unsigned transaction from ``args.sender`` that pays nothing for gas."""
+    def _transaction(self, vm: Any, fork: str, args: CallArgs, gas: int) -> Any:
+        """An unsigned transaction from ``args.sender`` that pays nothing for gas, of a
+        type ``fork`` has: before Berlin a legacy one (without the access list, which
+        such a fork cannot warm), before London one without EIP-1559 fees (geth's
+        calls then ignore ``maxFeePerGas``)."""
         builder = vm.get_transaction_builder()
-        fields = dict(
-            chain_id=self.config.chain_id,
+        fields: dict[str, Any] = dict(
             nonce=vm.state.get_nonce(args.sender),  # calls skip nonce checks, as in geth
             gas=gas,
             to=args.to,
             value=args.value,
             data=args.data,
-            access_list=args.access_list,
         )
-        if args.max_fee_per_gas is None or args.gas_price is not None:
+        if not fork_since(fork, "berlin"):
+            unsigned = builder.create_unsigned_transaction(gas_price=0, **fields)
+            return SpoofTransaction(unsigned, from_=args.sender)
+        fields.update(chain_id=self.config.chain_id, access_list=args.access_list)
+        fees_1559 = fork_since(fork, "london") and args.gas_price is None
+        if args.max_fee_per_gas is None or not fees_1559:
             unsigned = builder.new_unsigned_access_list_transaction(gas_price=0, **fields)
         else:
             unsigned = builder.new_unsigned_dynamic_fee_transaction(
@@ -192,15 +213,16 @@ class Simulator:
             )
         return SpoofTransaction(unsigned, from_=args.sender)
 
-    def _message_call(self, state: Any, args: CallArgs, gas: int) -> ComputationAPI:
+    def _message_call(self, state: Any, args: CallArgs, gas: int, fork: str) -> ComputationAPI:
         """eth_call's fast path: the message alone, as the transaction executor would send
         it (same gas, same warm accounts, same delegation), without buying gas, bumping
-        the nonce or settling fees, none of which a call's result depends on."""
+        the nonce or settling fees, none of which a call's result depends on. From Berlin
+        on (:func:`chain.gas.intrinsic_gas`'s rules, EIP-2929's warm accounts)."""
         intrinsic = intrinsic_gas(args.data, args.access_list)
         if gas < intrinsic:
             raise CallError(f"intrinsic gas too low: gas {gas}, minimum needed {intrinsic}")
         code, code_address = state.get_code(args.to), args.to
-        if is_delegation(code):  # EIP-7702: run the delegate's code
+        if fork_since(fork, "prague") and is_delegation(code):  # EIP-7702: the delegate's
             code_address = code[3:]
             state.mark_address_warm(code_address)
             code = state.get_code(code_address)
@@ -242,6 +264,7 @@ class Simulator:
         ``computation_class`` (given the VM's, it returns the one to run: a tracer's), a
         fresh VM runs the call."""
         gas = gas if gas is not None else self.gas_for(parent, args)
+        fork = self.fork_after(parent)
         vm = self._vm(parent, fresh or computation_class is not None)
         state = vm.state
         if computation_class is not None:
@@ -257,10 +280,10 @@ class Simulator:
                     f"{to_checksum_address(args.sender)} have {balance} want {args.value}"
                 )
             state.oracle.begin(NO_TX)
-            if not exact and args.to:
-                computation = self._message_call(state, args, gas)
+            if not exact and args.to and fork_since(fork, "berlin"):
+                computation = self._message_call(state, args, gas, fork)
             else:
-                tx = self._transaction(vm, args, gas)
+                tx = self._transaction(vm, fork, args, gas)
                 try:
                     if args.gas_price:  # what GASPRICE shows; the sender is not charged
                         with state.override_transaction_context(gas_price=args.gas_price):
@@ -332,15 +355,20 @@ class Simulator:
             self.deadline.running(self.timeout),
             self.execution(parent, args, fresh=True) as (computation, state),
         ):
-            skip = {args.sender, args.to, state.coinbase} | set(
+            # the recipient of a creation is the created account, as geth leaves it out
+            recipient = computation.msg.storage_address
+            skip = {args.sender, recipient, state.coinbase} | set(
                 state.computation_class.get_precompiles()
             )
-            # py-evm records every account the state read; the call touched those it warmed.
+            # py-evm records every account the state read; the call touched those it
+            # warmed (before Berlin nothing is warmed, and every account read is touched)
+            warms = fork_since(self.fork_after(parent), "berlin")
             touched = access_list(state)
             entries = [
                 (address, sorted(tracker.slots_queried))
                 for address, tracker in sorted(touched.items())
-                if tracker.slots_queried or (address not in skip and state.is_address_warm(address))
+                if tracker.slots_queried
+                or (address not in skip and (not warms or state.is_address_warm(address)))
             ]
             failed = computation.is_error
             error = (str(computation.error) or "execution reverted") if failed else None

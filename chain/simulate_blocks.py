@@ -47,7 +47,7 @@ from chain.execution import (
 from chain.gas import floor_gas
 from chain.simulate import CallArgs, Simulator, halt_message, revert_reason
 from chain.state_db import stack_values
-from chain.vm import decode_transaction
+from chain.vm import MERGED_FORKS, child_fork, decode_transaction, fork_since, vm_classes
 
 MAX_BLOCKS = 256  # geth's maxSimulateBlocks
 MAX_CALLS_PER_BLOCK = 5000
@@ -218,6 +218,9 @@ class _Run:
         self.gas_left = simulator.gas_cap  # geth's gas budget across all blocks
         self.writes: dict[bytes, bytes] = {}  # the state the simulated blocks wrote
         self.headers: dict[bytes, BlockHeaderAPI] = {}
+        # the last block's, which says (as on import) whether the next one is
+        # a proof-of-work or a proof-of-stake block
+        self.total_difficulty = simulator.total_difficulty(base)
 
     def _state(self, key: bytes) -> bytes | None:
         value = self.writes.get(key)
@@ -231,6 +234,7 @@ class _Run:
         for block in blocks:
             simulated = self._block(parent, block)
             parent = simulated.executed.header
+            self.total_difficulty += parent.difficulty
             self.headers[parent.hash] = parent
             self.writes.update(simulated.executed.state)
             yield simulated
@@ -238,22 +242,32 @@ class _Run:
     def _block(self, parent: BlockHeaderAPI, block: SimBlock) -> SimulatedBlock:
         overrides = block.overrides
         assert overrides.number is not None and overrides.time is not None
-        cancun = self.config.fork_at(overrides.time) != "shanghai"
-        header = next_header(
-            self.config,
-            parent,
-            PayloadAttributes(
-                timestamp=overrides.time,
-                prev_randao=overrides.prev_randao or bytes(32),
-                fee_recipient=overrides.fee_recipient or parent.coinbase,
-                parent_beacon_block_root=(overrides.beacon_root or bytes(32)) if cancun else None,
-                gas_limit=overrides.gas_limit,  # None: the parent's
-            ),
+        fork = child_fork(self.config, parent, overrides.time, self.total_difficulty)
+        attributes = PayloadAttributes(
+            timestamp=overrides.time,
+            prev_randao=overrides.prev_randao or bytes(32),
+            fee_recipient=overrides.fee_recipient or parent.coinbase,
+            parent_beacon_block_root=(overrides.beacon_root or bytes(32))
+            if fork_since(fork, "cancun")
+            else None,
+            gas_limit=overrides.gas_limit,  # None: the parent's
         )
-        base_fee = overrides.base_fee_per_gas
-        if base_fee is None:
-            base_fee = header.base_fee_per_gas if self.options.validation else 0
-        fields = {"base_fee_per_gas": base_fee}  # its number: the parent's + 1 (no gaps)
+        if fork in MERGED_FORKS:
+            header = next_header(self.config, parent, attributes)
+        else:  # a proof-of-work block: its fork's difficulty, as an importer checks it
+            header = vm_classes(self.config.sibyl)[fork].create_header_from_parent(
+                parent,
+                timestamp=attributes.timestamp,
+                coinbase=attributes.fee_recipient,
+                mix_hash=attributes.prev_randao,
+                gas_limit=attributes.gas_limit or parent.gas_limit,
+            )
+        fields: dict[str, Any] = {}  # its number: the parent's + 1 (no gaps)
+        if fork_since(fork, "london"):
+            base_fee = overrides.base_fee_per_gas
+            if base_fee is None:
+                base_fee = header.base_fee_per_gas if self.options.validation else 0
+            fields["base_fee_per_gas"] = base_fee
         if overrides.gas_limit is not None:  # 0 included, which next_header reads as unset
             fields["gas_limit"] = overrides.gas_limit
         header = header.copy(**fields)
@@ -303,9 +317,10 @@ class _Run:
         )
 
     def _transaction(self, execution: BlockExecution, args: CallArgs) -> Any:
-        """The call as the EIP-1559 transaction a block can hold: geth's defaults (all
-        the block's remaining gas, within what the whole simulation has left; fees 0)
-        and a signature no key made; its sender is the one given."""
+        """The call as the EIP-1559 transaction a block can hold (before London one
+        with a gas price, before Berlin a legacy one): geth's defaults (all the block's
+        remaining gas, within what the whole simulation has left; fees 0) and a
+        signature no key made; its sender is the one given."""
         remaining = execution.header.gas_limit - execution.gas.gas_used
         gas = args.gas if args.gas is not None else remaining
         if gas > remaining:
@@ -327,20 +342,23 @@ class _Run:
         if self.options.validation and args.nonce is not None:
             nonce = args.nonce
         builder = execution.vm_class.get_transaction_builder()
-        unsigned = builder.new_dynamic_fee_transaction(
-            chain_id=self.config.chain_id,
-            nonce=nonce,
-            max_priority_fee_per_gas=tip,
-            max_fee_per_gas=fee_cap,
-            gas=gas,
-            to=args.to,
-            value=args.value,
-            data=args.data,
-            access_list=args.access_list,
-            y_parity=0,
-            r=1,  # geth signs with zeros; py-evm's checks want r and s in range, and
-            s=1,  # no key signs this either
-        )
+        fields = dict(nonce=nonce, gas=gas, to=args.to, value=args.value, data=args.data)
+        # geth signs with zeros; py-evm's checks want r and s in range, and no key
+        # signs this either
+        signature = dict(r=1, s=1)
+        if not fork_since(execution.fork, "berlin"):
+            unsigned = builder(gas_price=args.gas_price or 0, v=27, **fields, **signature)
+        elif not fork_since(execution.fork, "london"):  # geth then ignores EIP-1559 fees
+            unsigned = builder.new_access_list_transaction(
+                chain_id=self.config.chain_id, gas_price=args.gas_price or 0,
+                access_list=args.access_list, y_parity=0, **fields, **signature,
+            )  # fmt: skip
+        else:
+            unsigned = builder.new_dynamic_fee_transaction(
+                chain_id=self.config.chain_id, max_priority_fee_per_gas=tip,
+                max_fee_per_gas=fee_cap, access_list=args.access_list, y_parity=0,
+                **fields, **signature,
+            )  # fmt: skip
         tx = decode_transaction(execution.vm_class, unsigned.encode())
         tx._sender = args.sender  # chain.vm.CachedSender: taken as given, never recovered
         return tx
@@ -361,14 +379,17 @@ class _Run:
             fail(NONCE_TOO_HIGH, f"nonce too high: {nonces}")
         if state_nonce >= MAX_NONCE:
             fail(INTERNAL_ERROR, f"nonce has max value: address {sender}, nonce: {state_nonce}")
-        fee_cap = tx.max_fee_per_gas
-        if (self.options.validation or fee_cap or tx.max_priority_fee_per_gas) and (
-            fee_cap < header.base_fee_per_gas
-        ):
+        fee_cap, tip = (  # before London a gas price
+            (tx.max_fee_per_gas, tx.max_priority_fee_per_gas)
+            if hasattr(tx, "max_fee_per_gas")
+            else (tx.gas_price, tx.gas_price)
+        )
+        base_fee = getattr(header, "base_fee_per_gas", 0)
+        if (self.options.validation or fee_cap or tip) and (fee_cap < base_fee):
             fail(
                 BASE_FEE_TOO_LOW,
                 f"max fee per gas less than block base fee: address {sender}, "
-                f"maxFeePerGas: {fee_cap}, baseFee: {header.base_fee_per_gas}",
+                f"maxFeePerGas: {fee_cap}, baseFee: {base_fee}",
             )
         balance = state.get_balance(args.sender)
         want = tx.gas * fee_cap + tx.value

@@ -18,7 +18,7 @@ from chain.ai.results import Oracle, VerifyOracle
 from chain.execution import BlockExecution, HeaderLookup, StateLookup
 from chain.simulate import CallArgs, Simulator
 from chain.tracers import TraceOptions, make_tracer, traced_computation
-from chain.vm import ChainConfig, vm_class_at
+from chain.vm import ChainConfig
 
 if TYPE_CHECKING:  # the node holds what a replay reads; it never imports this module
     from chain.node import Node
@@ -88,6 +88,6 @@ def trace_call(
         parent, args, gas, computation_class=lambda base: traced_computation(base, tracer)
     ) as (computation, _):
         # what a transaction would be charged: the VM's own rule (refund cap, floor)
-        vm_class = vm_class_at(simulator.config, parent.timestamp + 1)
+        vm_class = simulator.vm_class_after(parent)
         used = vm_class.finalize_gas_used(call, computation)
     return tracer.result(used)

@@ -30,7 +30,7 @@ from chain.execution import MAX_NONCE
 from chain.gas import floor_gas
 from chain.limits import check_transaction
 from chain.storage.codec import DECODE_ERRORS
-from chain.vm import vm_class_at
+from chain.vm import ChainConfig, child_fork, fork_since, vm_classes
 
 MAX_TX_SIZE = 128 * 1024
 MAX_BLOB_TX_SIZE = 1024 * 1024  # geth's blob pool: a transaction with its blobs
@@ -38,6 +38,8 @@ MAX_INITCODE_SIZE = 49152
 REPLACEMENT_BUMP_PERCENT = 10
 TYPED_TRANSACTIONS = {1, 2, 3, 4}  # EIP-2930, EIP-1559, EIP-4844, EIP-7702 envelopes
 SET_CODE_TX_TYPE = 4
+# the fork that brought each type in: geth's pool refuses one its next block's fork lacks
+FIRST_FORK = {1: "berlin", 2: "london", 3: "cancun", 4: "prague"}
 
 
 class TxPoolError(Exception):
@@ -120,16 +122,31 @@ class TxPool:
         config: PoolConfig,
         head: Callable[[], BlockHeaderAPI],
         accounts: Callable[[BlockHeaderAPI], AccountDB],
-        chain_config: object,
+        chain_config: ChainConfig,
+        total_difficulty: Callable[[BlockHeaderAPI], int] | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.config = config
         self._head = head
         self._accounts = accounts
         self._chain_config = chain_config
+        # whether the next block is a proof-of-stake one (None: merged at genesis)
+        self._total_difficulty = total_difficulty or (lambda header: 0)
         self.by_hash: dict[bytes, PooledTx] = {}
         self.by_sender: dict[bytes, dict[int, PooledTx]] = {}
         self.listeners: list[Callable[[PooledTx], None]] = []
+
+    def _next_fork(self, head: BlockHeaderAPI) -> str:
+        """The fork of the block after ``head``, as the importer will run it."""
+        return child_fork(
+            self._chain_config, head, head.timestamp + 1, self._total_difficulty(head)
+        )
+
+    def base_fee_after(self, head: BlockHeaderAPI) -> int:
+        """The base fee of the block after ``head``: none before London."""
+        if not fork_since(self._next_fork(head), "london"):
+            return 0
+        return calculate_expected_base_fee_per_gas(head)
 
     # admission
 
@@ -138,8 +155,8 @@ class TxPool:
         in its network form comes apart into the transaction and its sidecar, whose
         proofs are checked here (the costly step, tenths of a second: it reads no pool or
         state, so a caller may run it off the event loop and :meth:`admit` after)."""
-        head = self._head()
-        vm_class = vm_class_at(self._chain_config, head.timestamp + 1)
+        fork = self._next_fork(self._head())
+        vm_class = vm_classes(self._chain_config.sibyl)[fork]
         limit = MAX_BLOB_TX_SIZE if raw[:1] == bytes([BLOB_TX_TYPE]) else MAX_TX_SIZE
         if len(raw) > limit:
             raise TxPoolError(f"oversized data: transaction size {len(raw)}, limit {limit}")
@@ -148,6 +165,12 @@ class TxPool:
             raise TxPoolError("typed transaction too short")
         if typed and raw[0] not in TYPED_TRANSACTIONS:
             raise TxPoolError("transaction type not supported")
+        first = FIRST_FORK.get(raw[0]) if typed else None
+        if first is not None and not fork_since(fork, first):
+            raise TxPoolError(
+                f"transaction type not supported: type {raw[0]} rejected, pool not yet in "
+                f"{first.title()}"
+            )
         sidecar = None
         try:
             check_transaction(raw)
@@ -214,25 +237,26 @@ class TxPool:
         if tx.type_id == SET_CODE_TX_TYPE and not tx.authorization_list:
             raise TxPoolError("set code tx must have at least one authorization tuple")
         head = self._head()
+        fork = self._next_fork(head)
         if tx.gas > head.gas_limit:
             raise TxPoolError("exceeds block gas limit")
         fee_cap, tip_cap = _fees(tx)
         if tip_cap > fee_cap:
             raise TxPoolError("max priority fee per gas higher than max fee per gas")
-        if tx.to == b"" and len(tx.data) > MAX_INITCODE_SIZE:
+        if fork_since(fork, "shanghai") and tx.to == b"" and len(tx.data) > MAX_INITCODE_SIZE:
             raise TxPoolError(
                 f"max initcode size exceeded: code size {len(tx.data)}, limit {MAX_INITCODE_SIZE}"
             )
         intrinsic = tx.intrinsic_gas
         if tx.gas < intrinsic:
             raise TxPoolError(f"intrinsic gas too low: gas {tx.gas}, minimum needed {intrinsic}")
-        vm_class = vm_class_at(self._chain_config, head.timestamp + 1)
+        vm_class = vm_classes(self._chain_config.sibyl)[fork]
         floor = floor_gas(vm_class.get_state_class(), tx.data)
         if tx.gas < floor:
             raise TxPoolError(
                 f"insufficient gas for floor data gas cost: gas {tx.gas}, minimum needed {floor}"
             )
-        base_fee = calculate_expected_base_fee_per_gas(head)
+        base_fee = self.base_fee_after(head)
         if fee_cap < base_fee:
             raise TxPoolError(
                 f"max fee per gas less than block base fee: address "
@@ -263,7 +287,7 @@ class TxPool:
             raise TxPoolError("replacement transaction underpriced")
 
     def _make_room(self, newcomer: PooledTx) -> None:
-        base_fee = calculate_expected_base_fee_per_gas(self._head())
+        base_fee = self.base_fee_after(self._head())
         cheapest = min(self.by_hash.values(), key=lambda e: e.effective_tip(base_fee))
         if cheapest.effective_tip(base_fee) >= newcomer.effective_tip(base_fee):
             raise TxPoolError("txpool is full")

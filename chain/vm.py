@@ -154,8 +154,19 @@ class CachedSender:
         try:
             return self._sender  # type: ignore[has-type]
         except AttributeError:
-            self._sender = recover_sender(self)
+            self._sender = self._recovered_sender()
             return self._sender
+
+    def _recovered_sender(self) -> bytes:
+        return recover_sender(self)
+
+
+class CachedFrontierSender(CachedSender):
+    """Frontier's sender, cached: py-evm's own recovery, which accepts the high-s
+    signatures that EIP-2 refused from Homestead on."""
+
+    def _recovered_sender(self) -> bytes:
+        return super(CachedSender, self).get_sender()  # type: ignore[misc]
 
     @property
     def hash(self) -> bytes:
@@ -312,13 +323,11 @@ class PlainTransactionBuilder(SibylTransactionBuilder):
 def _transaction_builder(name: str, base: type[VirtualMachineAPI], sibyl: bool) -> Any:
     """The fork's transaction builder with the node's sender cache and, on a Sibyl chain,
     Sibyl's envelopes. Before Berlin a fork has one transaction class and no typed
-    transactions; Frontier keeps py-evm's own sender recovery, which accepts the
-    high-s signatures that EIP-2 refused from Homestead on."""
+    transactions; Frontier keeps py-evm's own sender recovery (:class:`CachedFrontierSender`)."""
     builder = base.get_transaction_builder()
     if not hasattr(builder, "typed_transaction"):
-        if base is FrontierVM:
-            return builder
-        return type(f"Sibyl{name}Transaction", (CachedSender, builder), {"__module__": __name__})
+        cached = CachedFrontierSender if base is FrontierVM else CachedSender
+        return type(f"Sibyl{name}Transaction", (cached, builder), {"__module__": __name__})
     legacy = type(
         f"Sibyl{name}LegacyTransaction",
         (CachedSender, builder.legacy_signed),
@@ -424,6 +433,24 @@ def vm_class_at(config: ChainConfig, timestamp: int) -> type[VirtualMachineAPI]:
     """The VM class of a proof-of-stake block with this timestamp (the next block of a
     merged chain)."""
     return vm_classes(config.sibyl)[config.fork_at(timestamp)]
+
+
+def merge_reached(config: ChainConfig, parent_total_difficulty: int) -> bool:
+    """Whether a block on a parent with this total difficulty comes after the merge."""
+    terminal = config.terminal_total_difficulty
+    return terminal is not None and parent_total_difficulty >= terminal
+
+
+def child_fork(
+    config: ChainConfig, parent: Any, timestamp: int, parent_total_difficulty: int
+) -> str:
+    """The fork of a block on ``parent`` with this timestamp, as the importer decides it
+    (``check_merge``, then :meth:`ChainConfig.fork_of` of the block's header): a
+    proof-of-stake block once the parent's total difficulty reached the terminal one,
+    a proof-of-work block (difficulty above 0) by its number before. What calls,
+    traces, simulations and the pool run a block "after ``parent``" with."""
+    difficulty = 0 if merge_reached(config, parent_total_difficulty) else 1
+    return config.fork_of(parent.block_number + 1, timestamp, difficulty)
 
 
 def vm_class_of(config: ChainConfig, header: Any) -> type[VirtualMachineAPI]:

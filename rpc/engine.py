@@ -22,7 +22,7 @@ from chain.node import Node
 from chain.requests import requests_hash
 from chain.storage.codec import DECODE_ERRORS
 from chain.trie.root import ordered_trie_root
-from chain.vm import vm_class_at
+from chain.vm import block_withdrawals, fork_since, make_block, vm_class_at
 from rpc import params as p
 from rpc.encoding import d, q, withdrawal_json
 from rpc.errors import RpcError
@@ -80,8 +80,9 @@ def payload_json(block: Any) -> dict[str, Any]:
         "baseFeePerGas": q(header.base_fee_per_gas),
         "blockHash": d(header.hash),
         "transactions": [d(tx.encode()) for tx in block.transactions],
-        "withdrawals": [withdrawal_json(w) for w in block.withdrawals],
     }
+    if hasattr(header, "withdrawals_root"):  # ExecutionPayloadV2 on; a Paris one is V1
+        out["withdrawals"] = [withdrawal_json(w) for w in block_withdrawals(block)]
     if hasattr(header, "blob_gas_used"):
         out["blobGasUsed"] = q(header.blob_gas_used)
         out["excessBlobGas"] = q(header.excess_blob_gas)
@@ -92,11 +93,29 @@ class EngineApi:
     def __init__(self, node: Node) -> None:
         self.node = node
 
+    def _shanghai(self, timestamp: int) -> bool:
+        return fork_since(self.node.chain_config.fork_at(timestamp), "shanghai")
+
+    def _check_withdrawals(self, timestamp: int, given: bool, version: int) -> None:
+        """geth's rule for the payload (or attributes) structure: V1 has no withdrawals;
+        V2 takes V1's before Shanghai and V2's from it."""
+        if version == 1 and given:
+            raise p.ParamError("withdrawals not supported in V1")
+        if version == 2 and given != self._shanghai(timestamp):
+            raise p.ParamError(
+                "nil withdrawals post-shanghai" if not given else "non-nil withdrawals pre-shanghai"
+            )
+
     def _block(
-        self, payload: dict[str, Any], beacon_root: bytes | None, requests: list[bytes] | None
+        self,
+        payload: dict[str, Any],
+        beacon_root: bytes | None,
+        requests: list[bytes] | None,
+        version: int,
     ) -> Any:
         """The block a payload describes; raises ParamError when its fields do not decode."""
         timestamp = p.required_field(payload, "timestamp", p.quantity)
+        self._check_withdrawals(timestamp, payload.get("withdrawals") is not None, version)
         vm_class = vm_class_at(self.node.chain_config, timestamp)
         block_class = vm_class.get_block_class()
         builder = vm_class.get_transaction_builder()
@@ -130,8 +149,9 @@ class EngineApi:
             mix_hash=p.required_field(payload, "prevRandao", p.hash32),
             nonce=b"\x00" * 8,
             base_fee_per_gas=p.required_field(payload, "baseFeePerGas", p.quantity),
-            withdrawals_root=ordered_trie_root([w.encode() for w in withdrawals]),
         )
+        if self._shanghai(timestamp):
+            fields["withdrawals_root"] = ordered_trie_root([w.encode() for w in withdrawals])
         if beacon_root is not None:
             fields["blob_gas_used"] = p.required_field(payload, "blobGasUsed", p.quantity)
             fields["excess_blob_gas"] = p.required_field(payload, "excessBlobGas", p.quantity)
@@ -139,7 +159,7 @@ class EngineApi:
         if requests is not None:
             fields["requests_hash"] = requests_hash(requests)
         header = block_class._meta.sedes[0](**fields)
-        return block_class(header, transactions=transactions, uncles=[], withdrawals=withdrawals)
+        return make_block(block_class, header, transactions, (), withdrawals)
 
     async def _new_payload(
         self,
@@ -147,9 +167,10 @@ class EngineApi:
         blob_hashes: list[bytes] | None = None,
         beacon_root: bytes | None = None,
         requests: list[bytes] | None = None,
+        version: int = 3,
     ) -> dict[str, Any]:
         try:
-            block = self._block(payload, beacon_root, requests)
+            block = self._block(payload, beacon_root, requests, version)
         except (p.ParamError, TypeError) as exc:
             raise RpcError(-32602, f"invalid payload: {exc}") from None
         given = p.required_field(payload, "blockHash", p.hash32)
@@ -163,8 +184,13 @@ class EngineApi:
         return _status(await self.node.chain_call(engine.new_payload, block))
 
     @method(Param(_object))
+    async def engine_newPayloadV1(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A Paris payload (ExecutionPayloadV1: no withdrawals)."""
+        return await self._new_payload(payload, version=1)
+
+    @method(Param(_object))
     async def engine_newPayloadV2(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return await self._new_payload(payload)
+        return await self._new_payload(payload, version=2)
 
     @method(Param(_object), Param(_list(p.hash32)), Param(p.hash32))
     async def engine_newPayloadV3(self, payload, blob_hashes, beacon_root) -> dict[str, Any]:  # noqa: ANN001
@@ -179,15 +205,25 @@ class EngineApi:
     async def engine_newPayloadV4(self, payload, blob_hashes, beacon_root, requests):  # noqa: ANN001, ANN201
         return await self._new_payload(payload, blob_hashes, beacon_root, requests)
 
-    async def _forkchoice(self, state: dict[str, Any], attributes: dict[str, Any] | None) -> Any:
+    async def _forkchoice(
+        self, state: dict[str, Any], attributes: dict[str, Any] | None, version: int = 3
+    ) -> Any:
         head = p.required_field(state, "headBlockHash", p.hash32)
         safe = state.get("safeBlockHash")
         finalized = state.get("finalizedBlockHash")
         attrs = None
         if attributes is not None:
             beacon = attributes.get("parentBeaconBlockRoot")
+            timestamp = p.required_field(attributes, "timestamp", p.quantity)
+            given = attributes.get("withdrawals") is not None
+            try:
+                self._check_withdrawals(timestamp, given, version)
+                if version == 1 and self._shanghai(timestamp):
+                    raise p.ParamError("forkChoiceUpdateV1 called post-shanghai")
+            except p.ParamError as exc:
+                raise RpcError(-32602, f"invalid payload attributes: {exc}") from None
             attrs = PayloadAttributes(
-                timestamp=p.required_field(attributes, "timestamp", p.quantity),
+                timestamp=timestamp,
                 prev_randao=p.required_field(attributes, "prevRandao", p.hash32),
                 fee_recipient=p.required_field(attributes, "suggestedFeeRecipient", p.address),
                 withdrawals=tuple(p.withdrawals(attributes.get("withdrawals") or [])),
@@ -209,8 +245,12 @@ class EngineApi:
         }
 
     @method(Param(_object), Param(_object, None))
+    async def engine_forkchoiceUpdatedV1(self, state, attributes):  # noqa: ANN001, ANN201
+        return await self._forkchoice(state, attributes, version=1)
+
+    @method(Param(_object), Param(_object, None))
     async def engine_forkchoiceUpdatedV2(self, state, attributes):  # noqa: ANN001, ANN201
-        return await self._forkchoice(state, attributes)
+        return await self._forkchoice(state, attributes, version=2)
 
     @method(Param(_object), Param(_object, None))
     async def engine_forkchoiceUpdatedV3(self, state, attributes):  # noqa: ANN001, ANN201
@@ -251,6 +291,15 @@ class EngineApi:
             raise RpcError(TOO_LARGE_REQUEST, "Too large request")
         found = [self.node.pool.blob(versioned_hash) for versioned_hash in hashes]
         return [None if f is None else {"blob": d(f[0]), "proof": d(f[1])} for f in found]
+
+    @method(Param(p.fixed_bytes(8, "PayloadID")))
+    async def engine_getPayloadV1(self, payload_id: bytes) -> dict[str, Any]:
+        """ExecutionPayloadV1 itself (no block value): a Paris payload only."""
+        waiting = self.node.engine.payloads.get(payload_id)  # checked before it is taken
+        if waiting is not None and self._shanghai(waiting.executed.header.timestamp):
+            raise RpcError(UNSUPPORTED_FORK, "Unsupported fork")
+        built = await self.node.chain_call(self.node.engine.get_payload, payload_id)
+        return payload_json(built.executed.block)
 
     @method(Param(p.fixed_bytes(8, "PayloadID")))
     async def engine_getPayloadV2(self, payload_id: bytes) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from typing import Any
 import rlp
 from eth.abc import BlockHeaderAPI
 from eth.vm.forks.cancun.state import get_total_blob_gas
-from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
 from chain.blobs import BLOB_TX_TYPE, blob_base_fee, next_blob_base_fee
 from chain.execution import ExecutedBlock
@@ -268,7 +267,7 @@ class EthApi:
 
     @method()
     def eth_gasPrice(self) -> str:
-        base = calculate_expected_base_fee_per_gas(self.reader.head)
+        base = self.node.pool.base_fee_after(self.reader.head)
         return q(base + suggested_tip(self.reader, self.block_data))
 
     @method()
@@ -527,7 +526,11 @@ def _simulated_block_json(simulated: SimulatedBlock, full: bool) -> dict[str, An
     calls, log_index = [], 0
     for index, (tx, result) in enumerate(zip(block.transactions, simulated.calls, strict=True)):
         context = TxContext(
-            header.hash, header.block_number, index, header.base_fee_per_gas, header.timestamp
+            header.hash,
+            header.block_number,
+            index,
+            getattr(header, "base_fee_per_gas", None),
+            header.timestamp,
         )
         logs = []
         for entry in result.logs:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import rlp
 from eth_account import Account
 from eth_utils import keccak
+from nodes import REPO
 
 from chain.execution import BlockExecution
 from chain.genesis import genesis_block, parse_genesis
@@ -33,6 +34,14 @@ BLOCK_FORKS = {
 POW_BLOCKS = 10
 UNCLE_AT = 6  # block 6 has a sibling, included as an uncle by block 7
 GENESIS_DIFFICULTY = 0x20000
+DEV = json.loads((REPO / "genesis" / "dev.json").read_text())
+SYSTEM = {  # EIP-4788 and EIP-2935's contracts, EIP-7002 and EIP-7251's empty queues
+    **{a: DEV["alloc"][a] for a in ("0x000f3df6d732807ef1319fb7b8bb8522d0beac02",
+                                    "0x0000f90827f1c53a10cb7a02335b175320002935")},
+    **{a: {"balance": "0x0", "code": "0x00"} for a in ("0x00000961ef480eb55e80d19ad83579a64c007002",
+                                                       "0x0000bbddc7ce488642fb579f8b00f3a590007251")},
+}  # fmt: skip
+DEPOSIT = "0x00000000219ab540356cbb839cbe05303d7705fa"  # EIP-6110's, mainnet's
 
 
 @dataclass(frozen=True)

@@ -205,3 +205,63 @@ def test_forkchoice_moves_the_head_between_branches(engine_node):
     select(a1["blockHash"])
     assert w3.eth.get_block("latest")["hash"].to_0x_hex() == a1["blockHash"]
     assert w3.eth.get_transaction_receipt(tx_hash).blockNumber == 1
+
+
+def test_engine_api_v1_builds_and_imports_paris_payloads(tmp_path, start_node):
+    """A chain merged at genesis that stays at Paris: a consensus client of that era
+    builds with engine_forkchoiceUpdatedV1/engine_getPayloadV1 and imports with
+    engine_newPayloadV1, payloads without withdrawals (ExecutionPayloadV1)."""
+    sender = Account.from_key(DEV_KEYS[0])
+    forks = ["homestead", "eip150", "eip155", "eip158", "byzantium", "constantinople",
+             "petersburg", "istanbul", "berlin", "london"]  # fmt: skip
+    start = int(time.time()) - 60
+    genesis = {
+        "config": {
+            "chainId": CHAIN_ID,
+            **{f"{fork}Block": 0 for fork in forks},
+            "terminalTotalDifficulty": 0,
+        },  # fmt: skip
+        "timestamp": hex(start),
+        "gasLimit": hex(30_000_000),
+        "difficulty": "0x0",
+        "alloc": {sender.address: {"balance": hex(10**21)}},
+    }
+    (tmp_path / "paris.json").write_text(json.dumps(genesis))
+    (tmp_path / "jwt.hex").write_text(SECRET.hex())
+    node = start_node("paris", "--genesis", str(tmp_path / "paris.json"),
+                      "--jwt-secret", str(tmp_path / "jwt.hex"), dev=False)  # fmt: skip
+    w3 = node.w3()
+    tx = sender.sign_transaction({"to": "0x" + "77" * 20, "value": 5, "gas": 21000, "nonce": 0,
+                                  "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9,
+                                  "chainId": CHAIN_ID})  # fmt: skip
+    tx_hash = w3.eth.send_raw_transaction(tx.raw_transaction)
+    head = w3.eth.get_block(0)["hash"].to_0x_hex()
+    state = {"headBlockHash": head, "safeBlockHash": head, "finalizedBlockHash": head}
+    attributes = {"timestamp": hex(start + 12), "prevRandao": "0x" + "42" * 32,
+                  "suggestedFeeRecipient": "0x" + "fe" * 20}  # fmt: skip
+
+    refused = engine(node, "engine_forkchoiceUpdatedV1", [state, {**attributes, "withdrawals": []}])
+    assert refused["error"]["code"] == -32602
+    assert "withdrawals not supported in V1" in refused["error"]["message"]
+    refused = engine(node, "engine_forkchoiceUpdatedV2", [state, {**attributes, "withdrawals": []}])
+    assert "non-nil withdrawals pre-shanghai" in refused["error"]["message"]
+
+    updated = engine(node, "engine_forkchoiceUpdatedV1", [state, attributes])["result"]
+    assert updated["payloadStatus"]["status"] == "VALID"
+    payload = engine(node, "engine_getPayloadV1", [updated["payloadId"]])["result"]
+    assert "withdrawals" not in payload and "blockValue" not in payload
+    assert payload["blockNumber"] == "0x1" and payload["transactions"] == [
+        tx.raw_transaction.to_0x_hex()
+    ]
+    wrong = engine(node, "engine_newPayloadV1", [{**payload, "withdrawals": []}])
+    assert "withdrawals not supported in V1" in wrong["error"]["message"]
+    assert engine(node, "engine_newPayloadV1", [payload])["result"]["status"] == "VALID"
+    new_head = payload["blockHash"]
+    moved = engine(node, "engine_forkchoiceUpdatedV1",
+                   [{"headBlockHash": new_head, "safeBlockHash": new_head,
+                     "finalizedBlockHash": head}, None])["result"]  # fmt: skip
+    assert moved["payloadStatus"]["status"] == "VALID" and moved["payloadId"] is None
+    block = w3.eth.get_block("latest")
+    assert block["number"] == 1 and block["hash"].to_0x_hex() == new_head
+    assert "withdrawals" not in block and block["difficulty"] == 0
+    assert w3.eth.get_transaction_receipt(tx_hash)["status"] == 1

@@ -13,8 +13,17 @@ import time
 import rlp
 from eth_account import Account
 from eth_utils import keccak
-from nodes import DEV_KEYS, REPO, NodeProcess, sibyl
-from pow_history import MINER, POW_BLOCKS, RECIPIENT, UNCLE_AT, UNCLE_MINER, make_history
+from nodes import DEV_KEYS, NodeProcess, sibyl
+from pow_history import (
+    DEPOSIT,
+    MINER,
+    POW_BLOCKS,
+    RECIPIENT,
+    SYSTEM,
+    UNCLE_AT,
+    UNCLE_MINER,
+    make_history,
+)
 from web3 import Web3
 
 from chain.genesis import parse_genesis
@@ -22,17 +31,9 @@ from chain.storage.codec import decode_any_block
 
 KEY = DEV_KEYS[0]
 SENDER = Account.from_key(KEY)
-DEV = json.loads((REPO / "genesis" / "dev.json").read_text())
-SYSTEM = {  # EIP-4788 and EIP-2935's contracts, EIP-7002 and EIP-7251's empty queues
-    **{a: DEV["alloc"][a] for a in ("0x000f3df6d732807ef1319fb7b8bb8522d0beac02",
-                                    "0x0000f90827f1c53a10cb7a02335b175320002935")},
-    **{a: {"balance": "0x0", "code": "0x00"} for a in ("0x00000961ef480eb55e80d19ad83579a64c007002",
-                                                       "0x0000bbddc7ce488642fb579f8b00f3a590007251")},
-}  # fmt: skip
 # blocks after the proof-of-work ones: Paris, then two each of Shanghai, Cancun, Prague
 POS_FORKS = ["paris"] + ["shanghai"] * 2 + ["cancun"] * 2 + ["prague"] * 2
 ETHER = 10**18
-DEPOSIT = "0x00000000219ab540356cbb839cbe05303d7705fa"  # EIP-6110's, mainnet's
 
 
 def send(w3, nonce: int) -> dict:
