@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,14 +91,21 @@ def registered_state(store: Store, root: bytes, size: int, due_at: int) -> tuple
     return accounts.state_root, overlay.writes
 
 
+def scheduled(execution: BlockExecution) -> list:
+    """What a block of the scheduler's chains holds: the scheduled calls due in it."""
+    return execution.scheduled
+
+
 @dataclass
 class Chain:
     """Consecutive blocks from one parent on one store, as a node builds them: each block
     runs on the state the one before it wrote, so no block finds its trie paths decoded
-    by an earlier build of itself."""
+    by an earlier build of itself. ``transactions`` gives what each block applies (timed
+    with the block, so it must be cheap: anything signed is signed beforehand)."""
 
     store: Store
     parent: Any
+    transactions: Callable[[BlockExecution], list] = scheduled
     samples: list[float] = field(default_factory=list)  # seconds per block, all in
     commits: list[float] = field(default_factory=list)  # seconds of its commit alone
 
@@ -114,7 +122,7 @@ class Chain:
             started = time.perf_counter()
             header = next_header(config, parent, attributes)
             execution = BlockExecution(config, parent, header, self.store.state_get, headers.get)
-            for tx in execution.scheduled:
+            for tx in self.transactions(execution):
                 execution.apply(tx)
             executed = execution.finish()
             committing = time.perf_counter()
