@@ -8,7 +8,7 @@ pending jobs cost every block, and how many blocks a job takes on the dev chain.
    own time, measured separately by running the dev LLM on one job, is reported beside
    it: the builder pays it, the follower never does (target: import ≤ 5% of the builder's
    time with its model time).
-2. ``pending``: consecutive blocks, built and committed, that each deliver 2 jobs on
+2. ``pending``: consecutive blocks, built and committed, that each deliver 10 jobs on
    states holding 10 and 10,000 pending jobs (full records in the JOBS storage, so its
    trie really is that deep), against empty blocks on the same states (the baseline);
    each chain on its own data dir, all built in interleaved turns in a seeded order as
