@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,16 +91,26 @@ def registered_state(store: Store, root: bytes, size: int, due_at: int) -> tuple
     return accounts.state_root, overlay.writes
 
 
+def scheduled(execution: BlockExecution) -> list:
+    """What a block of the scheduler's chains holds: the scheduled calls due in it."""
+    return execution.scheduled
+
+
 @dataclass
 class Chain:
     """Consecutive blocks from one parent on one store, as a node builds them: each block
     runs on the state the one before it wrote, so no block finds its trie paths decoded
-    by an earlier build of itself."""
+    by an earlier build of itself. ``transactions`` gives what each block applies (timed
+    with the block, so it must be cheap: anything signed is signed beforehand)."""
 
     store: Store
     parent: Any
+    transactions: Callable[[BlockExecution], list] = scheduled
     samples: list[float] = field(default_factory=list)  # seconds per block, all in
     commits: list[float] = field(default_factory=list)  # seconds of its commit alone
+    # CPU seconds of this process per block (the merger thread's included): what the block
+    # cost, without the time the process waited for a core other processes held
+    cpu: list[float] = field(default_factory=list)
 
     def build(self, config: Any, count: int, *, counted: bool = True) -> None:
         headers = {self.parent.hash: self.parent}
@@ -111,10 +122,10 @@ class Chain:
                 fee_recipient=b"\x00" * 20,
                 parent_beacon_block_root=b"\x00" * 32,
             )
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             header = next_header(config, parent, attributes)
             execution = BlockExecution(config, parent, header, self.store.state_get, headers.get)
-            for tx in execution.scheduled:
+            for tx in self.transactions(execution):
                 execution.apply(tx)
             executed = execution.finish()
             committing = time.perf_counter()
@@ -124,10 +135,14 @@ class Chain:
             if counted:
                 self.samples.append(done - started)
                 self.commits.append(done - committing)
+                self.cpu.append(time.process_time() - cpu)
             self.parent = headers.setdefault(executed.hash, executed.header)
 
     def means_ms(self) -> tuple[float, float]:
         return statistics.fmean(self.samples) * 1000, statistics.fmean(self.commits) * 1000
+
+    def cpu_ms(self) -> float:
+        return statistics.fmean(self.cpu) * 1000
 
 
 def main() -> int:

@@ -27,11 +27,9 @@ from eth._utils.calculations import fake_exponential
 from eth.abc import BlockHeaderAPI
 from eth.precompiles.point_evaluation import TRUSTED_SETUP_PATH, kzg_to_versioned_hash
 from eth.vm.forks.cancun.constants import BLOB_BASE_FEE_UPDATE_FRACTION
-from eth.vm.forks.cancun.headers import calc_excess_blob_gas_cancun
 from eth.vm.forks.prague.constants import BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE
-from eth.vm.forks.prague.headers import calc_excess_blob_gas_prague
 
-from chain.execution import MAX_BLOB_GAS
+from chain.execution import EXCESS_BLOB_GAS, MAX_BLOB_GAS
 from chain.vm import ChainConfig
 
 BLOB_TX_TYPE = 3
@@ -49,7 +47,6 @@ UPDATE_FRACTION = {
     "cancun": BLOB_BASE_FEE_UPDATE_FRACTION,
     "prague": BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE,
 }
-EXCESS_BLOB_GAS = {"cancun": calc_excess_blob_gas_cancun, "prague": calc_excess_blob_gas_prague}
 
 
 def blob_base_fee(config: ChainConfig, header: BlockHeaderAPI) -> int:

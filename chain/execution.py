@@ -23,8 +23,10 @@ from eth.consensus.context import ConsensusContext
 from eth.exceptions import HeaderNotFound
 from eth.vm.chain_context import ChainContext
 from eth.vm.forks.cancun.constants import MAX_BLOB_GAS_PER_BLOCK as CANCUN_MAX_BLOB_GAS
+from eth.vm.forks.cancun.headers import calc_excess_blob_gas_cancun
 from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth.vm.forks.prague.constants import MAX_BLOB_GAS_PER_BLOCK as PRAGUE_MAX_BLOB_GAS
+from eth.vm.forks.prague.headers import calc_excess_blob_gas_prague
 from eth_utils import ValidationError, keccak
 
 from chain import state_db
@@ -57,6 +59,8 @@ StateLookup = Callable[[bytes], bytes | None]
 
 MAX_NONCE = 2**64 - 1  # EIP-2681: an account's nonce stays below it
 MAX_BLOB_GAS = {"cancun": CANCUN_MAX_BLOB_GAS, "prague": PRAGUE_MAX_BLOB_GAS}  # EIP-4844, 7691
+# the excess blob gas a block inherits from its parent, by the block's fork
+EXCESS_BLOB_GAS = {"cancun": calc_excess_blob_gas_cancun, "prague": calc_excess_blob_gas_prague}
 
 
 class InvalidTransaction(Exception):
@@ -401,22 +405,12 @@ def _check_header(
         raise InvalidBlock(f"block {header.block_number}: {exc}") from None
     if block.uncles:
         raise InvalidBlock(f"block {header.block_number}: uncles are not allowed after the merge")
-    if fork_since(fork, "cancun"):
-        expected = next_header(
-            config,
-            parent,
-            PayloadAttributes(
-                timestamp=header.timestamp,
-                prev_randao=header.mix_hash,
-                fee_recipient=header.coinbase,
-                parent_beacon_block_root=header.parent_beacon_block_root,
-                gas_limit=header.gas_limit,
-            ),
-        )
-        if expected.excess_blob_gas != header.excess_blob_gas:
+    if fork_since(fork, "cancun"):  # from the parent alone, not a whole header made again
+        expected = EXCESS_BLOB_GAS[fork](parent)
+        if expected != header.excess_blob_gas:
             raise InvalidBlock(
                 f"block {header.block_number}: excess blob gas {header.excess_blob_gas}, "
-                f"expected {expected.excess_blob_gas}"
+                f"expected {expected}"
             )
 
 

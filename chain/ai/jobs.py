@@ -15,20 +15,27 @@ same expiries:
   slot 1              the longest ttl a job may ask for, in blocks (from the genesis)
   slot 2              the most gas the expiries of one block may reserve (from the genesis)
   keccak(addr ‖ 3)    the balance of ``addr`` in JOBS, in wei
-  keccak(id ‖ 4)      what a job is, fixed when created: RLP ``[requester, precompile,
-                      modelId, inputHash, callbackSelector, callbackGasLimit, gasPrice,
-                      fee, reservedGas, createdBlock, deadline]`` stored as a byte string
-  keccak(id ‖ 5)      where it is: status (8 bits), settledBlock (64 bits above them)
-  keccak(id ‖ 6)      the next job whose deadline is the same block (0 ends the list)
-  keccak(block ‖ 7)   the first job whose deadline is ``block``
-  keccak(block ‖ 8)   the gas the expiries at ``block`` may take, booked so far
-  keccak(id ‖ 9)      the full input of a job whose delivery is checked against it (a
+  keccak(id ‖ 4) + 0  requester (20 bytes) ‖ callbackSelector (4) ‖ callbackGasLimit (4) ‖
+                      precompile (2: every AI precompile's address is below 0x10000) ‖
+                      flags (1: bit 0, the job keeps its input at keccak(id ‖ 8)) ‖ 0
+  keccak(id ‖ 4) + 1  modelId
+  keccak(id ‖ 4) + 2  inputHash
+  keccak(id ‖ 4) + 3  gasPrice (16 bytes) ‖ fee (16)
+  keccak(id ‖ 4) + 4  reservedGas (7) ‖ createdBlock (8) ‖ deadline (8) ‖ settledBlock (8) ‖
+                      status (1)
+                      (each field big-endian, the first named in the high bytes)
+  keccak(id ‖ 5)      the next job whose deadline is the same block (0 ends the list)
+  keccak(block ‖ 6)   the first job whose deadline is ``block``
+  keccak(block ‖ 7)   the gas the expiries at ``block`` may take, booked so far
+  keccak(id ‖ 8)      the full input of a job whose delivery is checked against it (a
                       ZK_PROVE job: the proof's public inputs are the input's values), as a
                       byte string, while the job is pending; other jobs keep only its hash
 
-Settling a job rewrites its progress word (the transaction that settled it is found in
-its settledBlock) and clears the input it kept, if any: each write rehashes a path
-through a trie as deep as the jobs are many.
+A job's record is five words, so a delivery reads five cold slots of a trie as deep as
+the jobs are many (and the input, for a job that keeps it): the record is read once and
+handed along. Settling a job rewrites the last word (the transaction that settled it is
+found in its settledBlock) and clears the input it kept, if any: each write rehashes a
+path through that trie.
 
 A block reads its deadline list (the jobs created with that deadline, settled or not) and
 the records of the jobs it delivers: its work follows the jobs due or delivered in it,
@@ -45,7 +52,6 @@ docs/decisions.md.
 from dataclasses import dataclass, replace
 from typing import Any
 
-import rlp
 from eth.abc import ComputationAPI
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
@@ -64,16 +70,16 @@ from chain.slots import Storage, mapping_slot, read_blob, write_blob
 
 JOBS = bytes.fromhex("0000000000000000000000000000000000000a04")
 PENDING_COUNT_SLOT, MAX_TTL_SLOT, EXPIRY_GAS_SLOT = 0, 1, 2
-BALANCE_MAP, RECORD_MAP, PROGRESS_MAP, NEXT_MAP = 3, 4, 5, 6
-DEADLINE_MAP, DEADLINE_GAS_MAP, INPUT_MAP = 7, 8, 9
+BALANCE_MAP, RECORD_MAP, NEXT_MAP = 3, 4, 5
+DEADLINE_MAP, DEADLINE_GAS_MAP, INPUT_MAP = 6, 7, 8
 
 PENDING, OK, FAILED, EXPIRED = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", OK: "delivered", FAILED: "failed", EXPIRED: "expired"}
 DEFAULT_MAX_TTL = 256
 DEFAULT_EXPIRY_GAS = 20_000_000
 MAX_CALLBACK_GAS = 5_000_000
-# what creating a job costs the caller: its record, progress, list link and the two
-# deadline slots, the balance, and the JobCreated log (plus 8 gas a byte of its input)
+# what creating a job costs the caller: its record, list link and the two deadline
+# slots, the balance, and the JobCreated log (plus 8 gas a byte of its input)
 JOB_GAS = 7 * WRITE_GAS
 LOG_BYTE_GAS = 8
 
@@ -82,12 +88,10 @@ SETTLED = event_topic("JobSettled(bytes32,uint8,address[])")
 CALLBACK_TYPES = ["bytes32", "uint8", "bytes"]
 JOB_VIEW = ("address", "address", "bytes32", "uint8", "uint64", "uint64", "uint64")
 
-_RECORD = rlp.sedes.List(
-    [rlp.sedes.Binary.fixed_length(20)] * 2
-    + [rlp.sedes.Binary.fixed_length(32)] * 2
-    + [rlp.sedes.Binary.fixed_length(4)]
-    + [rlp.sedes.big_endian_int] * 6
-)
+RECORD_WORDS = 5
+KEEPS_INPUT = 1  # the flag of a job whose input JOBS keeps
+MAX_PRICE = 2**128 - 1  # the most gas price and fee a record holds
+MAX_RESERVED_GAS = 2**56 - 1
 
 
 class JobRefused(Exception):
@@ -111,6 +115,7 @@ class Job:
     deadline: int
     status: int = PENDING
     settled_block: int = 0
+    keeps_input: bool = False  # JOBS keeps the full input until the job settles
 
     @property
     def reserved(self) -> int:
@@ -180,26 +185,60 @@ def max_ttl(state: Storage) -> int:
     return state.get_storage(JOBS, MAX_TTL_SLOT)
 
 
+def _record_slot(id_: bytes, word: int) -> int:
+    return (mapping_slot(id_, RECORD_MAP) + word) % 2**256
+
+
 def get_job(state: Storage, id_: bytes) -> Job | None:
-    blob = read_blob(state, JOBS, mapping_slot(id_, RECORD_MAP))
-    if not blob:
+    """The job ``id_`` from its five record words, or None (its first word is never 0)."""
+    head = state.get_storage(JOBS, _record_slot(id_, 0)).to_bytes(32, "big")
+    if head == bytes(32):
         return None
-    fields = rlp.decode(blob, sedes=_RECORD)
-    progress = state.get_storage(JOBS, mapping_slot(id_, PROGRESS_MAP))
-    return Job(id_, *fields, status=progress & 0xFF, settled_block=progress >> 8)
+    model_id, input_hash, prices, progress = (
+        state.get_storage(JOBS, _record_slot(id_, i)).to_bytes(32, "big")
+        for i in range(1, RECORD_WORDS)
+    )
+    return Job(
+        id=id_,
+        requester=head[:20],
+        precompile=head[28:30].rjust(20, b"\x00"),
+        model_id=model_id,
+        input_hash=input_hash,
+        callback_selector=head[20:24],
+        callback_gas_limit=int.from_bytes(head[24:28], "big"),
+        gas_price=int.from_bytes(prices[:16], "big"),
+        fee=int.from_bytes(prices[16:], "big"),
+        reserved_gas=int.from_bytes(progress[:7], "big"),
+        created_block=int.from_bytes(progress[7:15], "big"),
+        deadline=int.from_bytes(progress[15:23], "big"),
+        settled_block=int.from_bytes(progress[23:31], "big"),
+        status=progress[31],
+        keeps_input=bool(head[30] & KEEPS_INPUT),
+    )
 
 
 def _put_record(state: Storage, job: Job) -> None:
-    fields = [
-        job.requester, job.precompile, job.model_id, job.input_hash, job.callback_selector,
-        job.callback_gas_limit, job.gas_price, job.fee, job.reserved_gas, job.created_block,
-        job.deadline,
-    ]  # fmt: skip
-    write_blob(state, JOBS, mapping_slot(job.id, RECORD_MAP), rlp.encode(fields, sedes=_RECORD))
+    if job.precompile[:18] != bytes(18):
+        raise ValueError(f"precompile 0x{job.precompile.hex()} is not below 0x10000")
+    head = (
+        job.requester + job.callback_selector + job.callback_gas_limit.to_bytes(4, "big")
+        + job.precompile[18:] + bytes([KEEPS_INPUT if job.keeps_input else 0, 0])
+    )  # fmt: skip
+    prices = job.gas_price.to_bytes(16, "big") + job.fee.to_bytes(16, "big")
+    for i, word in enumerate((head, job.model_id, job.input_hash, prices)):
+        state.set_storage(JOBS, _record_slot(job.id, i), int.from_bytes(word, "big"))
+    _put_progress(state, job)
 
 
 def _put_progress(state: Storage, job: Job) -> None:
-    state.set_storage(JOBS, mapping_slot(job.id, PROGRESS_MAP), job.status | job.settled_block << 8)
+    """The record's last word: the fields fixed at creation beside status and settledBlock,
+    so settling rewrites one word and reads none."""
+    word = (
+        job.reserved_gas.to_bytes(7, "big") + job.created_block.to_bytes(8, "big")
+        + job.deadline.to_bytes(8, "big") + job.settled_block.to_bytes(8, "big")
+        + bytes([job.status])
+    )  # fmt: skip
+    state.set_storage(JOBS, _record_slot(job.id, RECORD_WORDS - 1), int.from_bytes(word, "big"))
 
 
 def job_input(state: Storage, id_: bytes) -> bytes:
@@ -288,7 +327,14 @@ def create_job(computation: ComputationAPI, request: JobRequest, id_: bytes) -> 
         ),
         created_block=number,
         deadline=deadline,
+        keeps_input=request.keep_input,
     )
+    if job.gas_price > MAX_PRICE or job.fee > MAX_PRICE:
+        raise JobRefused(
+            f"gas price {job.gas_price} or fee {job.fee} wei is above a job's 2**128 - 1"
+        )
+    if job.reserved_gas > MAX_RESERVED_GAS:
+        raise JobRefused(f"the callback would reserve {job.reserved_gas} gas, above 2**56")
     booked = state.get_storage(JOBS, _deadline_gas_slot(deadline))
     cap = state.get_storage(JOBS, EXPIRY_GAS_SLOT)
     expiry = expiry_gas(type(state), job)
@@ -327,7 +373,6 @@ def record_job(state: Storage, job: Job, expiry: int) -> None:
     state.set_storage(JOBS, mapping_slot(job.id, NEXT_MAP), state.get_storage(JOBS, head))
     state.set_storage(JOBS, head, int.from_bytes(job.id, "big"))
     _put_record(state, job)
-    _put_progress(state, job)
     _count_pending(state, +1)
 
 
@@ -336,7 +381,7 @@ def settle(state: Any, job: Job, status: int) -> Job:
     reads it settled) and drop the input it kept; the money moves in :func:`pay`."""
     job = replace(job, status=status, settled_block=state.block_number)
     _put_progress(state, job)
-    if state.get_storage(JOBS, mapping_slot(job.id, INPUT_MAP)):
+    if job.keeps_input:
         write_blob(state, JOBS, mapping_slot(job.id, INPUT_MAP), b"")
     _count_pending(state, -1)
     return job
@@ -385,7 +430,9 @@ class Jobs(NativeContract):
             Function("depositFor(address)", (), self.deposit_for, writes=True, gas=WRITE_GAS),
             Function("withdraw(uint256)", (), self.withdraw, writes=True, gas=2 * WRITE_GAS),
             Function("balanceOf(address)", ("uint256",), self.balance, writes=False, gas=READ_GAS),
-            Function("getJob(bytes32)", JOB_VIEW, self.get_job, writes=False, gas=6 * READ_GAS),
+            Function(
+                "getJob(bytes32)", JOB_VIEW, self.get_job, writes=False, gas=RECORD_WORDS * READ_GAS
+            ),
         ]
 
     def deposit(self, computation: ComputationAPI) -> None:
