@@ -29,10 +29,8 @@ from pathlib import Path
 
 import genesis
 from sidecars.errors import SidecarError
+from sidecars.runtime_names import RUNTIMES
 
-# The model runtimes (sidecars.runtimes, which imports numpy: named here so that the node,
-# which reads sidecar configs, loads no runtime before its port opens).
-RUNTIMES = ("torch", "onnx", "embed", "llm", "zk")
 MODES = ("auto", "docker", "process", "none")  # --sidecars: how the node runs its sidecars
 DEFAULT_IMAGE = "sibyl-sidecar:dev"  # the image .ci/docker-up builds (docker/sidecar.Dockerfile)
 

@@ -57,7 +57,7 @@ from sidecars.abi import (
     for_model,
 )
 from sidecars.attestation import keccak
-from sidecars.config import RUNTIMES
+from sidecars.runtime_names import RUNTIMES
 
 if TYPE_CHECKING:
     import numpy as np

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sidecars.attestation import signing_key
-from sidecars.config import RUNTIMES
 from sidecars.keys import KeyFileError, load_key
+from sidecars.runtime_names import RUNTIMES
 
 if TYPE_CHECKING:
     from sidecars.runtimes import Model

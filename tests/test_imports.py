@@ -65,6 +65,23 @@ except SystemExit as exit:
     assert "--executor-key" in result.stdout
 
 
+def test_the_sidecar_image_modules_need_nothing_the_image_lacks():
+    # docker/sidecar.Dockerfile installs sidecars/ alone: no py-evm, no node, no genesis/
+    code = """
+import sys
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("eth", "chain", "trie", "scheduler", "rpc", "genesis"):
+            raise ImportError(f"{name} is not in the sidecar image")
+sys.meta_path.insert(0, Absent())
+import sidecars.serve, sidecars.server, sidecars.runtimes, sidecars.upstream, sidecars.zk
+print("ok")
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 def test_the_node_loads_no_model_library_grpc_or_keystore_before_its_port_opens():
     # what `sibyl run --sidecars none` imports before it serves: the model libraries are
     # the sidecars' (tens to hundreds of MB) and never the node's; each of the others
