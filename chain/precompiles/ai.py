@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from eth.abc import ComputationAPI
+from eth_abi import encode as abi_encode
 
-from chain.ai import registry
+from chain.ai import jobs, registry
 from chain.ai.results import AiCall, AiCallFailed
 from chain.precompiles.native import returns_revert_data, revert
 from sidecars.abi import AbiError, decode_embed_input, decode_infer_input
@@ -93,3 +94,22 @@ def embed(computation: ComputationAPI) -> ComputationAPI:
         lambda request: len(request.text.encode()),
         _check_embed,
     )
+
+
+def open_job(computation: ComputationAPI, name: str, request: jobs.JobRequest) -> ComputationAPI:
+    """What an async precompile (LLM, ZK_PROVE) does once its input is checked and its
+    creation charged: create the job in JOBS and return ``abi.encode(bytes32 jobId)``.
+    A job is state, so a static call cannot make one; the job id needs the transaction,
+    which only an execution's oracle knows."""
+    if computation.msg.is_static:
+        raise revert(f"{name}: creates a job, so it cannot run in a static call")
+    oracle = getattr(computation.state, "oracle", None)
+    if oracle is None:
+        raise revert(f"{name}: AI calls are not available in this context")
+    job_id = jobs.job_id(oracle.chain_id, oracle.tx_hash, oracle.async_call_index())
+    try:
+        jobs.create_job(computation, request, job_id)
+    except jobs.JobRefused as exc:
+        raise revert(f"{name}: {exc}") from None
+    computation.output = abi_encode(["bytes32"], [job_id])
+    return computation

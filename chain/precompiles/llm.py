@@ -14,10 +14,9 @@ call (``success == false``) and creates no job.
 """
 
 from eth.abc import ComputationAPI
-from eth_abi import encode as abi_encode
 
 from chain.ai import jobs, registry
-from chain.precompiles.ai import REFUSAL_GAS
+from chain.precompiles.ai import REFUSAL_GAS, open_job
 from chain.precompiles.native import returns_revert_data, revert
 from sidecars.abi import AbiError, LlmRequest, decode_llm_input
 
@@ -46,11 +45,6 @@ def complete(computation: ComputationAPI) -> ComputationAPI:
     computation.consume_gas(jobs.JOB_GAS + jobs.LOG_BYTE_GAS * len(data), reason="LLM job creation")
     if request.max_tokens > max_tokens(model):
         raise revert(f"LLM: maxTokens {request.max_tokens} above the model's {max_tokens(model)}")
-    if computation.msg.is_static:
-        raise revert("LLM: creates a job, so it cannot run in a static call")
-    oracle = getattr(computation.state, "oracle", None)
-    if oracle is None:
-        raise revert("LLM: AI calls are not available in this context")
     job_request = jobs.JobRequest(
         precompile=registry.LLM,
         model=model,
@@ -60,10 +54,4 @@ def complete(computation: ComputationAPI) -> ComputationAPI:
         callback_gas_limit=request.callback_gas_limit,
         ttl_blocks=request.ttl_blocks,
     )
-    job_id = jobs.job_id(oracle.chain_id, oracle.tx_hash, oracle.async_call_index())
-    try:
-        jobs.create_job(computation, job_request, job_id)
-    except jobs.JobRefused as exc:
-        raise revert(f"LLM: {exc}") from None
-    computation.output = abi_encode(["bytes32"], [job_id])
-    return computation
+    return open_job(computation, "LLM", job_request)

@@ -20,10 +20,9 @@ false``) and creates no job.
 """
 
 from eth.abc import ComputationAPI
-from eth_abi import encode as abi_encode
 
 from chain.ai import jobs, registry
-from chain.precompiles.ai import REFUSAL_GAS
+from chain.precompiles.ai import REFUSAL_GAS, open_job
 from chain.precompiles.native import returns_revert_data, revert
 from sidecars.abi import AbiError, decode_prove_input
 
@@ -55,11 +54,6 @@ def prove(computation: ComputationAPI) -> ComputationAPI:
             f"ZK_PROVE: input shape {request.shape} does not match the model's "
             f"{list(model.input_shape)}"
         )
-    if computation.msg.is_static:
-        raise revert("ZK_PROVE: creates a job, so it cannot run in a static call")
-    oracle = getattr(computation.state, "oracle", None)
-    if oracle is None:
-        raise revert("ZK_PROVE: AI calls are not available in this context")
     job_request = jobs.JobRequest(
         precompile=registry.ZK_PROVE,
         model=model,
@@ -70,10 +64,4 @@ def prove(computation: ComputationAPI) -> ComputationAPI:
         ttl_blocks=request.ttl_blocks,
         keep_input=True,
     )
-    job_id = jobs.job_id(oracle.chain_id, oracle.tx_hash, oracle.async_call_index())
-    try:
-        jobs.create_job(computation, job_request, job_id)
-    except jobs.JobRefused as exc:
-        raise revert(f"ZK_PROVE: {exc}") from None
-    computation.output = abi_encode(["bytes32"], [job_id])
-    return computation
+    return open_job(computation, "ZK_PROVE", job_request)
