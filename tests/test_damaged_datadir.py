@@ -11,11 +11,13 @@ import time
 import lmdb
 import nodes
 import pytest
+import rlp
 from nodes import REPO, dev_node, rpc
 
 from chain.config import ConfigError, NodeConfig, load_config
 from chain.node import open_datadir
-from chain.storage.store import StoreError
+from chain.storage import codec
+from chain.storage.store import Store, StoreError
 
 GENESIS = REPO / "genesis" / "dev.json"
 TRANSFER = {"to": "0x" + "22" * 20, "value": "0x1"}
@@ -156,15 +158,28 @@ def test_a_corrupted_journal_record_is_refused(chain_copy, tmp_path):
 def test_db_check_names_missing_blocks_and_state(chain_copy, tmp_path):
     datadir = copy(chain_copy, tmp_path)
     _damage(datadir, "canonical", (1).to_bytes(8, "big"), None)
+    child = _head_state_child(datadir)
     env = lmdb.open(str(datadir / "state.lmdb"))
-    with env.begin(write=True) as txn:  # a state trie node below the root
-        keys = [bytes(k) for k, _ in txn.cursor()]
-        txn.delete(keys[len(keys) // 2])
+    with env.begin(write=True) as txn:
+        assert txn.delete(child)
     env.close()
     result = sibyl("db", "check", "--datadir", str(datadir))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "canonical block 1 is missing from the index" in result.stdout
+    assert f"state trie node 0x{child.hex()} is missing" in result.stdout
     assert "is damaged" in result.stdout
+
+
+def _head_state_child(datadir) -> bytes:
+    """The hash of a node the head's state trie references below its root (deleting a
+    key at random could hit the root itself, which the open check reports alone)."""
+    store = Store(datadir, readonly=True)
+    try:
+        root = codec.decode_header(store.get("headers", store.head_hash())).state_root
+        branch = rlp.decode(store.state_get(root))
+    finally:
+        store.close()
+    return next(bytes(child) for child in branch if len(child) == 32)
 
 
 # config and genesis values
