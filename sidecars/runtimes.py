@@ -331,39 +331,41 @@ def _load_onnx(model_id: bytes, data: bytes) -> Model:
 
 
 def _load_embed(model_id: bytes, path: Path) -> Model:
-    """A sentence-transformers model of the shape all-MiniLM-L6-v2 has (a transformers
-    encoder, mean pooling over the attention mask, L2 normalisation), run with
-    transformers directly. The same steps as sentence-transformers' ``encode`` of one
-    text, so the same bytes (a test compares them), without the ~50 MB and seconds its
-    import costs (scikit-learn, scipy, its trainers)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # logs are one line per event
+    """A sentence-transformers model of the shape all-MiniLM-L6-v2 has (a BERT encoder,
+    mean pooling over the attention mask, L2 normalisation), run with ``tokenizers`` and
+    :mod:`sidecars.encoder` directly. The same steps as sentence-transformers' ``encode``
+    of one text, so the same bytes (a test compares them), without the ~50 MB and seconds
+    its import costs (scikit-learn, scipy, its trainers), nor the ~120 MB ``transformers``'
+    model classes cost (sympy, scipy, ``torch._dynamo``)."""
     try:
+        import tokenizers
         import torch
-        import transformers
     except ImportError:
         raise RuntimeUnavailable(
             "runtime embed needs the embed extra: pip install 'sibyl[embed]'"
         ) from None
+    from sidecars.encoder import EncoderConfigError, load_bert_encoder
     from sidecars.fixedpoint import NonFiniteOutput, quantize
 
     max_length = _mean_pooled_encoder(path)
     torch.set_num_threads(1)
-    transformers.logging.set_verbosity_error()
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        encoder = transformers.AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+        # the fast tokenizer transformers' AutoTokenizer wraps, truncating as it does
+        tokenizer = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length)
+        tokenizer.no_padding()
+        encoder = load_bert_encoder(torch, path)
+    except EncoderConfigError as exc:
+        raise ModelLoadError(str(exc)) from None
     except Exception as exc:
         raise ModelLoadError(f"cannot load embedding model {path}: {_first_line(exc)}") from None
 
     def embed(text: str) -> np.ndarray:
-        tokens = tokenizer(
-            [text], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        )
+        input_ids = torch.tensor([tokenizer.encode(text).ids], dtype=torch.int64)
         with torch.inference_mode():
-            hidden = encoder(**tokens).last_hidden_state
-        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            hidden = encoder(input_ids)
+        # one text is never padded: every token counts, as its attention mask says
+        mask = torch.ones((*input_ids.shape, 1), dtype=hidden.dtype)
         total = (hidden * mask).sum(dim=1, dtype=hidden.dtype)
         count = torch.clamp(mask.sum(dim=1, dtype=hidden.dtype), min=1e-9)
         return torch.nn.functional.normalize(total / count, p=2, dim=-1)[0].numpy()
@@ -384,7 +386,7 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
         "embed",
         model_id,
         EMBED_ADDRESS,
-        {"torch": torch.__version__, "transformers": transformers.__version__},
+        {"torch": torch.__version__, "tokenizers": tokenizers.__version__},
         execute,
     )
 
