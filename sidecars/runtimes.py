@@ -28,10 +28,14 @@ bytes across runs and processes on a machine.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import io
 import json
+import logging
 import os
 import threading
+import time
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -67,6 +71,8 @@ CAPABILITIES = {
 }  # fmt: skip
 EMBED_WEIGHTS = "model.safetensors"
 
+log = logging.getLogger("sidecars.runtimes")
+
 
 class ModelLoadError(Exception):
     """A sidecar cannot serve its model; it must not start."""
@@ -101,6 +107,8 @@ class Model:
     prove: Callable[[bytes], tuple[bytes, bytes]] | None = None
     # for a ZK model: a ZK_PROVE job's output, ``abi.encode(values, shape, proof)``
     prove_job: Callable[[bytes], bytes] | None = None
+    # listed and servable now, its weights loaded by its first call (the LLM: jobs)
+    loads_on_first_call: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -422,20 +430,65 @@ def _mean_pooled_encoder(path: Path) -> int:
 
 
 def _load_llm(model_id: bytes, path: Path) -> Model:
-    """A local causal LM: the chat template applied to ``messagesJson``, greedy decoding
-    at temperature 0 and sampling seeded with the request's ``seed`` otherwise, at most
-    ``maxTokens`` new tokens, on one intra-op thread with deterministic algorithms: the
-    same request gives the same bytes across runs and processes."""
+    """A local causal LM, checked now and loaded on its first job (:func:`_llm_executor`).
+
+    LLM calls are jobs, answered blocks later, so the first job can pay the load (seconds:
+    ``transformers``' import, which brings sympy, scipy and ``torch._dynamo``, then the
+    weights), and a sidecar whose LLM no one calls never holds those ~150 MB. What can be
+    wrong with the directory short of its weights (``transformers`` missing, no config,
+    tokenizer or chat template) still stops the sidecar at start; a model that then fails
+    to load fails its jobs with the reason, and the next job tries again."""
+    if any(importlib.util.find_spec(name) is None for name in ("torch", "transformers")):
+        raise RuntimeUnavailable("runtime llm needs the llm extra: pip install 'sibyl[llm]'")
+    for name in ("config.json", "tokenizer_config.json"):
+        if not (path / name).is_file():
+            raise ModelLoadError(f"cannot load LLM {path}: it has no {name}")
+    if not (path / "chat_template.jinja").is_file() and "chat_template" not in _json_keys(
+        path / "tokenizer_config.json"
+    ):
+        raise ModelLoadError(f"LLM {path} has no chat template in its tokenizer")
+    loaded: list[Callable[[bytes], bytes]] = []
+
+    def execute(data: bytes) -> bytes:
+        # Model.run holds the model's lock: one call loads it, the next ones wait for it
+        if not loaded:
+            log.info("event=model_loading runtime=llm model=0x%s reason=first_job", model_id.hex())
+            started = time.perf_counter()
+            try:
+                loaded.append(_llm_executor(model_id, path))
+            except ModelLoadError as exc:
+                log.info("event=model_load_failed runtime=llm model=0x%s reason=%r",
+                         model_id.hex(), str(exc))  # fmt: skip
+                raise Failed(str(exc)) from None
+            log.info("event=model_loaded runtime=llm model=0x%s seconds=%.2f",
+                     model_id.hex(), time.perf_counter() - started)  # fmt: skip
+        return loaded[0](data)
+
+    versions = {name: importlib.metadata.version(name) for name in ("torch", "transformers")}
+    return Model("llm", model_id, LLM_ADDRESS, versions, execute, loads_on_first_call=True)
+
+
+def _json_keys(path: Path) -> set[str]:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {_first_line(exc)}") from None
+    return set(document) if isinstance(document, dict) else set()
+
+
+def _llm_executor(model_id: bytes, path: Path) -> Callable[[bytes], bytes]:
+    """The LLM's ``execute``: the chat template applied to ``messagesJson``, greedy
+    decoding at temperature 0 and sampling seeded with the request's ``seed`` otherwise,
+    at most ``maxTokens`` new tokens, on one intra-op thread with deterministic
+    algorithms: the same request gives the same bytes across runs and processes."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         import torch
         import transformers
-    except ImportError:
-        raise RuntimeUnavailable(
-            "runtime llm needs the llm extra: pip install 'sibyl[llm]'"
-        ) from None
+    except ImportError as exc:
+        raise ModelLoadError(f"cannot import the llm extra: {_first_line(exc)}") from None
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     transformers.logging.set_verbosity_error()
@@ -484,13 +537,7 @@ def _load_llm(model_id: bytes, path: Path) -> Model:
         text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
         return encode_llm_output(text, prompt.shape[1], len(tokens))
 
-    return Model(
-        "llm",
-        model_id,
-        LLM_ADDRESS,
-        {"torch": torch.__version__, "transformers": transformers.__version__},
-        execute,
-    )
+    return execute
 
 
 def _load_zk(model_id: bytes, path: Path) -> Model:
