@@ -216,7 +216,7 @@ def _load_torch(model_id: bytes, data: bytes) -> Model:
     import torch
 
     torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    _deterministic(torch)
     run_module = _torchscript(torch, data) if _is_torchscript(data) else _mlp(torch, data)
 
     def forward(inputs: np.ndarray) -> np.ndarray:
@@ -232,6 +232,14 @@ def _load_torch(model_id: bytes, data: bytes) -> Model:
         {"torch": torch.__version__},
         _tensor_executor(model_id, forward),
     )
+
+
+def _deterministic(torch) -> None:  # noqa: ANN001
+    """Deterministic algorithms only, erroring on an operation that has none: the flag
+    ``torch.use_deterministic_algorithms(True)`` sets, set without the ~70 MB that
+    function also imports (``torch._inductor``'s config, with sympy and ``torch._dynamo``,
+    for a compiler no runtime here uses)."""
+    torch.set_deterministic_debug_mode("error")
 
 
 def _is_torchscript(data: bytes) -> bool:
@@ -490,7 +498,7 @@ def _llm_executor(model_id: bytes, path: Path) -> Callable[[bytes], bytes]:
     except ImportError as exc:
         raise ModelLoadError(f"cannot import the llm extra: {_first_line(exc)}") from None
     torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    _deterministic(torch)
     transformers.logging.set_verbosity_error()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
