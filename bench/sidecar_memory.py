@@ -4,10 +4,11 @@ Starts the bundled dev models as ``sibyl run --dev`` does (one process, ``dev``:
 :func:`sidecars.config.dev_default_specs`) and, as the baseline of the same run, as one
 process per model (:func:`sidecars.config.dev_sidecar_specs`, the layout before), each
 with the real :class:`~sidecars.manager.SidecarManager`. For each layout: seconds until
-every sidecar is healthy, then RSS and PSS of the sidecar processes idle, and again after
-``--calls`` calls of every model (INFER on the torch, onnx and ZK MLPs, EMBED, an LLM job),
-so that lazily touched pages (the embedding weights are mapped from their file) and what
-the calls allocate are counted. The node is not started: add its own figure
+every sidecar is healthy, then RSS and PSS of the sidecar processes idle, after ``--calls``
+calls of every model but the LLM (INFER on the torch, onnx and ZK MLPs, EMBED), and again
+after as many LLM jobs, so that lazily touched pages (the embedding weights are mapped
+from their file), what the calls allocate and the LLM's load on its first job (it brings
+transformers) are each counted. The node is not started: add its own figure
 (``bench/peers.py``'s ``rss_idle_mb``) for the total.
 
 Prints one JSON line per figure; logs go to stderr.
@@ -51,10 +52,12 @@ def call_input(runtime: str, model_id: bytes, index: int) -> tuple[bytes, bytes]
     )
 
 
-def call_every_model(manager: SidecarManager, specs: list[SidecarSpec], calls: int) -> None:
+def call_models(manager: SidecarManager, specs: list[SidecarSpec], calls: int, llm: bool) -> None:
+    """``calls`` calls of every LLM model (``llm``) or of every other one."""
     pool = manager.pool
+    models = [served for spec in specs for served in spec.models]
     for index in range(calls):
-        for served in (served for spec in specs for served in spec.models):
+        for served in (served for served in models if (served.runtime == "llm") == llm):
             precompile, data = call_input(served.runtime, served.model_id, index)
             if served.runtime == "llm":  # a job: submitted, then polled until done
                 job = (keccak(b"memory bench job %d" % index), precompile, served.model_id, data)
@@ -88,7 +91,10 @@ def measure(layout: str, specs: list[SidecarSpec], calls: int) -> list[dict]:
             pids = [managed.process.pid for managed in manager._sidecars]
             time.sleep(2.0)
             idle = {field: memory_mb(pids, field) for field in ("Rss", "Pss")}
-            call_every_model(manager, specs, calls)
+            call_models(manager, specs, calls, llm=False)
+            time.sleep(2.0)
+            but_llm = {field: memory_mb(pids, field) for field in ("Rss", "Pss")}
+            call_models(manager, specs, calls, llm=True)
             time.sleep(2.0)
             after = {field: memory_mb(pids, field) for field in ("Rss", "Pss")}
         finally:
@@ -104,6 +110,18 @@ def measure(layout: str, specs: list[SidecarSpec], calls: int) -> list[dict]:
         {**common, "metric": "sidecars_healthy_s", "value": round(healthy_s, 2)},
         {**common, "metric": "sidecars_rss_idle_mb", "value": idle["Rss"]},
         {**common, "metric": "sidecars_pss_idle_mb", "value": idle["Pss"]},
+        {
+            **common,
+            "metric": "sidecars_rss_after_calls_but_llm_mb",
+            "value": but_llm["Rss"],
+            "calls": calls,
+        },
+        {
+            **common,
+            "metric": "sidecars_pss_after_calls_but_llm_mb",
+            "value": but_llm["Pss"],
+            "calls": calls,
+        },
         {**common, "metric": "sidecars_rss_after_calls_mb", "value": after["Rss"], "calls": calls},
         {**common, "metric": "sidecars_pss_after_calls_mb", "value": after["Pss"], "calls": calls},
     ]

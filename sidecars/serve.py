@@ -108,12 +108,13 @@ def _start(args: argparse.Namespace):
     server.start()
     for model in models:
         log.info(
-            "event=serving runtime=%s model=0x%s executor=0x%s address=%s:%d",
+            "event=serving runtime=%s model=0x%s executor=0x%s address=%s:%d load=%s",
             model.runtime,
             model.model_id.hex(),
             executor.hex(),
             args.host,
             port,
+            "first_call" if model.loads_on_first_call else "done",
         )
     return server, port, stop
 

