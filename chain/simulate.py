@@ -12,9 +12,10 @@ must still cover ``value``.
 
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from eth.abc import BlockHeaderAPI, ComputationAPI
@@ -51,6 +52,9 @@ from chain.vm import MERGED_FORKS, ChainConfig, child_fork, fork_since, vm_class
 
 CALL_GAS_CAP = 50_000_000  # geth's --rpc.gascap default
 CALL_TIMEOUT = 5.0  # seconds, geth's --rpc.evmtimeout default
+# eth_call answers kept (CallMemo): a dapp polls the same views at every head
+CALL_MEMO_ENTRIES = 4096
+CALL_MEMO_BYTES = 1024  # most calldata + output an answer kept may have
 PANIC_SELECTOR = bytes.fromhex("4e487b71")
 PANIC_REASONS = {
     0x00: "generic panic",
@@ -97,6 +101,68 @@ class CallArgs:
     access_list: list[tuple[bytes, list[int]]] = field(default_factory=list)
 
 
+class AskedOracle(CallOracle):
+    """A call's oracle that notes whether the call asked it anything: an answer that
+    came from a sidecar or a model (or opened a job) is not the state's alone."""
+
+    asked = False
+
+    def begin(self, tx_hash: bytes, results: tuple[Any, ...] = ()) -> None:
+        super().begin(tx_hash, results)
+        self.asked = False
+
+    def call(self, call: Any, state: Any) -> bytes:
+        self.asked = True
+        return super().call(call, state)
+
+    def async_call_index(self) -> int:
+        self.asked = True
+        return super().async_call_index()
+
+
+class CallMemo:
+    """eth_call's successful outputs by block and arguments, the most recent kept.
+
+    The state after a block never changes (a dev-chain state edit re-seals the head
+    under a new hash), and a call's context follows from that block alone, so a call
+    asked again on the same block gives the same output: a dapp asks for the same
+    balances and views at every head, and the answer need not be run again. Kept only
+    when the call ran to its end without consulting the oracle, and small."""
+
+    def __init__(self, entries: int = CALL_MEMO_ENTRIES) -> None:
+        self.entries = entries
+        self._outputs: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()  # the event loop reads, the EVM threads write
+
+    @staticmethod
+    def key(parent: BlockHeaderAPI, args: CallArgs) -> tuple:
+        return (parent.hash, *(_hashable(getattr(args, f.name)) for f in fields(args)))
+
+    def get(self, parent: BlockHeaderAPI, args: CallArgs) -> bytes | None:
+        key = self.key(parent, args)
+        with self._lock:
+            output = self._outputs.get(key)
+            if output is not None:
+                self._outputs.move_to_end(key)
+            return output
+
+    def keep(self, parent: BlockHeaderAPI, args: CallArgs, output: bytes) -> None:
+        if len(args.data) + len(output) > CALL_MEMO_BYTES:
+            return
+        key = self.key(parent, args)
+        with self._lock:
+            self._outputs[key] = output
+            if len(self._outputs) > self.entries:
+                self._outputs.popitem(last=False)
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` with its lists (the access list's, nested) as tuples."""
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(item) for item in value)
+    return value
+
+
 def revert_reason(data: bytes) -> str | None:
     """The human-readable reason in ``Error(string)`` or ``Panic(uint256)`` revert data."""
     try:
@@ -141,6 +207,7 @@ class Simulator:
         self.gas_cap = gas_cap
         self.timeout = timeout
         self.deadline = Deadline()
+        self.memo = CallMemo()
         self._local = threading.local()  # .warm: (parent hash, VM) of this thread
 
     def gas_for(self, parent: BlockHeaderAPI, args: CallArgs) -> int:
@@ -180,7 +247,7 @@ class Simulator:
             chain_context=ChainContext(self.config.chain_id),
             consensus_context=ConsensusContext(db),
         )
-        vm.state.oracle = CallOracle(self.config.chain_id, self.sidecars, self.replicas)
+        vm.state.oracle = AskedOracle(self.config.chain_id, self.sidecars, self.replicas)
         vm.state.calls_from_contracts = True  # geth skips EIP-3607 for calls
         vm.state.computation_class = bounded(vm.state.computation_class, self.deadline)
         if not fresh:
@@ -302,11 +369,15 @@ class Simulator:
                 state.clear_transient_storage()
 
     def call(self, parent: BlockHeaderAPI, args: CallArgs) -> bytes:
+        """The call's output, kept in :attr:`memo` where it may be (eth_call asks that
+        first, on the event loop)."""
         with (
             self.deadline.running(self.timeout),
-            self.execution(parent, args, exact=False) as (computation, _),
+            self.execution(parent, args, exact=False) as (computation, state),
         ):
             _raise_for(computation)
+            if not state.oracle.asked:
+                self.memo.keep(parent, args, computation.output)
             return computation.output
 
     def estimate_gas(self, parent: BlockHeaderAPI, args: CallArgs) -> int:
