@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth.abc import BlockHeaderAPI, ComputationAPI
@@ -136,7 +136,11 @@ class CallMemo:
 
     @staticmethod
     def key(parent: BlockHeaderAPI, args: CallArgs) -> tuple:
-        return (parent.hash, *(_hashable(getattr(args, f.name)) for f in fields(args)))
+        """The block and every field of the call (the access list's lists as tuples)."""
+        return (
+            parent.hash,
+            *(v if type(v) is not list else _hashable(v) for v in vars(args).values()),
+        )
 
     def get(self, parent: BlockHeaderAPI, args: CallArgs) -> bytes | None:
         key = self.key(parent, args)
@@ -312,7 +316,12 @@ class Simulator:
         context = state.get_transaction_context_class()(
             gas_price=args.gas_price or 0, origin=args.sender
         )
-        return state.computation_class.apply_message(state, message, context)
+        if args.value:  # moving the value is apply_message's part
+            return state.computation_class.apply_message(state, message, context)
+        # apply_message's other steps change no output of a call: a snapshot (execution
+        # reverts its own) and the touch of the recipient, which only EIP-161's clean-up
+        # at a transaction's end reads; the touch, a trie write, was a fifth of a call
+        return state.computation_class.apply_computation(state, message, context)
 
     @contextmanager
     def execution(
