@@ -14,6 +14,7 @@ from chain.simulate import AskedOracle, CallArgs, CallMemo, ExecutionReverted, S
 
 RETURN_ONE = bytes.fromhex("600160005260206000f3")  # init code: return the word 1
 REVERTS = bytes.fromhex("60006000fd")  # init code: REVERT(0, 0)
+LOOP = bytes.fromhex("5b600056")  # JUMPDEST, JUMP to 0
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +113,18 @@ def test_calls_answer_the_state_of_the_block_they_name(node, w3, accounts, token
     assert rpc(node.url, "anvil_setStorageAt", [token.address, slot, edited])["result"] is True
     assert w3.eth.block_number == number
     assert raw(w3, "eth_call", [balance_of, "latest"])["result"] == edited
+
+
+@pytest.mark.parametrize("code", [RETURN_ONE, LOOP], ids=["returns", "out-of-gas"])
+def test_calls_charge_opcodes_as_py_evm_does(genesis, code):
+    """The simulator's opcodes charge their gas themselves (chain.simulate.charged): the
+    gas left, the output and the error are py-evm's."""
+    simulator, header = genesis
+    plain = simulator.vm_class_after(header).get_state_class().computation_class
+    args = CallArgs(sender=b"\x01" * 20, data=code, gas=100_000)
+    outcomes = []
+    for computation_class in (None, lambda charged: plain):
+        with simulator.execution(header, args, computation_class=computation_class) as (run, _):
+            outcomes.append((run.get_gas_remaining(), run.output, run.is_error and str(run.error)))
+    assert outcomes[0] == outcomes[1]
+    assert ("Out of gas" in (outcomes[0][2] or "")) == (code == LOOP)
