@@ -137,10 +137,19 @@ class CallMemo:
 
     @staticmethod
     def key(parent: BlockHeaderAPI, args: CallArgs) -> tuple:
-        """The block and every field of the call (the access list's lists as tuples)."""
+        """The block and every field of the call (a test holds it to CallArgs' fields)."""
         return (
             parent.hash,
-            *(v if type(v) is not list else _hashable(v) for v in vars(args).values()),
+            args.sender,
+            args.to,
+            args.gas,
+            args.gas_price,
+            args.max_fee_per_gas,
+            args.max_priority_fee_per_gas,
+            args.value,
+            args.data,
+            args.nonce,
+            tuple((address, tuple(slots)) for address, slots in args.access_list),
         )
 
     def get(self, parent: BlockHeaderAPI, args: CallArgs) -> bytes | None:
@@ -159,13 +168,6 @@ class CallMemo:
             self._outputs[key] = output
             if len(self._outputs) > self.entries:
                 self._outputs.popitem(last=False)
-
-
-def _hashable(value: Any) -> Any:
-    """``value`` with its lists (the access list's, nested) as tuples."""
-    if isinstance(value, list | tuple):
-        return tuple(_hashable(item) for item in value)
-    return value
 
 
 def revert_reason(data: bytes) -> str | None:

@@ -2,6 +2,8 @@
 only when the call succeeded on the state alone, and a later block, a state edit or
 other arguments never see it."""
 
+from dataclasses import fields, replace
+
 import pytest
 from eth_abi import encode as abi_encode
 from nodes import REPO, rpc
@@ -49,6 +51,17 @@ def test_a_successful_call_is_kept_by_block_and_arguments(genesis):
     ):
         assert simulator.memo.get(header, other) is None
     assert simulator.memo.get(header.copy(timestamp=header.timestamp + 1), same) is None
+
+
+def test_the_memo_key_holds_every_field_of_a_call(genesis):
+    _, header = genesis
+    args = CallArgs()
+    assert len(CallMemo.key(header, args)) == 1 + len(fields(CallArgs))
+    for name, value in (("sender", b"\x01" * 20), ("to", b"\x02" * 20), ("gas", 1),
+                        ("gas_price", 1), ("max_fee_per_gas", 1), ("max_priority_fee_per_gas", 1),
+                        ("value", 1), ("data", b"\x01"), ("nonce", 1),
+                        ("access_list", [(b"\x03" * 20, [])])):  # fmt: skip
+        assert CallMemo.key(header, replace(args, **{name: value})) != CallMemo.key(header, args)
 
 
 def test_a_reverting_call_is_not_kept(genesis):
