@@ -12,6 +12,7 @@ must still cover ``value``.
 
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from eth.exceptions import (
 )
 from eth.vm.chain_context import ChainContext
 from eth.vm.message import Message
+from eth.vm.opcode import _FastOpcode
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
 from eth_utils import ValidationError, to_checksum_address
@@ -51,6 +53,9 @@ from chain.vm import MERGED_FORKS, ChainConfig, child_fork, fork_since, vm_class
 
 CALL_GAS_CAP = 50_000_000  # geth's --rpc.gascap default
 CALL_TIMEOUT = 5.0  # seconds, geth's --rpc.evmtimeout default
+# eth_call answers kept (CallMemo): a dapp polls the same views at every head
+CALL_MEMO_ENTRIES = 4096
+CALL_MEMO_BYTES = 1024  # most calldata + output an answer kept may have
 PANIC_SELECTOR = bytes.fromhex("4e487b71")
 PANIC_REASONS = {
     0x00: "generic panic",
@@ -97,6 +102,74 @@ class CallArgs:
     access_list: list[tuple[bytes, list[int]]] = field(default_factory=list)
 
 
+class AskedOracle(CallOracle):
+    """A call's oracle that notes whether the call asked it anything: an answer that
+    came from a sidecar or a model (or opened a job) is not the state's alone."""
+
+    asked = False
+
+    def begin(self, tx_hash: bytes, results: tuple[Any, ...] = ()) -> None:
+        super().begin(tx_hash, results)
+        self.asked = False
+
+    def call(self, call: Any, state: Any) -> bytes:
+        self.asked = True
+        return super().call(call, state)
+
+    def async_call_index(self) -> int:
+        self.asked = True
+        return super().async_call_index()
+
+
+class CallMemo:
+    """eth_call's successful outputs by block and arguments, the most recent kept.
+
+    The state after a block never changes (a dev-chain state edit re-seals the head
+    under a new hash), and a call's context follows from that block alone, so a call
+    asked again on the same block gives the same output: a dapp asks for the same
+    balances and views at every head, and the answer need not be run again. Kept only
+    when the call ran to its end without consulting the oracle, and small."""
+
+    def __init__(self, entries: int = CALL_MEMO_ENTRIES) -> None:
+        self.entries = entries
+        self._outputs: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()  # the event loop reads, the EVM threads write
+
+    @staticmethod
+    def key(parent: BlockHeaderAPI, args: CallArgs) -> tuple:
+        """The block and every field of the call (a test holds it to CallArgs' fields)."""
+        return (
+            parent.hash,
+            args.sender,
+            args.to,
+            args.gas,
+            args.gas_price,
+            args.max_fee_per_gas,
+            args.max_priority_fee_per_gas,
+            args.value,
+            args.data,
+            args.nonce,
+            tuple((address, tuple(slots)) for address, slots in args.access_list),
+        )
+
+    def get(self, parent: BlockHeaderAPI, args: CallArgs) -> bytes | None:
+        key = self.key(parent, args)
+        with self._lock:
+            output = self._outputs.get(key)
+            if output is not None:
+                self._outputs.move_to_end(key)
+            return output
+
+    def keep(self, parent: BlockHeaderAPI, args: CallArgs, output: bytes) -> None:
+        if len(args.data) + len(output) > CALL_MEMO_BYTES:
+            return
+        key = self.key(parent, args)
+        with self._lock:
+            self._outputs[key] = output
+            if len(self._outputs) > self.entries:
+                self._outputs.popitem(last=False)
+
+
 def revert_reason(data: bytes) -> str | None:
     """The human-readable reason in ``Error(string)`` or ``Panic(uint256)`` revert data."""
     try:
@@ -116,7 +189,8 @@ class Simulator:
 
     Each thread keeps the VM of the last block it was asked about, and every call runs
     inside a snapshot that is reverted afterwards: repeated calls on the head (the common
-    case) find the accounts, storage and trie nodes they read already decoded.
+    case) find the accounts, storage and trie nodes they read already decoded, and
+    eth_call's answers are kept in :attr:`memo`.
     """
 
     def __init__(
@@ -141,6 +215,7 @@ class Simulator:
         self.gas_cap = gas_cap
         self.timeout = timeout
         self.deadline = Deadline()
+        self.memo = CallMemo()
         self._local = threading.local()  # .warm: (parent hash, VM) of this thread
 
     def gas_for(self, parent: BlockHeaderAPI, args: CallArgs) -> int:
@@ -180,9 +255,9 @@ class Simulator:
             chain_context=ChainContext(self.config.chain_id),
             consensus_context=ConsensusContext(db),
         )
-        vm.state.oracle = CallOracle(self.config.chain_id, self.sidecars, self.replicas)
+        vm.state.oracle = AskedOracle(self.config.chain_id, self.sidecars, self.replicas)
         vm.state.calls_from_contracts = True  # geth skips EIP-3607 for calls
-        vm.state.computation_class = bounded(vm.state.computation_class, self.deadline)
+        vm.state.computation_class = bounded(charged(vm.state.computation_class), self.deadline)
         if not fresh:
             self._local.warm = (parent.hash, vm)
         return vm
@@ -245,7 +320,13 @@ class Simulator:
         context = state.get_transaction_context_class()(
             gas_price=args.gas_price or 0, origin=args.sender
         )
-        return state.computation_class.apply_message(state, message, context)
+        if args.value:  # moving the value is apply_message's part
+            return state.computation_class.apply_message(state, message, context)
+        # apply_message's other steps change no output of a call: a snapshot (execution
+        # reverts its own) and the touch of the recipient, which only EIP-161's clean-up
+        # at a transaction's end reads; the touch, a trie write, was a fifth of an empty
+        # call's cost
+        return state.computation_class.apply_computation(state, message, context)
 
     @contextmanager
     def execution(
@@ -302,11 +383,15 @@ class Simulator:
                 state.clear_transient_storage()
 
     def call(self, parent: BlockHeaderAPI, args: CallArgs) -> bytes:
+        """The call's output, kept in :attr:`memo` where it may be (eth_call asks that
+        first, on the event loop)."""
         with (
             self.deadline.running(self.timeout),
-            self.execution(parent, args, exact=False) as (computation, _),
+            self.execution(parent, args, exact=False) as (computation, state),
         ):
             _raise_for(computation)
+            if not state.oracle.asked:
+                self.memo.keep(parent, args, computation.output)
             return computation.output
 
     def estimate_gas(self, parent: BlockHeaderAPI, args: CallArgs) -> int:
@@ -373,6 +458,34 @@ class Simulator:
             failed = computation.is_error
             error = (str(computation.error) or "execution reverted") if failed else None
         return entries, error
+
+
+def charged(base: type[ComputationAPI]) -> type[ComputationAPI]:
+    """``base`` whose plain opcodes charge their fixed gas on the gas meter themselves.
+
+    py-evm's opcode reaches the meter through two calls (the computation's
+    ``consume_gas``, then the meter's), about a sixth of the CPU a ``balanceOf`` call
+    spends; the checks and the out-of-gas error are the meter's own (its debug-level
+    log line, which only a debug2 logger prints, is left out)."""
+    opcodes = dict(base.opcodes)
+    for number, opcode in opcodes.items():
+        if type(opcode) is _FastOpcode:
+            opcodes[number] = _charging(opcode.logic_fn, opcode.gas_cost, opcode.mnemonic)
+    return type(f"Charged{base.__name__}", (base,), {"opcodes": opcodes})
+
+
+def _charging(logic: Callable[[ComputationAPI], None], gas: int, mnemonic: str) -> Any:
+    def run(computation: ComputationAPI) -> None:
+        meter = computation._gas_meter  # type: ignore[attr-defined]
+        if gas > meter.gas_remaining:
+            raise OutOfGas(
+                f"Out of gas: Needed {gas} - Remaining {meter.gas_remaining} - Reason: {mnemonic}"
+            )
+        meter.gas_remaining -= gas
+        logic(computation)
+
+    run.mnemonic = mnemonic  # type: ignore[attr-defined]
+    return run
 
 
 # geth's words for an exceptional halt (core/vm/errors.go), which clients and tests match

@@ -226,7 +226,11 @@ class EthApi:
     @method(Param(p.call_object), Param(p.block_id, LATEST))
     async def eth_call(self, args: CallArgs, block: BlockId) -> str:
         header = self.state_header(block)
-        return d(await self.node.run_evm(self.node.simulator.call, header, args))
+        simulator = self.node.simulator
+        output = simulator.memo.get(header, args)  # asked before: no hop to the EVM thread
+        if output is None:
+            output = await self.node.run_evm(simulator.call, header, args)
+        return d(output)
 
     @method(Param(p.call_object), Param(p.block_id, LATEST))
     async def eth_estimateGas(self, args: CallArgs, block: BlockId) -> str:
