@@ -18,7 +18,9 @@ node: start-up to the first ``eth_chainId`` answer; idle RSS; the ERC-20 of
 transfer sent only once the previous one's receipt is there (what a test suite does),
 with the node's CPU over it; ``--pipelined`` transfers sent back to back, timed until
 all are mined; 16 clients sending ``--mined`` transfers at once (mined tx/s); requests/s
-of ``eth_call balanceOf`` and ``eth_getBalance``. Then, once per node, a fresh node takes
+of ``eth_call balanceOf`` (the same 272 holders round robin, as a dapp polls, and again
+with a holder never asked before in each request, so that Sibyl's call memo answers
+none and every call runs the EVM) and ``eth_getBalance``. Then, once per node, a fresh node takes
 ``--memory-txs`` transactions for the RSS after them; Sibyl's run of that one starts its
 dev sidecars and adds how long they take to be healthy (``sibyl_sidecars``) and the RSS
 of the node with them, and beside it their PSS, which counts a page the node and its
@@ -90,6 +92,7 @@ RECEIPT_POLL_S = 0.002  # between receipt polls of an awaited transfer (the firs
 STARTUP_POLL_S = 0.01
 START_TIMEOUT_S = 180.0
 MEMORY_ROUND = 64  # transactions per sender in one round of the memory run
+UNASKED_HOLDERS = 100_000  # more balanceOf calls than the fastest peer answers in a read test
 IDLE_SETTLE_S = 2.0  # after the first answer, before idle RSS is read
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -124,6 +127,7 @@ class Transactions:
     mined: Round
     senders: list[bytes]
     reads: Workload  # holders and token for the read requests
+    unasked: Workload  # as many holders as no node answers in a read test: each asked once
     memory: list[bytes]  # funding of the senders (on a fresh node)
     memory_rounds: list[Round]
 
@@ -186,8 +190,9 @@ def sign_transactions(settings: Settings) -> Transactions:
             ends,
         ))  # fmt: skip
     reads = Workload(senders, senders + recipients, token, funder, [])
+    unasked = [keccak(b"sibyl-bench-unasked-%d" % i)[12:] for i in range(UNASKED_HOLDERS)]
     return Transactions(token, funder, awaited, pipelined, setup, mined, senders, reads,
-                        memory, memory_rounds)  # fmt: skip
+                        replace(reads, holders=unasked), memory, memory_rounds)  # fmt: skip
 
 
 # the nodes
@@ -422,7 +427,13 @@ async def exercise(node: Node, txs: Transactions, settings: Settings) -> dict[st
     calls, balances = balance_of_calls(txs.reads), get_balance_calls(txs.reads)
     # token balances must agree across nodes (ETH balances differ with the base fees)
     figures["answers"] = await client.answers(calls)
-    for figure, bodies in (("eth_call_balanceOf", calls), ("eth_getBalance", balances)):
+    # each asked once: Sibyl's call memo (chain.simulate.CallMemo) answers none of them
+    unasked = balance_of_calls(txs.unasked)
+    for figure, bodies in (
+        ("eth_call_balanceOf", calls),
+        ("eth_call_balanceOf_unasked", unasked),
+        ("eth_getBalance", balances),
+    ):
         figures[f"{figure}_req_per_s"] = (await client.throughput(bodies, settings))["req_per_s"]
     return figures
 
@@ -521,6 +532,8 @@ FIGURES = [
     ("pipelined_transfers_s", "s", False, None),
     ("mined_tx_per_s", "tx/s", True, ("ratio_to_hardhat", 1.0)),
     ("eth_call_balanceOf_req_per_s", "req/s", True, ("ratio_to_hardhat", 1.0)),
+    # no target of its own: the same calls, each asked once, so that every one runs the EVM
+    ("eth_call_balanceOf_unasked_req_per_s", "req/s", True, None),
     ("eth_getBalance_req_per_s", "req/s", True, ("ratio_to_anvil", 0.5)),
     ("startup_first_rpc_s", "s", False, ("sibyl", 2.0)),
     ("startup_sidecars_first_rpc_s", "s", False, ("sibyl", 2.0)),
