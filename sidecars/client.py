@@ -19,6 +19,7 @@ Calls are routed by model id to a sidecar whose ``Info`` lists that model.
 """
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -78,7 +79,13 @@ class CircuitBreaker:
         self.lock = threading.Lock()
 
     def allow(self) -> bool:
-        """May a call go now? While not closed, one probe per cool-down goes through."""
+        """May a call go now? While not closed, one probe per cool-down goes through.
+
+        A closed breaker is read without the lock (every call asks): a call that reads
+        "closed" just as another thread opens it goes through, as it would have a moment
+        earlier."""
+        if self.state == "closed":
+            return True
         with self.lock:
             if self.state == "closed":
                 return True
@@ -90,6 +97,8 @@ class CircuitBreaker:
             return False
 
     def record_success(self) -> None:
+        if self.state == "closed" and not self.failures:
+            return  # nothing to reset: the common case takes no lock
         with self.lock:
             self.state = "closed"
             self.failures = 0
@@ -124,7 +133,7 @@ class _Sidecar:
     channel: grpc.Channel
     stub: sidecar_pb2_grpc.SidecarStub
     health: health_pb2_grpc.HealthStub
-    slots: threading.BoundedSemaphore
+    slots: queue.SimpleQueue  # one token per call that may be in flight
     breaker: CircuitBreaker
     info: SidecarInfo | None = None
     counters: _Counters = field(default_factory=_Counters)
@@ -168,6 +177,10 @@ class SidecarPool:
         self.cool_down = cool_down
         self._sidecars: dict[str, _Sidecar] = {}
         self._jobs: dict[bytes, str] = {}
+        # model id -> the sidecars serving it, in the order they were added: rebuilt
+        # whole (under the lock) when a sidecar comes, goes or reports its models, and
+        # read without the lock by every call
+        self._routes: dict[bytes, tuple[_Sidecar, ...]] = {}
         self._lock = threading.Lock()
 
     # -- membership ------------------------------------------------------------------
@@ -176,18 +189,22 @@ class SidecarPool:
         """Connect to the sidecar at ``endpoint`` (host:port); call :meth:`refresh` to
         learn its models once it is up."""
         channel = grpc.insecure_channel(endpoint, options=self.channel_options())
+        slots = queue.SimpleQueue()
+        for _ in range(self.max_concurrency):
+            slots.put(None)
         sidecar = _Sidecar(
             name=name,
             endpoint=endpoint,
             channel=channel,
             stub=sidecar_pb2_grpc.SidecarStub(channel),
             health=health_pb2_grpc.HealthStub(channel),
-            slots=threading.BoundedSemaphore(self.max_concurrency),
+            slots=slots,
             breaker=CircuitBreaker(self.failure_threshold, self.cool_down),
         )
         with self._lock:
             old = self._sidecars.pop(name, None)
             self._sidecars[name] = sidecar
+            self._reroute()
         if old is not None:
             old.channel.close()
 
@@ -205,6 +222,7 @@ class SidecarPool:
     def remove(self, name: str) -> None:
         with self._lock:
             sidecar = self._sidecars.pop(name, None)
+            self._reroute()
         if sidecar is not None:
             sidecar.channel.close()
 
@@ -238,7 +256,9 @@ class SidecarPool:
             capabilities=tuple(reply.capabilities),
             versions=dict(reply.versions),
         )
-        sidecar.info = info
+        with self._lock:
+            sidecar.info = info
+            self._reroute()
         sidecar.breaker.record_success()
         return info
 
@@ -438,16 +458,17 @@ class SidecarPool:
             raise KeyError(f"no sidecar named {name!r} in the pool")
         return sidecar
 
-    def _route(self, model_id: bytes, only: str | None) -> list[_Sidecar]:
-        with self._lock:
-            sidecars = list(self._sidecars.values())
-        return [
-            s
-            for s in sidecars
-            if s.info is not None
-            and model_id in s.info.model_ids
-            and (only is None or s.name == only)
-        ]
+    def _route(self, model_id: bytes, only: str | None) -> tuple[_Sidecar, ...]:
+        routes = self._routes.get(model_id, ())
+        return routes if only is None else tuple(s for s in routes if s.name == only)
+
+    def _reroute(self) -> None:
+        """Rebuild the routing table from the sidecars' last ``Info``; hold the lock."""
+        routes: dict[bytes, tuple[_Sidecar, ...]] = {}
+        for sidecar in self._sidecars.values():
+            for model_id in dict.fromkeys(sidecar.info.model_ids if sidecar.info else ()):
+                routes[model_id] = (*routes.get(model_id, ()), sidecar)
+        self._routes = routes
 
     def _call(self, model_id, deadline, send, check, only: str | None = None) -> CallResult:
         deadline = self.deadline if deadline is None else deadline
@@ -464,18 +485,20 @@ class SidecarPool:
             )
         started = time.monotonic()
         try:
-            if not sidecar.slots.acquire(timeout=deadline):
+            try:
+                sidecar.slots.get(timeout=max(deadline, 0.0))
+            except queue.Empty:
                 raise _CallFailed(
                     f"sidecar {sidecar.name} is busy: {self.max_concurrency} calls in flight "
                     f"for the whole {deadline:.3g} s deadline",
                     transport=True,
                     timeout=True,
-                )
+                ) from None
             try:
                 remaining = deadline - (time.monotonic() - started)
                 reply = send(sidecar, remaining)
             finally:
-                sidecar.slots.release()
+                sidecar.slots.put(None)
             result = check(sidecar, reply)
             sidecar.breaker.record_success()
         except grpc.RpcError as exc:
