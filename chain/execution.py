@@ -90,6 +90,7 @@ class ExecutedBlock:
 
     block: BlockAPI
     receipts: list[ReceiptAPI]
+    encoded_receipts: list[bytes]  # what the receipt root was made of, and what is stored
     senders: list[bytes]
     signers: codec.Signers
     state: dict[bytes, bytes]
@@ -111,7 +112,7 @@ class ExecutedBlock:
             number=self.header.block_number,
             header=codec.encode_header(self.header),
             block=codec.encode_block(self.block),
-            receipts=codec.encode_receipts(self.receipts, self.senders, self.signers),
+            receipts=codec.encode_receipts(self.encoded_receipts, self.senders, self.signers),
             state=self.state,
             tx_hashes=[tx.hash for tx in self.block.transactions],
             preimages=self.preimages if keep_preimages else {},
@@ -162,6 +163,13 @@ def next_header(
     return vm_class.create_header_from_parent(parent, **fields)
 
 
+def with_fields(header: BlockHeaderAPI, **changes: Any) -> BlockHeaderAPI:
+    """``header`` with ``changes``, made as rlp's ``copy`` makes it but without its deep
+    copy of every unchanged field: a header's fields are ints and bytes, which never
+    change (the copy took half of the 0.1 ms a header takes to make)."""
+    return type(header)(**{**header.as_dict(), **changes})
+
+
 class BlockExecution:
     """One block being executed on top of its parent's state."""
 
@@ -179,7 +187,9 @@ class BlockExecution:
         self.fork = config.fork_of(header.block_number, header.timestamp, header.difficulty)
         self.header = header
         db, self.overlay = state_view(state)
-        start = header.copy(state_root=parent.state_root, gas_used=0, bloom=0)
+        start = header  # a new block's header (the builder's) starts as the block does
+        if (header.state_root, header.gas_used, header.bloom) != (parent.state_root, 0, 0):
+            start = with_fields(header, state_root=parent.state_root, gas_used=0, bloom=0)
         self.vm = self.vm_class(
             header=start,
             chaindb=VMChainDB(db, headers),
@@ -273,11 +283,12 @@ class BlockExecution:
             self.vm._assign_block_rewards(make_block(block_class, self.header, uncles=uncles))
         if withdrawals:
             self.vm.apply_all_withdrawals(withdrawals)
+        encoded_receipts = [receipt.encode() for receipt in self.receipts]
         fields: dict[str, Any] = dict(
             gas_used=self.gas.gas_used,
             bloom=self.bloom,
             transaction_root=ordered_trie_root([tx.encode() for tx in self.transactions]),
-            receipt_root=ordered_trie_root([r.encode() for r in self.receipts]),
+            receipt_root=ordered_trie_root(encoded_receipts),
         )
         if fork_since(self.fork, "shanghai"):
             fields["withdrawals_root"] = ordered_trie_root([w.encode() for w in withdrawals])
@@ -290,11 +301,12 @@ class BlockExecution:
         fields["state_root"] = self.state.state_root
         # The block is made once: rlp's copy() deep-copies every transaction.
         block = make_block(
-            block_class, self.header.copy(**fields), self.transactions, uncles, withdrawals
+            block_class, with_fields(self.header, **fields), self.transactions, uncles, withdrawals
         )
         return ExecutedBlock(
             block=block,
             receipts=self.receipts,
+            encoded_receipts=encoded_receipts,
             senders=self.senders,
             signers=self.signers,
             state=self.overlay.writes,
