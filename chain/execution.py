@@ -20,11 +20,13 @@ from typing import Any
 import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.consensus.context import ConsensusContext
+from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA256, EMPTY_UNCLE_HASH
 from eth.exceptions import HeaderNotFound
 from eth.vm.chain_context import ChainContext
 from eth.vm.forks.cancun.constants import MAX_BLOB_GAS_PER_BLOCK as CANCUN_MAX_BLOB_GAS
 from eth.vm.forks.cancun.headers import calc_excess_blob_gas_cancun
 from eth.vm.forks.cancun.state import get_total_blob_gas
+from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth.vm.forks.prague.constants import MAX_BLOB_GAS_PER_BLOCK as PRAGUE_MAX_BLOB_GAS
 from eth.vm.forks.prague.headers import calc_excess_blob_gas_prague
 from eth_utils import ValidationError, keccak
@@ -147,8 +149,16 @@ class _GasCounter:
 def next_header(
     config: ChainConfig, parent: BlockHeaderAPI, attributes: PayloadAttributes
 ) -> BlockHeaderAPI:
-    """The header of a new block on ``parent``, before any transaction is applied."""
+    """The header of a new block on ``parent``, before any transaction is applied.
+
+    A Cancun or Prague header is made here in one go (:func:`_blob_era_header`); py-evm's
+    ``create_header_from_parent`` makes it fork by fork, a London, Paris, Shanghai,
+    Cancun and Prague header each from the last, which took a twentieth of a
+    one-transaction block's time. ``tests/test_next_header.py`` holds the two equal."""
     vm_class = vm_class_at(config, attributes.timestamp)
+    fork = config.fork_at(attributes.timestamp)
+    if fork in EXCESS_BLOB_GAS:
+        return _blob_era_header(vm_class, fork, parent, attributes)
     fields: dict[str, Any] = dict(
         timestamp=attributes.timestamp,
         coinbase=attributes.fee_recipient,
@@ -168,6 +178,41 @@ def with_fields(header: BlockHeaderAPI, **changes: Any) -> BlockHeaderAPI:
     copy of every unchanged field: a header's fields are ints and bytes, which never
     change (the copy took half of the 0.1 ms a header takes to make)."""
     return type(header)(**{**header.as_dict(), **changes})
+
+
+def _blob_era_header(
+    vm_class: Any, fork: str, parent: BlockHeaderAPI, attributes: PayloadAttributes
+) -> BlockHeaderAPI:
+    """The fields py-evm's Cancun and Prague ``create_header_from_parent`` give a header
+    on ``parent`` made with the attributes' fields: the parent's state root, empty tries
+    and bloom, London's base fee, the fork's excess blob gas."""
+    beacon_root = attributes.parent_beacon_block_root
+    fields: dict[str, Any] = dict(
+        parent_hash=parent.hash,
+        uncles_hash=EMPTY_UNCLE_HASH,
+        coinbase=attributes.fee_recipient,
+        state_root=parent.state_root,
+        transaction_root=BLANK_ROOT_HASH,
+        receipt_root=BLANK_ROOT_HASH,
+        bloom=0,
+        difficulty=0,
+        block_number=parent.block_number + 1,
+        gas_limit=attributes.gas_limit or parent.gas_limit,
+        gas_used=0,
+        timestamp=attributes.timestamp,
+        extra_data=attributes.extra_data,
+        mix_hash=attributes.prev_randao,
+        nonce=b"\x00" * 8,
+        base_fee_per_gas=calculate_expected_base_fee_per_gas(parent),
+        withdrawals_root=BLANK_ROOT_HASH,
+        blob_gas_used=0,
+        excess_blob_gas=EXCESS_BLOB_GAS[fork](parent),
+        parent_beacon_block_root=BLANK_ROOT_HASH if beacon_root is None else beacon_root,
+    )
+    if fork == "prague":
+        fields["requests_hash"] = EMPTY_SHA256
+    header_class = dict(vm_class.get_block_class()._meta.fields)["header"]
+    return header_class(**fields)
 
 
 class BlockExecution:
