@@ -291,6 +291,7 @@ class Engine:
                 )
             )
             if isinstance(item, ExecutedBlock):
+                self.reader.keep_header(item.header)
                 self.blocks.pop(item.hash, None)
                 self._commits.append(item)
             else:

@@ -10,8 +10,10 @@ upgrade of either is checked here alone. It relies on:
   ``_apply_account_diff_without_proof`` and the ``_db`` of the ``HashTrie`` it is given,
   and ``_get_access_list``;
 * ``StorageLookup`` / ``AccountStorageDB``: ``_decode_key``, ``_write_trie``,
-  ``_trie_nodes_batch``, ``_starting_root_hash``, ``_get_write_trie``, ``_storage_lookup``,
-  ``_storage_cache``, ``_locked_changes``, ``_journal_storage``;
+  ``_trie_nodes_batch``, ``_starting_root_hash``, ``_get_write_trie``, and the members
+  ``AccountStorageDB.__init__`` sets (``_address``, ``_storage_lookup``,
+  ``_storage_cache``, ``_locked_changes``, ``_journal_storage``, ``_accessed_slots``,
+  ``_clear_count``), which :class:`BatchedStorageDB` sets itself;
 * a computation's ``_stack.values``, ``_memory._bytes`` and ``_log_entries`` (read by the
   tracers through :func:`stack_values`, :func:`memory_bytes`, :func:`last_log`);
 * ``eth._utils.state.code_is_delegation_designation`` (EIP-7702).
@@ -25,14 +27,15 @@ from eth._utils.state import code_is_delegation_designation
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.db.accesslog import KeyAccessLoggerDB
 from eth.db.account import AccountDB
+from eth.db.backends.memory import MemoryDB
 from eth.db.batch import BatchDB
 from eth.db.cache import CacheDB
 from eth.db.diff import DBDiff
 from eth.db.hash_trie import HashTrie
 from eth.db.journal import JournalDB
-from eth.db.storage import AccountStorageDB, StorageLookup
+from eth.db.storage import CLEAR_COUNT_KEY_NAME, AccountStorageDB, StorageLookup
 from eth.rlp.accounts import Account
-from eth_utils import keccak
+from eth_hash.auto import keccak
 from lru import LRU
 
 from chain.trie.batch import apply_writes
@@ -200,17 +203,20 @@ class BatchedStorageLookup(StorageLookup):
 
 
 class BatchedStorageDB(AccountStorageDB):
-    """py-evm's account storage over a :class:`BatchedStorageLookup` (its layers of
-    cache and journals rebuilt on top of it, as py-evm builds them)."""
+    """py-evm's account storage over a :class:`BatchedStorageLookup`, its layers of
+    cache and journals built as ``AccountStorageDB.__init__`` builds them (which would
+    build them over its own lookup first: every block opens about five stores)."""
 
     def __init__(
         self, db: Any, storage_root: bytes, address: bytes, preimages: dict[bytes, bytes]
     ) -> None:
-        super().__init__(db, storage_root, address)
+        self._address = address
         self._storage_lookup = BatchedStorageLookup(db, storage_root, address, preimages)
         self._storage_cache = CacheDB(self._storage_lookup)
         self._locked_changes = JournalDB(self._storage_cache)
         self._journal_storage = JournalDB(self._locked_changes)
+        self._accessed_slots: set[int] = set()
+        self._clear_count = JournalDB(MemoryDB({CLEAR_COUNT_KEY_NAME: b"\0"}))
 
 
 @lru_cache(maxsize=8192)

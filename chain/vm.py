@@ -201,6 +201,13 @@ class SibylState:
         super().__init__(*args, **kwargs)
         self.registry_records: dict[bytes, Any] | None = {}
 
+    def set_system_contracts(self) -> None:
+        """Nothing, which is what py-evm's does to the state. Its Cancun and Prague
+        states set the beacon-roots and history contracts' code only where the account
+        already holds that very code (``if not code != CODE``), so the state never
+        changes; but each state made (every block, every ``eth_call``) hashed the code
+        and rewrote both accounts, which the state root then re-hashed."""
+
     def get_tip(self, transaction: Any) -> int:
         """A job's callback buys no gas and tips nobody: its price is zero, and JOBS pays
         the block's fee recipient from the job's reservation (chain.ai.jobs.pay).

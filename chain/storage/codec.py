@@ -78,9 +78,11 @@ def split_rlp_items(data: bytes) -> list[bytes]:
 Signers = list[tuple[tuple[bytes, ...], ...]]  # per transaction, per AI call: executors
 
 
-def encode_receipts(receipts: list[ReceiptAPI], senders: list[bytes], signers: Signers) -> bytes:
+def encode_receipts(encoded: list[bytes], senders: list[bytes], signers: Signers) -> bytes:
+    """``encoded``: each receipt's own encoding (``receipt.encode()``), which the block's
+    execution made for its receipt root."""
     calls = [[list(call) for call in tx] for tx in signers]
-    return rlp.encode([[receipt.encode() for receipt in receipts], senders, calls])
+    return rlp.encode([encoded, senders, calls])
 
 
 def decode_receipts(

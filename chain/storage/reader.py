@@ -4,6 +4,10 @@ The store speaks bytes; this module turns them into py-evm headers, blocks, rece
 account state, and resolves the block tags of JSON-RPC (``latest``, ``safe``, numbers,
 hashes). Reads of the head state go through one long-lived account view, so repeated
 ``eth_getBalance`` calls hit py-evm's account cache rather than the trie.
+
+Decoded headers are kept by hash (a hash names one header, and the store never deletes
+one): each block looks up its parent and the new head, and each decode takes about
+0.1 ms.
 """
 
 from dataclasses import dataclass
@@ -11,10 +15,13 @@ from typing import Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.db.account import AccountDB
+from lru import LRU
 
 from chain.storage import codec
 from chain.storage.store import Store, state_view
 from chain.vm import ChainConfig, vm_class_of
+
+HEADERS_KEPT = 1024  # decoded headers, about 1 MB
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class ChainReader:
         self.config = config
         self._head: BlockHeaderAPI | None = None
         self._head_accounts: AccountDB | None = None
+        self._headers: LRU = LRU(HEADERS_KEPT)
         self.refresh_head()
 
     # headers and blocks
@@ -63,8 +71,18 @@ class ChainReader:
         return self._head
 
     def header(self, block_hash: bytes) -> BlockHeaderAPI | None:
-        raw = self.store.get("headers", block_hash)
-        return None if raw is None else codec.decode_header(raw)
+        header = self._headers.get(block_hash)
+        if header is None:
+            raw = self.store.get("headers", block_hash)
+            if raw is None:
+                return None
+            header = self._headers[block_hash] = codec.decode_header(raw)
+        return header
+
+    def keep_header(self, header: BlockHeaderAPI) -> None:
+        """Keep ``header``, just committed, as if read back: the head's refresh and the
+        next block's parent lookup then decode nothing."""
+        self._headers[header.hash] = header
 
     def canonical_header(self, number: int) -> BlockHeaderAPI | None:
         if number > self.head.block_number:
