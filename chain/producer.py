@@ -24,12 +24,15 @@ import contextlib
 import logging
 import time
 
+from eth.abc import BlockAPI, BlockHeaderAPI
 from eth.constants import ZERO_HASH32
 from eth_utils import keccak
 
 from chain.ai import jobs
+from chain.engine import PayloadStatus
 from chain.execution import PayloadAttributes
 from chain.node import Node
+from chain.txpool import PooledTx
 from chain.vm import fork_since
 from scheduler import state as calls
 
@@ -143,7 +146,7 @@ class DevProducer:
         return max(int(time.time()) + self.time_offset, parent_timestamp + 1)
 
     async def _produce(self, force: bool) -> bytes | None:
-        node, engine = self.node, self.node.engine
+        node = self.node
         pending, _ = node.pool.split()
         if not force and not pending:
             return None
@@ -157,19 +160,32 @@ class DevProducer:
             withdrawals=(),
             parent_beacon_block_root=ZERO_HASH32 if cancun else None,
         )
-        _, payload_id = await node.chain_call(
-            engine.forkchoice_updated, head.hash, head.hash, head.hash, attributes, pending
-        )
-        built = await node.chain_call(engine.get_payload, payload_id)
-        block = built.executed.block
-        status = await node.chain_call(engine.new_payload, block)
+        block, status = await node.chain_call(self._make_block, head, attributes, pending)
         if status.status != "VALID":
             log.error(
                 "own payload rejected status=%s error=%s", status.status, status.validation_error
             )
             return None
-        await node.chain_call(engine.forkchoice_updated, block.hash, block.hash, block.hash)
         if self.next_timestamp is not None:  # later blocks go on from the time set
             self.time_offset = timestamp - int(time.time())
             self.next_timestamp = None
         return block.hash
+
+    def _make_block(
+        self,
+        head: BlockHeaderAPI,
+        attributes: PayloadAttributes,
+        pending: dict[bytes, list[PooledTx]],
+    ) -> tuple[BlockAPI, PayloadStatus]:
+        """On the chain thread: the four Engine API calls of one block, in the order a
+        consensus client makes them, in one hand-off from the event loop rather than four
+        (each hand-off waits for the other thread to let go of the GIL)."""
+        engine = self.node.engine
+        _, payload_id = engine.forkchoice_updated(
+            head.hash, head.hash, head.hash, attributes, pending
+        )
+        block = engine.get_payload(payload_id).executed.block
+        status = engine.new_payload(block)
+        if status.status == "VALID":
+            engine.forkchoice_updated(block.hash, block.hash, block.hash)
+        return block, status
