@@ -5,7 +5,9 @@ attributes, getPayload, newPayload, forkchoiceUpdated to the new head), so the d
 exercises the production path. It mines in one of three modes, as anvil and hardhat do:
 
 * automine (``block_time == 0``): a block as soon as the pool holds pending transactions
-  (those that arrived while the previous block was being built share the next one), and,
+  (those that arrived while the previous block was being built share the next one; after
+  a block of several, the round waits up to GATHER for as many to arrive, so senders
+  that send again once answered share a block rather than alternate between two), and,
   while scheduled calls are active or jobs pending, at least once a second so that the
   block numbers they wait for come and job results are delivered. A sender waits in
   :meth:`included` until the round that takes its transaction has committed its block,
@@ -39,6 +41,8 @@ from scheduler import state as calls
 log = logging.getLogger("sibyl.producer")
 
 SCHEDULE_TICK = 1.0  # seconds between blocks while scheduled calls wait for their block
+# how long an automine round waits for the senders the last block answered to send again
+GATHER = 0.005
 
 
 class DevProducer:
@@ -55,7 +59,15 @@ class DevProducer:
         self._started = 0  # automine rounds begun, and ended
         self._finished = 0
         self._active: tuple[bytes, bool] = (b"", False)  # a head's hash, and what it says
-        node.pool.listeners.append(lambda entry: self.wake.set())
+        self._last_txs = 0  # in the block _produce made last
+        self._arrivals = 0  # transactions added to the pool since the last round ended
+        self._answered = 0  # transactions the last automine round included
+        self._ended_at = 0.0
+        node.pool.listeners.append(self._arrived)
+
+    def _arrived(self, entry: PooledTx) -> None:
+        self._arrivals += 1
+        self.wake.set()
 
     # modes
 
@@ -98,13 +110,33 @@ class DevProducer:
         return None
 
     async def _automine_round(self) -> None:
+        await self._gather()
         self._started += 1
+        self._last_txs = 0
         try:
-            await self.mine(force=self._schedules_active())
+            if self.automine:
+                await self.mine(force=self._schedules_active())
         finally:
+            self._answered, self._arrivals = self._last_txs, 0
+            self._ended_at = time.monotonic()
             async with self._rounds:
                 self._finished = self._started
                 self._rounds.notify_all()
+
+    async def _gather(self) -> None:
+        """Wait, at most GATHER seconds from the end of the last round, until as many
+        transactions have arrived as that round answered for. Senders that wait for
+        inclusion send again once answered; without this, the first of them to come back
+        starts a block alone and the rest wait for the one after, so blocks alternate
+        between two halves of the senders and each costs a block's overhead."""
+        deadline = self._ended_at + GATHER
+        while self.automine and self._arrivals < self._answered:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), left)
 
     async def included(self) -> None:
         """Return once a transaction just added to the pool is in a committed block (or
@@ -166,6 +198,7 @@ class DevProducer:
                 "own payload rejected status=%s error=%s", status.status, status.validation_error
             )
             return None
+        self._last_txs = len(block.transactions)
         if self.next_timestamp is not None:  # later blocks go on from the time set
             self.time_offset = timestamp - int(time.time())
             self.next_timestamp = None
