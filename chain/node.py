@@ -168,7 +168,11 @@ class Node:
         if not commits and not dropped and not moved:
             return
         self.reader.refresh_head()
-        self.pool.on_new_head()
+        self.pool.on_new_head(
+            (sender, tx.nonce)
+            for executed in commits
+            for sender, tx in zip(executed.senders, executed.block.transactions, strict=True)
+        )
         for raw in dropped:  # what a reorg took out of the chain waits in the pool again
             with contextlib.suppress(TxPoolError):
                 self.pool.add(raw)

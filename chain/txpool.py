@@ -14,7 +14,7 @@ refused if it is the cheapest.
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
@@ -360,8 +360,16 @@ class TxPool:
 
     # a new head
 
-    def on_new_head(self) -> None:
-        """Drop what the new head made stale: used nonces and unaffordable transactions."""
+    def on_new_head(self, included: Iterable[tuple[bytes, int]] = ()) -> None:
+        """Drop what the new head made stale: used nonces and unaffordable transactions.
+        ``included``: the (sender, nonce) of the transactions the new blocks hold, whose
+        nonces are used whatever the state says; they are dropped first, so a sender left
+        with nothing pooled costs no read of the new state (a cold trie walk, a few
+        tenths of a millisecond each, on the event loop before any sender is answered)."""
+        for sender, nonce in included:
+            entry = self.by_sender.get(sender, {}).get(nonce)
+            if entry is not None:
+                self._remove(entry)
         accounts = self._accounts(self._head())
         for sender, own in list(self.by_sender.items()):
             nonce, balance = accounts.get_nonce(sender), accounts.get_balance(sender)
