@@ -17,6 +17,9 @@ upgrade of either is checked here alone. It relies on:
 * a computation's ``_stack.values``, ``_memory._bytes`` and ``_log_entries`` (read by the
   tracers through :func:`stack_values`, :func:`memory_bytes`, :func:`last_log`);
 * ``eth._utils.state.code_is_delegation_designation`` (EIP-7702).
+* ``eth.vm.opcode._FastOpcode`` (its ``logic_fn``, ``gas_cost``, ``mnemonic``) and a
+  computation's ``_gas_meter.gas_remaining``, which ``chain.simulate.charged`` uses for
+  the calls' opcodes.
 """
 
 from functools import lru_cache
