@@ -308,24 +308,10 @@ class EthApi:
         return d(tx_hash)
 
     def _find_tx(self, tx_hash: bytes) -> tuple[BlockData, int] | None:
-        """The canonical block holding ``tx_hash``, and its index there. A block just
-        committed is found with its header as kept (``reader.tx_location`` would decode
-        the header from the store, and ``block_data`` look it up by that header)."""
-        found = self.node.store.tx_location(tx_hash)
-        if found is None:
+        location = self.reader.tx_location(tx_hash)
+        if location is None:
             return None
-        block_hash, index = found
-        data = self._receipts.get(block_hash)
-        if data is not None:
-            self._receipts.move_to_end(block_hash)
-            header = data.header
-        else:
-            header = self.reader.header(block_hash)
-            if header is None:
-                return None
-        if not self.reader.is_canonical(header):
-            return None
-        return (data or self.block_data(header)), index
+        return self.block_data(self.reader.header(location.block_hash)), location.index
 
     @method(Param(p.hash32))
     def eth_getTransactionByHash(self, tx_hash: bytes) -> dict[str, Any] | None:
