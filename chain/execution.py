@@ -155,10 +155,17 @@ def next_header(
     ``create_header_from_parent`` makes it fork by fork, a London, Paris, Shanghai,
     Cancun and Prague header each from the last, which took a twentieth of a
     one-transaction block's time. ``tests/test_next_header.py`` holds the two equal."""
-    vm_class = vm_class_at(config, attributes.timestamp)
     fork = config.fork_at(attributes.timestamp)
     if fork in EXCESS_BLOB_GAS:
-        return _blob_era_header(vm_class, fork, parent, attributes)
+        return _blob_era_header(vm_class_at(config, attributes.timestamp), fork, parent, attributes)
+    return header_from_parent(config, parent, attributes)
+
+
+def header_from_parent(
+    config: ChainConfig, parent: BlockHeaderAPI, attributes: PayloadAttributes
+) -> BlockHeaderAPI:
+    """:func:`next_header` made py-evm's way, by the fork's ``create_header_from_parent``."""
+    vm_class = vm_class_at(config, attributes.timestamp)
     fields: dict[str, Any] = dict(
         timestamp=attributes.timestamp,
         coinbase=attributes.fee_recipient,

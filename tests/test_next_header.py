@@ -9,8 +9,8 @@ agree on every field.
 import pytest
 from eth.vm.forks.shanghai.blocks import ShanghaiBlockHeader
 
-from chain.execution import PayloadAttributes, next_header, with_fields
-from chain.vm import ChainConfig, vm_class_at
+from chain.execution import PayloadAttributes, header_from_parent, next_header, with_fields
+from chain.vm import ChainConfig
 
 CONFIG = ChainConfig(chain_id=1337, shanghai_time=0, cancun_time=100, prague_time=200)
 GAS_LIMIT = 30_000_000
@@ -18,19 +18,7 @@ GAS_LIMIT = 30_000_000
 
 def py_evm_header(parent, attributes: PayloadAttributes):
     """What py-evm makes of the same attributes (next_header's own path before Cancun)."""
-    fields = dict(
-        timestamp=attributes.timestamp,
-        coinbase=attributes.fee_recipient,
-        mix_hash=attributes.prev_randao,
-        gas_limit=attributes.gas_limit or parent.gas_limit,
-        extra_data=attributes.extra_data,
-        difficulty=0,
-        nonce=b"\x00" * 8,
-    )
-    if attributes.parent_beacon_block_root is not None:
-        fields["parent_beacon_block_root"] = attributes.parent_beacon_block_root
-    vm_class = vm_class_at(CONFIG, attributes.timestamp)
-    return vm_class.create_header_from_parent(parent, **fields)
+    return header_from_parent(CONFIG, parent, attributes)
 
 
 def shanghai_parent():
