@@ -7,7 +7,7 @@ from dataclasses import fields, replace
 import pytest
 from eth_abi import encode as abi_encode
 from nodes import REPO, rpc
-from test_web3_e2e import SUPPLY, balance_slot, call_tx, raw, transact
+from test_web3_e2e import balance_slot, call_tx, deploy_token, raw, transact
 
 from chain.ai.registry import ModelRecord
 from chain.ai.results import NO_TX, AiCall, AiCallFailed, ModelUnavailable
@@ -21,10 +21,7 @@ LOOP = bytes.fromhex("5b600056")  # JUMPDEST, JUMP to 0
 
 @pytest.fixture(scope="module")
 def token(w3, accounts, token_artifact):
-    factory = w3.eth.contract(abi=token_artifact["abi"], bytecode=token_artifact["bytecode"])
-    constructor = factory.constructor("Memo Token", "MEMO", SUPPLY)
-    receipt = transact(w3, accounts[0], {"data": constructor.data_in_transaction})
-    return w3.eth.contract(address=receipt.contractAddress, abi=token_artifact["abi"])
+    return deploy_token(w3, accounts[0], token_artifact)[0]
 
 
 @pytest.fixture(scope="module")

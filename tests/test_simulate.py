@@ -30,7 +30,7 @@ import js_tools
 import pytest
 from hexbytes import HexBytes
 from nodes import dev_node, rpc
-from test_web3_e2e import SUPPLY, TRANSFER_TOPIC, balance_slot, topic_of, transact
+from test_web3_e2e import TRANSFER_TOPIC, balance_slot, deploy_token, topic_of
 from web3 import Web3
 
 VECTORS = sorted((Path(__file__).resolve().parent / "fixtures" / "eth_simulateV1").glob("*.io"))
@@ -87,10 +87,7 @@ def simulate(w3: Web3, payload: dict, block: str = "latest") -> dict:
 
 @pytest.fixture(scope="module")
 def token(w3, accounts, token_artifact):
-    factory = w3.eth.contract(abi=token_artifact["abi"], bytecode=token_artifact["bytecode"])
-    constructor = factory.constructor("Sibyl Test Token", "STT", SUPPLY)
-    receipt = transact(w3, accounts[0], {"data": constructor.data_in_transaction})
-    return w3.eth.contract(address=receipt.contractAddress, abi=token_artifact["abi"])
+    return deploy_token(w3, accounts[0], token_artifact)[0]
 
 
 def test_web3_simulates_token_transfers_over_blocks_and_changes_nothing(w3, accounts, token):

@@ -82,14 +82,19 @@ def delegate_artifact() -> dict:
     return json.loads((FIXTURES / "Delegate.json").read_text())
 
 
+def deploy_token(w3: Web3, account, artifact: dict):
+    """The ERC-20 of ``artifact`` deployed by ``account``, holding the whole supply;
+    (contract, receipt)."""
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    constructor = factory.constructor("Sibyl Test Token", "STT", SUPPLY)
+    receipt = transact(w3, account, {"data": constructor.data_in_transaction})
+    return w3.eth.contract(address=receipt.contractAddress, abi=artifact["abi"]), receipt
+
+
 @pytest.fixture(scope="module")
 def deployment(w3, accounts, token_artifact):
     """The ERC-20 deployed by account 0 holding the whole supply; (contract, receipt)."""
-    factory = w3.eth.contract(abi=token_artifact["abi"], bytecode=token_artifact["bytecode"])
-    constructor = factory.constructor("Sibyl Test Token", "STT", SUPPLY)
-    receipt = transact(w3, accounts[0], {"data": constructor.data_in_transaction})
-    token = w3.eth.contract(address=receipt.contractAddress, abi=token_artifact["abi"])
-    return token, receipt
+    return deploy_token(w3, accounts[0], token_artifact)
 
 
 @pytest.fixture(scope="module")
