@@ -14,9 +14,8 @@ time. The artifact per runtime, and so what the id is the hash of:
 * ``llm``: a Hugging Face ``transformers`` causal LM directory (config, weights,
   tokenizer with a chat template), run for LLM jobs; its id is keccak256 of the
   directory's canonical archive (:func:`directory_model_id`); loaded on its first job.
-  Or, with an upstream, an
-  OpenAI-compatible server (vLLM, llama.cpp, TGI), named ``"upstream:" ‖ name ‖ "@" ‖
-  revision`` (:mod:`sidecars.llm`);
+  Or, with an upstream, an OpenAI-compatible server (vLLM, llama.cpp, TGI), named
+  ``"upstream:" ‖ name ‖ "@" ‖ revision`` (:mod:`sidecars.upstream`);
 * ``zk``: an ezkl model directory (:mod:`sidecars.zk`), run by INFER with a proof of each
   output, and for ZK_PROVE jobs (output ``abi.encode(values, shape, proof)``); its id is
   the hash of the directory's canonical archive.
