@@ -41,6 +41,16 @@ def sibyl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
 
 
+def import_blocks(
+    genesis: Path, blocks: Path, datadir: Path, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """``sibyl init`` a fresh ``datadir`` from ``genesis`` (which must succeed), then
+    ``sibyl import`` the block file ``blocks`` into it: the import's result."""
+    made = sibyl("init", "--genesis", str(genesis), "--datadir", str(datadir), timeout=timeout)
+    assert made.returncode == 0, made.stderr
+    return sibyl("import", str(blocks), "--datadir", str(datadir), timeout=timeout)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

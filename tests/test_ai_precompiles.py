@@ -655,9 +655,7 @@ def test_sibyl_import_validates_the_exported_ai_chain_with_no_sidecar(producer, 
     assert f"exported {top} blocks" in result.stdout
 
     copy = tmp_path / "copy"
-    result = sibyl("init", "--genesis", str(DEV_GENESIS), "--datadir", str(copy))
-    assert result.returncode == 0, result.stderr
-    result = sibyl("import", str(exported), "--datadir", str(copy))
+    result = nodes.import_blocks(DEV_GENESIS, exported, copy, timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"imported {top} blocks" in result.stdout
 

@@ -79,8 +79,7 @@ def test_export_then_import_reproduces_the_chain(tmp_path, start_node):
     assert result.returncode == 0, result.stderr
     assert len(codec.split_rlp_items(exported.read_bytes())) == head["number"]
 
-    init(tmp_path / "b")
-    result = sibyl("import", str(exported), "--datadir", str(tmp_path / "b"))
+    result = nodes.import_blocks(GENESIS, exported, tmp_path / "b")
     assert result.returncode == 0, result.stderr
     assert f"imported {head['number']} blocks" in result.stdout
 
@@ -103,8 +102,7 @@ def test_import_rejects_a_tampered_block_and_keeps_the_blocks_before_it(tmp_path
     tampered = tmp_path / "tampered.rlp"
     tampered.write_bytes(b"".join(blocks[:-1]) + rlp.encode(forged))
 
-    init(tmp_path / "b")
-    result = sibyl("import", str(tampered), "--datadir", str(tmp_path / "b"))
+    result = nodes.import_blocks(GENESIS, tampered, tmp_path / "b")
     assert result.returncode != 0
     assert "invalid block" in result.stderr and "state_root" in result.stderr
     assert "Traceback" not in result.stderr
@@ -142,8 +140,7 @@ def test_a_data_dir_in_use_by_a_node_is_refused_to_import_and_a_second_node_not_
 def test_import_refuses_a_file_that_is_not_rlp(tmp_path):
     garbage = tmp_path / "garbage.rlp"
     garbage.write_bytes(b"\xff\x00 not rlp at all")
-    init(tmp_path / "b")
-    result = sibyl("import", str(garbage), "--datadir", str(tmp_path / "b"))
+    result = nodes.import_blocks(GENESIS, garbage, tmp_path / "b")
     assert result.returncode != 0
     assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
 

@@ -7,7 +7,7 @@ import json
 import time
 
 from eth_account import Account
-from nodes import DEV_KEYS, REPO, NodeProcess, rpc, sibyl
+from nodes import DEV_KEYS, REPO, NodeProcess, import_blocks, rpc, sibyl
 
 SENDER = Account.from_key(DEV_KEYS[0])
 RECIPIENT = "0x" + "77" * 20
@@ -62,8 +62,7 @@ def test_a_chain_through_shanghai_cancun_and_prague_imports_and_is_served(tmp_pa
         producer.kill()
 
     datadir = tmp_path / "imported"
-    assert sibyl("init", "--genesis", str(path), "--datadir", str(datadir)).returncode == 0
-    imported = sibyl("import", str(tmp_path / "chain.rlp"), "--datadir", str(datadir))
+    imported = import_blocks(path, tmp_path / "chain.rlp", datadir)
     assert imported.returncode == 0, imported.stderr
     served = NodeProcess(datadir, ["--sidecars", "none"]).start()
     try:

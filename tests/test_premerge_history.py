@@ -13,7 +13,7 @@ import time
 import rlp
 from eth_account import Account
 from eth_utils import keccak
-from nodes import DEV_KEYS, NodeProcess, sibyl
+from nodes import DEV_KEYS, NodeProcess, import_blocks, sibyl
 from pow_history import (
     DEPOSIT,
     MINER,
@@ -57,8 +57,7 @@ def test_a_chain_from_frontier_through_the_merge_to_prague_imports_and_is_served
     (tmp_path / "pow.rlp").write_bytes(b"".join(history.blocks))
 
     producer_dir = tmp_path / "producer"
-    assert sibyl("init", "--genesis", str(genesis), "--datadir", str(producer_dir)).returncode == 0
-    pow_import = sibyl("import", str(tmp_path / "pow.rlp"), "--datadir", str(producer_dir))
+    pow_import = import_blocks(genesis, tmp_path / "pow.rlp", producer_dir)
     assert pow_import.returncode == 0, pow_import.stderr
     producer = NodeProcess(producer_dir, ["--dev", "--block-time", "0", "--sidecars", "none"])
     try:
@@ -72,8 +71,7 @@ def test_a_chain_from_frontier_through_the_merge_to_prague_imports_and_is_served
     assert [r["blockNumber"] for r in receipts] == list(range(POW_BLOCKS + 1, 18))
 
     datadir = tmp_path / "imported"
-    assert sibyl("init", "--genesis", str(genesis), "--datadir", str(datadir)).returncode == 0
-    imported = sibyl("import", str(tmp_path / "chain.rlp"), "--datadir", str(datadir))
+    imported = import_blocks(genesis, tmp_path / "chain.rlp", datadir)
     assert imported.returncode == 0, imported.stderr
     assert "imported 17 blocks" in imported.stdout
     served = NodeProcess(datadir, ["--sidecars", "none"]).start()
@@ -172,7 +170,6 @@ def test_import_refuses_proof_of_work_blocks_that_geth_refuses(tmp_path):
         path, datadir = tmp_path / f"{name}.json", tmp_path / name
         path.write_text(json.dumps(genesis_json))
         (tmp_path / f"{name}.rlp").write_bytes(b"".join(blocks))
-        assert sibyl("init", "--genesis", str(path), "--datadir", str(datadir)).returncode == 0
-        refused = sibyl("import", str(tmp_path / f"{name}.rlp"), "--datadir", str(datadir))
+        refused = import_blocks(path, tmp_path / f"{name}.rlp", datadir)
         assert refused.returncode != 0 and reason in refused.stderr, (name, refused.stderr)
         assert "Traceback" not in refused.stderr

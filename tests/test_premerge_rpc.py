@@ -14,7 +14,7 @@ from eth.db.atomic import AtomicDB
 from eth.vm.forks import BerlinVM, FrontierVM, HomesteadVM, IstanbulVM, LondonVM, PragueVM
 from eth_account import Account
 from eth_keys import keys
-from nodes import DEV_KEYS, NodeProcess, rpc, sibyl
+from nodes import DEV_KEYS, NodeProcess, import_blocks, rpc, sibyl
 from pow_history import CHAIN_ID, DEPOSIT, POW_BLOCKS, RECIPIENT, SYSTEM, make_history
 
 from chain.vm import fork_since
@@ -89,8 +89,7 @@ def test_rpc_on_proof_of_work_blocks_runs_their_forks_rules(tmp_path):
     (tmp_path / "early.rlp").write_bytes(b"".join(history.blocks[:BERLIN_HEAD]))
     (tmp_path / "late.rlp").write_bytes(b"".join(history.blocks[BERLIN_HEAD:]))
     datadir = tmp_path / "data"
-    assert sibyl("init", "--genesis", str(genesis), "--datadir", str(datadir)).returncode == 0
-    early = sibyl("import", str(tmp_path / "early.rlp"), "--datadir", str(datadir))
+    early = import_blocks(genesis, tmp_path / "early.rlp", datadir)
     assert early.returncode == 0, early.stderr
 
     # phase one: the head is block 7, the pool and "pending" are at Berlin's rules

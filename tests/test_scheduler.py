@@ -49,7 +49,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from fake_peer import FakePeer, rejection, with_transactions
 from hexbytes import HexBytes
-from nodes import CHAIN_ID, DEV_KEYS, REPO, NodeProcess, rpc, sibyl
+from nodes import CHAIN_ID, DEV_KEYS, REPO, NodeProcess, import_blocks, rpc
 from web3 import Web3
 
 from chain.ai.attested import AttestedTransaction, SpcResult
@@ -1072,9 +1072,7 @@ def test_import_rejects_a_block_file_whose_scheduled_transactions_are_reordered(
     tampered.write_bytes(b"".join(rlp.encode(block) for block in blocks))
 
     datadir = tmp_path / "imported"
-    result = sibyl("init", "--genesis", str(DEV_GENESIS), "--datadir", str(datadir))
-    assert result.returncode == 0, result.stderr
-    result = sibyl("import", str(tampered), "--datadir", str(datadir))
+    result = import_blocks(DEV_GENESIS, tampered, datadir)
     assert result.returncode != 0
     assert (
         f"invalid block: block {attacked.number}: must start with the scheduled calls due "
