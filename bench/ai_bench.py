@@ -39,8 +39,8 @@ from chain.ai import registry
 from chain.ai.attested import AttestedTransaction
 from chain.cmd.run import dev_accounts
 from chain.engine import Engine
-from chain.execution import PayloadAttributes
 from chain.genesis import genesis_block, load_genesis
+from chain.headers import PayloadAttributes
 from chain.startup import prepare_process
 from chain.storage.codec import decode_any_block
 from chain.storage.reader import ChainReader

@@ -41,8 +41,9 @@ from scheduler_bench import BATCH, WARMUP, Chain
 from chain.ai import jobs
 from chain.ai.delivery import DeliveryTransaction
 from chain.ai.results import VerifyOracle
-from chain.execution import BlockExecution, PayloadAttributes, execute_block, next_header
+from chain.execution import BlockExecution, execute_block
 from chain.genesis import genesis_block, load_genesis
+from chain.headers import PayloadAttributes, next_header
 from chain.slots import DictStorage
 from chain.startup import prepare_process
 from chain.storage.store import MERGE_EVERY, Store, state_view

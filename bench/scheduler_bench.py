@@ -32,8 +32,9 @@ import rlp
 from eth.db.account import AccountDB
 from eth_utils import keccak, to_wei
 
-from chain.execution import BlockExecution, PayloadAttributes, next_header
+from chain.execution import BlockExecution
 from chain.genesis import genesis_block, load_genesis
+from chain.headers import PayloadAttributes, next_header
 from chain.slots import DictStorage
 from chain.startup import prepare_process
 from chain.storage.store import MERGE_EVERY, CanonicalChange, Store, state_view

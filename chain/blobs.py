@@ -29,7 +29,7 @@ from eth.precompiles.point_evaluation import TRUSTED_SETUP_PATH, kzg_to_versione
 from eth.vm.forks.cancun.constants import BLOB_BASE_FEE_UPDATE_FRACTION
 from eth.vm.forks.prague.constants import BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE
 
-from chain.execution import EXCESS_BLOB_GAS, MAX_BLOB_GAS
+from chain.headers import EXCESS_BLOB_GAS, MAX_BLOB_GAS
 from chain.vm import ChainConfig
 
 BLOB_TX_TYPE = 3

@@ -24,11 +24,10 @@ from chain.execution import (
     ExecutedBlock,
     HeaderLookup,
     InvalidTransaction,
-    PayloadAttributes,
     StateLookup,
-    next_header,
 )
 from chain.gas import TX_GAS
+from chain.headers import PayloadAttributes, next_header
 from chain.txpool import PooledTx, PriceNonceQueue
 from chain.vm import ChainConfig, decode_transaction
 

@@ -29,13 +29,8 @@ from chain.ai.delivery import DeliveryTransaction
 from chain.ai.replicas import LocalModels
 from chain.ai.results import BuildOracle, SidecarPool, SpotChecker, VerifyOracle
 from chain.builder import BuiltPayload, build_payload
-from chain.execution import (
-    ExecutedBlock,
-    InvalidBlock,
-    PayloadAttributes,
-    check_body,
-    execute_block,
-)
+from chain.execution import ExecutedBlock, InvalidBlock, check_body, execute_block
+from chain.headers import PayloadAttributes
 from chain.storage import codec
 from chain.storage.reader import ChainReader
 from chain.storage.store import BlockWrite, CanonicalChange, Store

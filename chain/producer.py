@@ -32,7 +32,7 @@ from eth_utils import keccak
 
 from chain.ai import jobs
 from chain.engine import PayloadStatus
-from chain.execution import PayloadAttributes
+from chain.headers import PayloadAttributes
 from chain.node import Node
 from chain.txpool import PooledTx
 from chain.vm import fork_since

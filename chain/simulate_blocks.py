@@ -41,10 +41,9 @@ from chain.execution import (
     ExecutedBlock,
     InvalidBlock,
     InvalidTransaction,
-    PayloadAttributes,
-    next_header,
 )
 from chain.gas import floor_gas
+from chain.headers import PayloadAttributes, next_header
 from chain.simulate import CallArgs, Simulator, halt_message, revert_reason
 from chain.state_db import stack_values
 from chain.vm import MERGED_FORKS, child_fork, decode_transaction, fork_since, vm_classes

@@ -16,7 +16,7 @@ from aiohttp import web
 from eth.constants import EMPTY_UNCLE_HASH
 
 from chain.engine import PayloadStatus
-from chain.execution import PayloadAttributes
+from chain.headers import PayloadAttributes
 from chain.limits import check_transaction
 from chain.node import Node
 from chain.requests import requests_hash

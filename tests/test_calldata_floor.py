@@ -6,8 +6,9 @@ from eth_account import Account
 from nodes import CHAIN_ID, DEV_KEYS, REPO
 from test_web3_e2e import transact
 
-from chain.execution import BlockExecution, InvalidTransaction, PayloadAttributes, next_header
+from chain.execution import BlockExecution, InvalidTransaction
 from chain.genesis import genesis_block, load_genesis
+from chain.headers import PayloadAttributes, next_header
 from chain.vm import decode_transaction, vm_class_at
 
 DATA = bytes(range(1, 251)) * 4  # 1000 non-zero bytes

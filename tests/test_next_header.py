@@ -1,4 +1,4 @@
-"""The builder's next header (chain.execution.next_header) is py-evm's.
+"""The builder's next header (chain.headers.next_header) is py-evm's.
 
 From Cancun on the node fills the header's fields itself instead of asking py-evm's
 ``create_header_from_parent``, which makes it fork by fork; here both make headers on
@@ -9,7 +9,7 @@ agree on every field.
 import pytest
 from eth.vm.forks.shanghai.blocks import ShanghaiBlockHeader
 
-from chain.execution import PayloadAttributes, header_from_parent, next_header, with_fields
+from chain.headers import PayloadAttributes, header_from_parent, next_header, with_fields
 from chain.vm import ChainConfig
 
 CONFIG = ChainConfig(chain_id=1337, shanghai_time=0, cancun_time=100, prague_time=200)

@@ -11,14 +11,9 @@ from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 from nodes import DEV_KEYS
 
-from chain.execution import (
-    BlockExecution,
-    InvalidBlock,
-    InvalidTransaction,
-    PayloadAttributes,
-    next_header,
-)
+from chain.execution import BlockExecution, InvalidBlock, InvalidTransaction
 from chain.genesis import genesis_block, parse_genesis
+from chain.headers import PayloadAttributes, next_header
 from chain.vm import decode_transaction, vm_class_at
 
 CHAIN_ID = 1
