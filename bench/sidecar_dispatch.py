@@ -37,7 +37,6 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent import futures
 from pathlib import Path
 
 import eth_abi
@@ -57,7 +56,7 @@ from sidecars.config import dev_sidecar_specs
 from sidecars.keys import load_key
 from sidecars.manager import SidecarManager
 from sidecars.runtimes import load_model
-from sidecars.server import SERVER_WORKERS
+from sidecars.server import server_thread_pool
 
 ECHO_METHOD = "/bench.Echo/Echo"
 CHAIN_ID = 19183
@@ -93,7 +92,7 @@ def echo_server(port: int, key_file: Path | None) -> None:
     handler = grpc.method_handlers_generic_handler(
         "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=SERVER_WORKERS))
+    server = grpc.server(server_thread_pool())
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
