@@ -26,12 +26,19 @@ sidecar runs each call after a round trip has run other code. So one more line,
 served call finds the CPU in. It is reported only; the overhead and its targets subtract
 the back-to-back figure.
 
+Wall-clock figures on a shared machine move with its load, so two more lines, reported
+only, give the CPU time each call costs: ``execute_cpu_us_per_call`` (the calling
+thread's CPU, from ``time.thread_time``, plus the sidecar process's, from /proc, which
+also holds its few answers to the manager's health checks) and
+``signed_echo_cpu_us_per_call`` (the same for the signed echo and its server process).
+
 Usage: ``python bench/sidecar_dispatch.py [--calls 3000] [--runtime torch|onnx]``.
 """
 
 import argparse
 import atexit
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -123,8 +130,8 @@ def main() -> None:
     pool = SidecarPool()
     manager = SidecarManager([spec], mode="process", owner="bench", pool=pool)
     manager.start()
-    echo = start_echo(pool)
-    signed_echo = start_echo(pool, spec.executor_key)
+    echo, _ = start_echo(pool)
+    signed_echo, signed_echo_pid = start_echo(pool, spec.executor_key)
     executor = load_key(spec.executor_key).public_key.to_canonical_address()
 
     def signed_call(payload: bytes) -> None:
@@ -148,10 +155,18 @@ def main() -> None:
         for _ in range(3):  # warm up every path
             for call in calls.values():
                 measure(call, BATCH, [])
+        servers = {"execute": sidecar_pid(), "signed_echo": signed_echo_pid}
+        server_cpu = {name: -process_cpu_seconds(pid) for name, pid in servers.items()}
+        client_cpu = {name: 0.0 for name in servers}
         for _ in range(max(1, args.calls // BATCH)):
             for name, call in calls.items():
+                started = time.thread_time()
                 measure(call, BATCH, samples[name])
+                if name in client_cpu:
+                    client_cpu[name] += time.thread_time() - started
             measure(calls["inference"], BATCH, samples["inference_after"], calls["echo"])
+        for name, pid in servers.items():
+            server_cpu[name] += process_cpu_seconds(pid)
     finally:
         manager.stop()
 
@@ -182,6 +197,26 @@ def main() -> None:
                     "baseline_value": round(echo_p50 * 1e6, 1),
                     "ratio": round(value / echo_p50, 3),
                     "calls": len(samples["execute"]),
+                }
+            )
+        )
+    # reported only: CPU time per call, client thread and server process together
+    calls_made = len(samples["execute"])
+    cpu = {name: (client_cpu[name] + server_cpu[name]) / calls_made for name in servers}
+    for name in servers:
+        print(
+            json.dumps(
+                {
+                    "bench": "sidecar_dispatch",
+                    "runtime": args.runtime,
+                    "metric": f"{name}_cpu_us_per_call",
+                    "value": round(cpu[name] * 1e6, 1),
+                    "client_us": round(client_cpu[name] / calls_made * 1e6, 1),
+                    "server_us": round(server_cpu[name] / calls_made * 1e6, 1),
+                    "baseline": "signed_echo_cpu_us_per_call",
+                    "baseline_value": round(cpu["signed_echo"] * 1e6, 1),
+                    "ratio": round(cpu[name] / cpu["signed_echo"], 3),
+                    "calls": calls_made,
                 }
             )
         )
@@ -217,7 +252,7 @@ def encode_input(model_id: bytes) -> bytes:
 
 def start_echo(pool: SidecarPool, signed_by: Path | None = None):
     """Start an echo server process (signing with the key file ``signed_by``, if given)
-    and return its unary callable on a channel with the pool's options."""
+    and return its unary callable on a channel with the pool's options, and its pid."""
     port = _free_port()
     signing = ["--signed-by", str(signed_by)] if signed_by is not None else []
     process = subprocess.Popen(
@@ -229,7 +264,26 @@ def start_echo(pool: SidecarPool, signed_by: Path | None = None):
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=pool.channel_options())
     grpc.channel_ready_future(channel).result(timeout=10)
     atexit.register(process.kill)
-    return channel.unary_unary(ECHO_METHOD)
+    return channel.unary_unary(ECHO_METHOD), process.pid
+
+
+def sidecar_pid() -> int:
+    """The pid of the sidecar process this process's manager started."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if parent == os.getpid() and b"sidecars.serve" in command:
+            return int(stat.parent.name)
+    raise RuntimeError("the sidecar process is not a child of this process")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (Linux /proc; fields 14, 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(call, count: int, into: list[float], before=None) -> None:
