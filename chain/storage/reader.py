@@ -17,6 +17,7 @@ from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.db.account import AccountDB
 from lru import LRU
 
+from chain.state_db import SibylAccountDB
 from chain.storage import codec
 from chain.storage.store import Store, state_view
 from chain.vm import ChainConfig, vm_class_of
@@ -149,8 +150,12 @@ class ChainReader:
         return self._open_accounts(header.state_root)
 
     def _open_accounts(self, state_root: bytes) -> AccountDB:
+        # the node's own account database: its trie walks decoded nodes (chain.trie.reads),
+        # and a new head's accounts are read through the nodes its block just wrote, which
+        # py-trie's walk would decode again at each level (about 0.15 ms an account, once
+        # per sender and head for the pool's checks and each eth_getTransactionCount)
         db, _ = state_view(self.store.state_get)
-        return AccountDB(db, state_root)
+        return SibylAccountDB(db, state_root)
 
     def has_state(self, header: BlockHeaderAPI) -> bool:
         return self.store.state_get(header.state_root) is not None
