@@ -22,10 +22,10 @@ TYPED = {
 
 @pytest.mark.parametrize("type_id", sorted(TYPED))
 def test_a_typed_transactions_message_is_py_evms(type_id):
-    tx = vm_classes(True)["prague"].get_transaction_builder().decode(
-        bytes([type_id]) + rlp.encode(TYPED[type_id])
-    )
+    encoded = bytes([type_id]) + rlp.encode(TYPED[type_id])
+    tx = vm_classes(True)["prague"].get_transaction_builder().decode(encoded)
     assert signing_message(tx) == tx.get_message_for_signing()
+    assert tx.encode() == encoded  # its type byte is chain.vm.CachedTypedSender's
 
 
 @pytest.mark.parametrize("chain_id", [None, 1337])
