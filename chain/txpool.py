@@ -364,8 +364,8 @@ class TxPool:
         """Drop what the new head made stale: used nonces and unaffordable transactions.
         ``included``: the (sender, nonce) of the transactions the new blocks hold, whose
         nonces are used whatever the state says; they are dropped first, so a sender left
-        with nothing pooled costs no read of the new state (a cold trie walk, a few
-        tenths of a millisecond each, on the event loop before any sender is answered)."""
+        with nothing pooled costs no read of the new state (a trie walk and an account
+        decode each, on the event loop before any sender is answered)."""
         for sender, nonce in included:
             entry = self.by_sender.get(sender, {}).get(nonce)
             if entry is not None:
