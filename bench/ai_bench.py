@@ -72,7 +72,7 @@ class Side:
         self.reader = ChainReader(self.store, genesis.config)
         self.engine = Engine(genesis.config, self.store, self.reader, pool, None, replicas)
         self.txpool = TxPool(
-            CHAIN_ID, PoolConfig(), lambda: self.reader.head, self.reader.accounts, genesis.config
+            CHAIN_ID, PoolConfig(), lambda: self.reader.head, self.reader.account, genesis.config
         )
 
     def build(self, raws: list[bytes]) -> tuple[object, float]:

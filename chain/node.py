@@ -120,7 +120,7 @@ class Node:
             self.chain_config.chain_id,
             config.pool,
             lambda: self.reader.head,
-            self.reader.accounts,
+            self.reader.account,
             self.chain_config,
             self.engine.total_difficulty,
         )

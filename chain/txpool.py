@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth.constants import SECPK1_N
-from eth.db.account import AccountDB
+from eth.rlp.accounts import Account
 from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth_keys.exceptions import BadSignature
@@ -121,14 +121,14 @@ class TxPool:
         chain_id: int,
         config: PoolConfig,
         head: Callable[[], BlockHeaderAPI],
-        accounts: Callable[[BlockHeaderAPI], AccountDB],
+        account: Callable[[BlockHeaderAPI, bytes], Account],
         chain_config: ChainConfig,
         total_difficulty: Callable[[BlockHeaderAPI], int] | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.config = config
         self._head = head
-        self._accounts = accounts
+        self._account = account  # a sender's account at a header (ChainReader.account)
         self._chain_config = chain_config
         # whether the next block is a proof-of-stake one (None: merged at genesis)
         self._total_difficulty = total_difficulty or (lambda header: 0)
@@ -262,11 +262,11 @@ class TxPool:
                 f"max fee per gas less than block base fee: address "
                 f"{to_checksum_address(sender)}, maxFeePerGas: {fee_cap}, baseFee: {base_fee}"
             )
-        accounts = self._accounts(head)
-        state_nonce = accounts.get_nonce(sender)
+        account = self._account(head, sender)
+        state_nonce = account.nonce
         if tx.nonce < state_nonce:
             raise TxPoolError(f"nonce too low: next nonce {state_nonce}, tx nonce {tx.nonce}")
-        balance = accounts.get_balance(sender)
+        balance = account.balance
         cost = tx.gas * fee_cap + tx.value + get_total_blob_gas(tx) * _blob_fee_cap(tx)
         if balance < cost:
             raise TxPoolError(
@@ -335,16 +335,16 @@ class TxPool:
 
     def pending_nonce(self, sender: bytes) -> int:
         """The nonce the sender's next transaction should carry (``pending`` tag)."""
-        state_nonce = self._accounts(self._head()).get_nonce(sender)
+        state_nonce = self._account(self._head(), sender).nonce
         return self._contiguous_end(self.by_sender.get(sender, {}), state_nonce)
 
     def split(self) -> tuple[dict[bytes, list[PooledTx]], dict[bytes, list[PooledTx]]]:
         """Pending and queued transactions per sender, each in nonce order."""
-        accounts = self._accounts(self._head())
+        head = self._head()
         pending: dict[bytes, list[PooledTx]] = {}
         queued: dict[bytes, list[PooledTx]] = {}
         for sender, own in self.by_sender.items():
-            end = self._contiguous_end(own, accounts.get_nonce(sender))
+            end = self._contiguous_end(own, self._account(head, sender).nonce)
             for nonce in sorted(own):
                 target = pending if nonce < end else queued
                 target.setdefault(sender, []).append(own[nonce])
@@ -364,15 +364,16 @@ class TxPool:
         """Drop what the new head made stale: used nonces and unaffordable transactions.
         ``included``: the (sender, nonce) of the transactions the new blocks hold, whose
         nonces are used whatever the state says; they are dropped first, so a sender left
-        with nothing pooled costs no read of the new state (a cold trie walk, a few
-        tenths of a millisecond each, on the event loop before any sender is answered)."""
+        with nothing pooled costs no read of the new state (a trie walk and an account
+        decode each, on the event loop before any sender is answered)."""
         for sender, nonce in included:
             entry = self.by_sender.get(sender, {}).get(nonce)
             if entry is not None:
                 self._remove(entry)
-        accounts = self._accounts(self._head())
+        head = self._head()
         for sender, own in list(self.by_sender.items()):
-            nonce, balance = accounts.get_nonce(sender), accounts.get_balance(sender)
+            account = self._account(head, sender)
+            nonce, balance = account.nonce, account.balance
             for entry in list(own.values()):
                 if entry.nonce < nonce or entry.cost > balance:
                     self._remove(entry)

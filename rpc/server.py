@@ -11,6 +11,7 @@ queue dropped), and subscriptions per WebSocket connection.
 
 import asyncio
 import contextvars
+import inspect
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -121,6 +122,16 @@ def _failed(
     return None if is_notification else _error(request_id, error)
 
 
+def _waits(methods: Methods, request: Any) -> bool:
+    """Whether ``request`` names a coroutine handler: one that may wait (a send, a call)."""
+    name = request.get("method") if isinstance(request, dict) else None
+    handler = methods.get(name) if isinstance(name, str) else None
+    if handler is None:
+        return False
+    code = getattr(handler, "__code__", None)  # a bound method's is its function's
+    return code is None or bool(code.co_flags & inspect.CO_COROUTINE)
+
+
 async def serve_payload(methods: Methods, body: bytes, limits: RpcConfig) -> bytes | None:
     """Decode a request body (single or batch), serve it, and encode the response."""
     try:
@@ -135,8 +146,14 @@ async def serve_payload(methods: Methods, body: bytes, limits: RpcConfig) -> byt
                 _error(None, RpcError(LIMIT_EXCEEDED, f"batch too large: limit {limits.max_batch}"))
             )
         # Served concurrently (each begins in order), so a batch of sends that wait for
-        # their block on an automining dev chain shares one block.
-        answers = await asyncio.gather(*(call(methods, item) for item in request))
+        # their block on an automining dev chain shares one block. A batch of requests
+        # that all answer at once (a poller's nonces, a page's balances) is answered in
+        # turn, without a task each (about 6 us a request).
+        if any(_waits(methods, item) for item in request):
+            answers = await asyncio.gather(*(call(methods, item) for item in request))
+        else:
+            started = [start_call(methods, item) for item in request]
+            answers = [await a.finish() if isinstance(a, Pending) else a for a in started]
         responses = [r for r in answers if r is not None]
         return orjson.dumps(responses) if responses else None
     response = await call(methods, request)
