@@ -265,7 +265,7 @@ def decode_account(encoded: bytes) -> CopyingAccount:
     takes 30. Anything but the canonical shape goes to the sedes, whose errors those are.
     """
     items = decoded(encoded)  # shared: only read
-    if items.__class__ is list and len(items) == 4:
+    if items.__class__ is list and len(items) == 4 and all(i.__class__ is bytes for i in items):
         nonce, balance, storage_root, code_hash = items
         if (
             nonce[:1] != b"\0"

@@ -1,14 +1,18 @@
-"""chain.storage.codec's encodings made from parts (a block from its header's and its
-transactions' own encodings, a receipt from its fields) are byte for byte rlp's and
-py-evm's own, for every transaction and receipt layout a block holds."""
+"""Encodings made from parts (chain.storage.codec: a block from its header's and its
+transactions' own encodings, a receipt from its fields; chain.state_db: an account from
+its four fields) are byte for byte rlp's and py-evm's own, for every transaction and
+receipt layout a block holds."""
 
+import pytest
 import rlp
+from eth.rlp.accounts import Account
 from eth.rlp.logs import Log
 from eth.rlp.receipts import Receipt
 from eth.vm.forks.shanghai.withdrawals import Withdrawal
 from eth_keys import keys
 
 from chain.ai.delivery import DELIVERY_TX_TYPE, DeliveryReceipt
+from chain.state_db import CopyingAccount, decode_account, encode_account
 from chain.storage import codec
 from chain.vm import decode_transaction, vm_classes
 from scheduler.transactions import SCHEDULED_TX_TYPE, ScheduledReceipt
@@ -91,3 +95,19 @@ def test_stored_receipts_are_rlps_encoding():
     raw = codec.encode_receipts(encoded, senders, signers)
     calls = [[list(call) for call in tx] for tx in signers]
     assert raw == rlp.encode([encoded, senders, calls])
+
+
+def test_accounts_encode_and_decode_as_rlps_sedes():
+    accounts = [
+        CopyingAccount(),
+        CopyingAccount(1, 2, b"\x01" * 32, b"\x02" * 32),
+        CopyingAccount(2**64 - 2, 2**256 - 1, b"\x03" * 32, b"\x04" * 32),
+    ]
+    for account in accounts:
+        encoded = encode_account(account)
+        assert encoded == rlp.encode(account, sedes=Account)
+        assert decode_account.__wrapped__(encoded) == account
+        assert type(decode_account.__wrapped__(encoded)) is CopyingAccount
+    not_canonical = rlp.encode([b"\x00\x01", b"", b"\x01" * 32, b"\x02" * 32])
+    with pytest.raises(rlp.DeserializationError):  # the sedes' own error
+        decode_account.__wrapped__(not_canonical)
