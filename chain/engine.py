@@ -252,7 +252,9 @@ class Engine:
         while True:
             header = self.header(block_hash)
             assert header is not None, "forkchoice head with a missing ancestor"
-            if block_hash not in self.blocks and self.reader.is_canonical(header):
+            if block_hash not in self.blocks and (
+                block_hash == self.reader.head.hash or self.reader.is_canonical(header)
+            ):  # the head is canonical: no store read for the usual parent
                 fork_point = header
                 break
             new_branch.append(self.blocks.get(block_hash) or self.stored_write(block_hash))

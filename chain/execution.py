@@ -71,6 +71,7 @@ class ExecutedBlock:
     block: BlockAPI
     receipts: list[ReceiptAPI]
     encoded_receipts: list[bytes]  # what the receipt root was made of, and what is stored
+    encoded_transactions: list[bytes]  # what the transaction root was made of
     senders: list[bytes]
     signers: codec.Signers
     state: dict[bytes, bytes]
@@ -91,7 +92,7 @@ class ExecutedBlock:
             hash=self.hash,
             number=self.header.block_number,
             header=codec.encode_header(self.header),
-            block=codec.encode_block(self.block),
+            block=codec.encode_block(self.block, self.encoded_transactions),
             receipts=codec.encode_receipts(self.encoded_receipts, self.senders, self.signers),
             state=self.state,
             tx_hashes=[tx.hash for tx in self.block.transactions],
@@ -237,11 +238,12 @@ class BlockExecution:
             self.vm._assign_block_rewards(make_block(block_class, self.header, uncles=uncles))
         if withdrawals:
             self.vm.apply_all_withdrawals(withdrawals)
-        encoded_receipts = [receipt.encode() for receipt in self.receipts]
+        encoded_receipts = [codec.encode_receipt(receipt) for receipt in self.receipts]
+        encoded_transactions = [tx.encode() for tx in self.transactions]
         fields: dict[str, Any] = dict(
             gas_used=self.gas.gas_used,
             bloom=self.bloom,
-            transaction_root=ordered_trie_root([tx.encode() for tx in self.transactions]),
+            transaction_root=ordered_trie_root(encoded_transactions),
             receipt_root=ordered_trie_root(encoded_receipts),
         )
         if fork_since(self.fork, "shanghai"):
@@ -261,6 +263,7 @@ class BlockExecution:
             block=block,
             receipts=self.receipts,
             encoded_receipts=encoded_receipts,
+            encoded_transactions=encoded_transactions,
             senders=self.senders,
             signers=self.signers,
             state=self.overlay.writes,

@@ -8,7 +8,7 @@ reads the same values while verifying a block.
 
 from typing import Protocol
 
-from eth_utils import keccak
+from eth_hash.auto import keccak
 
 
 class Storage(Protocol):

@@ -44,7 +44,7 @@ from eth.vm.forks import (
 from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.forks.prague.constants import SET_CODE_TRANSACTION_TYPE
 from eth.vm.forks.shanghai.constants import MAX_INITCODE_SIZE
-from eth_utils import ValidationError, keccak
+from eth_utils import ValidationError, get_extended_debug_logger, keccak
 from rlp.codec import encode_raw
 from rlp.sedes import CountableList
 
@@ -437,6 +437,9 @@ def _configure(fork: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[Vi
             "computation_class": computation,
             "account_db_class": SibylAccountDB,
             "limits_initcode": fork_since(fork, "shanghai"),
+            # py-evm's logger of the state, got once: its property asks logging for it
+            # by name on every use, five times in a transaction
+            "logger": get_extended_debug_logger(f"eth.vm.state.Sibyl{name}State"),
             "__module__": __name__,
         },
     )

@@ -40,6 +40,8 @@ def due_calls(state: Any, number: int) -> list[calls.ScheduledCall]:
     """The calls block ``number`` runs at its top, in call-id order; defers the overflow."""
     listed = calls.due_calls_at(state, number)
     calls.clear_due(state, number)
+    if not listed:  # most blocks: nothing to weigh against the gas cap
+        return []
     cap, used = calls.gas_cap(state), 0
     due: list[calls.ScheduledCall] = []
     deferring = False  # once one call overflows, those after it wait too: order is kept
@@ -58,6 +60,8 @@ def scheduled_transactions(
     state: Any, due: list[calls.ScheduledCall], chain_id: int
 ) -> list[ScheduledTransaction]:
     """The transactions of the due calls: each uses the scheduler's next nonce."""
+    if not due:
+        return []
     nonce = state.get_nonce(calls.SCHEDULER)
     return [
         ScheduledTransaction(

@@ -273,9 +273,11 @@ def jobs_due_at(state: Storage, block: int) -> list[Job]:
 
 
 def clear_deadline(state: Storage, block: int) -> None:
-    """A block's deadline list, once the block runs its expiries, is not needed again."""
-    state.set_storage(JOBS, _deadline_slot(block), 0)
-    state.set_storage(JOBS, _deadline_gas_slot(block), 0)
+    """A block's deadline list, once the block runs its expiries, is not needed again.
+    Slots already empty are left alone (see :func:`scheduler.state.clear_due`)."""
+    for slot in (_deadline_slot(block), _deadline_gas_slot(block)):
+        if state.get_storage(JOBS, slot):
+            state.set_storage(JOBS, slot, 0)
 
 
 # creating and settling

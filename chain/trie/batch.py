@@ -61,13 +61,17 @@ def _apply(db: Any, node: Any, changes: Changes) -> Any:
         return _prefixed(db, path, _apply(db, _resolve(db, node[1]), below))
     # a change leaves the extension: split off its first nibble as a branch and go on
     branch = [BLANK] * 17
-    rest = node[1] if len(path) == 1 else [_hex_prefix(path[1:], False), node[1]]
-    branch[int(path[0], 16)] = rest
-    return _apply_to_branch(db, branch, changes)
+    slot = int(path[0], 16)
+    branch[slot] = node[1] if len(path) == 1 else [_hex_prefix(path[1:], False), node[1]]
+    return _apply_to_branch(db, branch, changes, [slot])
 
 
-def _apply_to_branch(db: Any, node: list, changes: Changes) -> Any:
+def _apply_to_branch(db: Any, node: list, changes: Changes, built: list[int] | None = None) -> Any:
+    """``node`` (a branch) with ``changes``; ``built`` names its children that are nodes
+    made by the caller rather than references. Only those and the children the changes
+    rebuild are referenced again: the others are references already."""
     branch = list(node)
+    built = built or []
     for nibble, group in groupby(changes, key=lambda change: change[0][:1]):
         if nibble == "":  # a key that ends here: the branch's own value
             branch[16] = list(group)[-1][1]
@@ -75,13 +79,16 @@ def _apply_to_branch(db: Any, node: list, changes: Changes) -> Any:
         slot = int(nibble, 16)
         below = [(path[1:], value) for path, value in group]
         branch[slot] = _apply(db, _resolve(db, branch[slot]), below)
+        built.append(slot)
     children = [i for i in range(16) if branch[i] != BLANK]
     if not children:
         return [_hex_prefix("", True), branch[16]] if branch[16] else BLANK
     if len(children) == 1 and not branch[16]:  # a branch of one: it joins its child
         only = children[0]
         return _prefixed(db, f"{only:x}", branch[only])
-    return [_ref(db, child) for child in branch[:16]] + [branch[16]]
+    for slot in built:
+        branch[slot] = _ref(db, branch[slot])
+    return branch
 
 
 def _build(db: Any, items: Changes) -> Any:

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import rlp
 from eth.constants import BLANK_ROOT_HASH
-from eth_utils import keccak
+from eth_hash.auto import keccak
+from rlp.codec import encode_raw
 
 Node = bytes | list
 
@@ -30,7 +31,7 @@ def _compact(nibbles: bytes, is_leaf: bool) -> bytes:
 def _reference(node: Node, nodes: dict[bytes, bytes] | None) -> Node:
     """A child as its parent holds it: inline when its encoding is short, else its hash
     (and, when collecting, the encoding goes into ``nodes`` under that hash)."""
-    encoded = rlp.encode(node)
+    encoded = encode_raw(node)
     if len(encoded) < 32:
         return node
     digest = keccak(encoded)
@@ -79,7 +80,7 @@ def trie_nodes(items: dict[bytes, bytes]) -> tuple[bytes, dict[bytes, bytes]]:
         return BLANK_ROOT_HASH, {}
     nodes: dict[bytes, bytes] = {}
     root = _patricialize(sorted((_nibbles(k), v) for k, v in items.items()), 0, nodes)
-    encoded = rlp.encode(root)
+    encoded = encode_raw(root)
     digest = keccak(encoded)
     nodes[digest] = encoded
     return digest, nodes
@@ -90,4 +91,4 @@ def ordered_trie_root(values: Sequence[bytes]) -> bytes:
     if not values:
         return BLANK_ROOT_HASH
     items = sorted((_nibbles(rlp.encode(i)), value) for i, value in enumerate(values))
-    return keccak(rlp.encode(_patricialize(items, 0)))
+    return keccak(encode_raw(_patricialize(items, 0)))
