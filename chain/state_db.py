@@ -17,9 +17,11 @@ upgrade of either is checked here alone. It relies on:
 * a computation's ``_stack.values``, ``_memory._bytes`` and ``_log_entries`` (read by the
   tracers through :func:`stack_values`, :func:`memory_bytes`, :func:`last_log`);
 * ``eth._utils.state.code_is_delegation_designation`` (EIP-7702).
-* ``eth.vm.opcode._FastOpcode`` (its ``logic_fn``, ``gas_cost``, ``mnemonic``) and a
-  computation's ``_gas_meter.gas_remaining``, which ``chain.simulate.charged`` uses for
-  the calls' opcodes.
+* ``eth.vm.opcode._FastOpcode`` (its ``logic_fn``, ``gas_cost``, ``mnemonic``), a
+  computation's ``_gas_meter.gas_remaining``, ``_stack.values``, ``_memory._bytes`` and
+  its code stream's ``_raw_code_bytes`` and ``program_counter``, ``eth.vm.computation.
+  NO_RESULT`` and the steps of ``BaseComputation.apply_computation`` before its loop, all
+  of which :mod:`chain.interpreter` (the calls' interpreter loop) uses.
 """
 
 from functools import lru_cache
