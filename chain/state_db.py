@@ -44,7 +44,7 @@ from eth_hash.auto import keccak
 from lru import LRU
 
 from chain.trie.batch import apply_writes
-from chain.trie.reads import WalkingTrie
+from chain.trie.reads import WalkingTrie, walk
 
 
 class CopyingAccount(Account):
@@ -165,6 +165,10 @@ class BatchedStorageLookup(StorageLookup):
     def __getitem__(self, key: bytes) -> bytes:
         if self._waiting:  # rarely: writes wait only while a root is being made
             value = self._waiting.get(self._decode_key(key))
+            if value is not None:
+                return value
+        if self._write_trie is None:  # a read of the stored storage: no trie object for it
+            value = walk(self._db, self._starting_root_hash, self._decode_key(key))
             if value is not None:
                 return value
         return super().__getitem__(key)
