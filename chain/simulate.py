@@ -36,16 +36,16 @@ from eth.exceptions import (
 )
 from eth.vm.chain_context import ChainContext
 from eth.vm.message import Message
-from eth.vm.opcode import _FastOpcode
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
 from eth_utils import ValidationError, to_checksum_address
 
 from chain.ai.replicas import LocalModels
 from chain.ai.results import NO_TX, CallOracle, SidecarPool
-from chain.evm_timeout import Deadline, EvmTimeout, bounded
+from chain.evm_timeout import Deadline, EvmTimeout
 from chain.execution import VMChainDB
 from chain.gas import TX_GAS, intrinsic_gas
+from chain.interpreter import interpreted
 from chain.precompiles.native import ERROR_SELECTOR
 from chain.state_db import access_list, is_delegation
 from chain.storage.store import state_view
@@ -190,7 +190,9 @@ class Simulator:
     Each thread keeps the VM of the last block it was asked about, and every call runs
     inside a snapshot that is reverted afterwards: repeated calls on the head (the common
     case) find the accounts, storage and trie nodes they read already decoded, and
-    eth_call's answers are kept in :attr:`memo`.
+    eth_call's answers are kept in :attr:`memo`. The VM's computations run the
+    interpreter loop of :mod:`chain.interpreter`, which spares most of py-evm's calls
+    per opcode.
     """
 
     def __init__(
@@ -257,7 +259,7 @@ class Simulator:
         )
         vm.state.oracle = AskedOracle(self.config.chain_id, self.sidecars, self.replicas)
         vm.state.calls_from_contracts = True  # geth skips EIP-3607 for calls
-        vm.state.computation_class = bounded(charged(vm.state.computation_class), self.deadline)
+        vm.state.computation_class = interpreted(vm.state.computation_class, self.deadline)
         if not fresh:
             self._local.warm = (parent.hash, vm)
         return vm
@@ -458,34 +460,6 @@ class Simulator:
             failed = computation.is_error
             error = (str(computation.error) or "execution reverted") if failed else None
         return entries, error
-
-
-def charged(base: type[ComputationAPI]) -> type[ComputationAPI]:
-    """``base`` whose plain opcodes charge their fixed gas on the gas meter themselves.
-
-    py-evm's opcode reaches the meter through two calls (the computation's
-    ``consume_gas``, then the meter's), about a sixth of the CPU a ``balanceOf`` call
-    spends; the checks and the out-of-gas error are the meter's own (its debug-level
-    log line, which only a debug2 logger prints, is left out)."""
-    opcodes = dict(base.opcodes)
-    for number, opcode in opcodes.items():
-        if type(opcode) is _FastOpcode:
-            opcodes[number] = _charging(opcode.logic_fn, opcode.gas_cost, opcode.mnemonic)
-    return type(f"Charged{base.__name__}", (base,), {"opcodes": opcodes})
-
-
-def _charging(logic: Callable[[ComputationAPI], None], gas: int, mnemonic: str) -> Any:
-    def run(computation: ComputationAPI) -> None:
-        meter = computation._gas_meter  # type: ignore[attr-defined]
-        if gas > meter.gas_remaining:
-            raise OutOfGas(
-                f"Out of gas: Needed {gas} - Remaining {meter.gas_remaining} - Reason: {mnemonic}"
-            )
-        meter.gas_remaining -= gas
-        logic(computation)
-
-    run.mnemonic = mnemonic  # type: ignore[attr-defined]
-    return run
 
 
 # geth's words for an exceptional halt (core/vm/errors.go), which clients and tests match

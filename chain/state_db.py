@@ -18,9 +18,11 @@ upgrade of either is checked here alone. It relies on:
 * a computation's ``_stack.values``, ``_memory._bytes`` and ``_log_entries`` (read by the
   tracers through :func:`stack_values`, :func:`memory_bytes`, :func:`last_log`);
 * ``eth._utils.state.code_is_delegation_designation`` (EIP-7702).
-* ``eth.vm.opcode._FastOpcode`` (its ``logic_fn``, ``gas_cost``, ``mnemonic``) and a
-  computation's ``_gas_meter.gas_remaining``, which ``chain.simulate.charged`` uses for
-  the calls' opcodes.
+* ``eth.vm.opcode._FastOpcode`` (its ``logic_fn``, ``gas_cost``, ``mnemonic``), a
+  computation's ``_gas_meter.gas_remaining``, ``_stack.values``, ``_memory._bytes`` and
+  its code stream's ``_raw_code_bytes`` and ``program_counter``, ``eth.vm.computation.
+  NO_RESULT`` and the steps of ``BaseComputation.apply_computation`` before its loop, all
+  of which :mod:`chain.interpreter` (the calls' interpreter loop) uses.
 """
 
 from functools import lru_cache
@@ -43,7 +45,7 @@ from lru import LRU
 from rlp.codec import encode_raw
 
 from chain.trie.batch import apply_writes
-from chain.trie.reads import WalkingTrie
+from chain.trie.reads import WalkingTrie, walk
 from chain.trie.rlp_cache import decoded
 
 
@@ -183,6 +185,10 @@ class BatchedStorageLookup(StorageLookup):
     def __getitem__(self, key: bytes) -> bytes:
         if self._waiting:  # rarely: writes wait only while a root is being made
             value = self._waiting.get(self._decode_key(key))
+            if value is not None:
+                return value
+        if self._write_trie is None:  # a read of the stored storage: no trie object for it
+            value = walk(self._db, self._starting_root_hash, self._decode_key(key))
             if value is not None:
                 return value
         return super().__getitem__(key)

@@ -127,7 +127,7 @@ def test_calls_answer_the_state_of_the_block_they_name(node, w3, accounts, token
 
 @pytest.mark.parametrize("code", [RETURN_ONE, LOOP], ids=["returns", "out-of-gas"])
 def test_calls_charge_opcodes_as_py_evm_does(genesis, code):
-    """The simulator's opcodes charge their gas themselves (chain.simulate.charged): the
+    """The simulator's opcodes charge their gas themselves (chain.interpreter.charged): the
     gas left, the output and the error are py-evm's."""
     simulator, header = genesis
     plain = simulator.vm_class_after(header).get_state_class().computation_class

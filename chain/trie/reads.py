@@ -59,10 +59,17 @@ class WalkingTrie(HexaryTrie):
     def get(self, key: bytes) -> bytes:
         if type(key) is not bytes:
             return super().get(key)
-        try:
-            return _walk(self.db, self.root_hash, key.hex())
-        except (_Unexpected, KeyError, DecodingError):
-            return super().get(key)
+        value = walk(self.db, self.root_hash, key)
+        return super().get(key) if value is None else value
+
+
+def walk(db: Any, root_hash: bytes, key: bytes) -> bytes | None:
+    """The value at ``key`` in the trie under ``root_hash`` (b"" if none), or None where
+    py-trie's own ``get`` must answer (and raise its error)."""
+    try:
+        return _walk(db, root_hash, key.hex())
+    except (_Unexpected, KeyError, DecodingError):
+        return None
 
 
 def _walk(db: Any, root_hash: bytes, path: str) -> bytes:
