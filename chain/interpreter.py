@@ -48,6 +48,19 @@ PUSH, DUP, SWAP, POP, JUMPDEST_STEP, JUMP, JUMPI, BINARY, UNARY, MSTORE, MLOAD, 
 )
 
 
+def _jump_destination(code: Any, raw: bytes, end: int, destination: int | bytes) -> int:
+    """Move the code to JUMP's or JUMPI's ``destination`` and check that it is a JUMPDEST
+    outside push data, as py-evm does (its checks and words, after the move)."""
+    if destination.__class__ is bytes:
+        destination = int.from_bytes(destination, "big")
+    code.program_counter = destination
+    if (raw[destination] if destination < end else STOP) != JUMPDEST:
+        raise InvalidJumpDestination("Invalid Jump Destination")
+    if not code.is_valid_opcode(destination):
+        raise InvalidInstruction("Jump resulted in invalid instruction")
+    return destination
+
+
 def _signed(value: int) -> int:
     return value if value <= UINT_255_MAX else value - UINT_256_CEILING
 
@@ -269,25 +282,13 @@ def run_code(
             if not condition:
                 pc += 1
                 continue
-            if destination.__class__ is bytes:
-                destination = int.from_bytes(destination, "big")
-            code.program_counter = pc = destination
-            if (raw[pc] if pc < end else STOP) != JUMPDEST:
-                raise InvalidJumpDestination("Invalid Jump Destination")
-            if not code.is_valid_opcode(pc):
-                raise InvalidInstruction("Jump resulted in invalid instruction")
+            pc = _jump_destination(code, raw, end, destination)
         elif kind == JUMP:
             deadline.check()
             if not values:
                 raise InsufficientStack("Wanted 1 stack item, had none")
             destination = values.pop()
-            if destination.__class__ is bytes:
-                destination = int.from_bytes(destination, "big")
-            code.program_counter = pc = destination
-            if (raw[pc] if pc < end else STOP) != JUMPDEST:
-                raise InvalidJumpDestination("Invalid Jump Destination")
-            if not code.is_valid_opcode(pc):
-                raise InvalidInstruction("Jump resulted in invalid instruction")
+            pc = _jump_destination(code, raw, end, destination)
         elif kind == POP:
             if not values:
                 raise InsufficientStack("Wanted 1 stack item, had none")
