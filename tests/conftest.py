@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from nodes import DEV_KEYS, NodeProcess, dev_node
+from nodes import DEV_KEYS, REPO, NodeProcess, dev_node
 
+from chain.genesis import genesis_block, load_genesis
+from chain.simulate import Simulator
 from chain.startup import prepare_process
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -57,3 +59,13 @@ def accounts() -> list:
 @pytest.fixture(scope="session")
 def token_artifact() -> dict:
     return json.loads((FIXTURES / "Token.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def dev_genesis() -> tuple:
+    """A simulator on the dev chain's genesis block, and that block's header: calls run
+    in-process, with no node."""
+    genesis = load_genesis(REPO / "genesis" / "dev.json")
+    block, write = genesis_block(genesis)
+    simulator = Simulator(genesis.config, write.state.get, {block.hash: block.header}.get, None)
+    return simulator, block.header

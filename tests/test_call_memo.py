@@ -6,13 +6,12 @@ from dataclasses import fields, replace
 
 import pytest
 from eth_abi import encode as abi_encode
-from nodes import REPO, rpc
+from nodes import rpc
 from test_web3_e2e import balance_slot, call_tx, deploy_token, raw, transact
 
 from chain.ai.registry import ModelRecord
 from chain.ai.results import NO_TX, AiCall, AiCallFailed, ModelUnavailable
-from chain.genesis import genesis_block, load_genesis
-from chain.simulate import AskedOracle, CallArgs, CallMemo, ExecutionReverted, Simulator
+from chain.simulate import AskedOracle, CallArgs, CallMemo, ExecutionReverted
 
 RETURN_ONE = bytes.fromhex("600160005260206000f3")  # init code: return the word 1
 REVERTS = bytes.fromhex("60006000fd")  # init code: REVERT(0, 0)
@@ -24,16 +23,8 @@ def token(w3, accounts, token_artifact):
     return deploy_token(w3, accounts[0], token_artifact)[0]
 
 
-@pytest.fixture(scope="module")
-def genesis():
-    genesis = load_genesis(REPO / "genesis" / "dev.json")
-    block, write = genesis_block(genesis)
-    simulator = Simulator(genesis.config, write.state.get, {block.hash: block.header}.get, None)
-    return simulator, block.header
-
-
-def test_a_successful_call_is_kept_by_block_and_arguments(genesis):
-    simulator, header = genesis
+def test_a_successful_call_is_kept_by_block_and_arguments(dev_genesis):
+    simulator, header = dev_genesis
     args = CallArgs(sender=b"\x01" * 20, data=RETURN_ONE, access_list=[(b"\x02" * 20, [1, 2])])
     assert simulator.memo.get(header, args) is None
     output = simulator.call(header, args)
@@ -50,8 +41,8 @@ def test_a_successful_call_is_kept_by_block_and_arguments(genesis):
     assert simulator.memo.get(header.copy(timestamp=header.timestamp + 1), same) is None
 
 
-def test_the_memo_key_holds_every_field_of_a_call(genesis):
-    _, header = genesis
+def test_the_memo_key_holds_every_field_of_a_call(dev_genesis):
+    _, header = dev_genesis
     args = CallArgs()
     assert len(CallMemo.key(header, args)) == 1 + len(fields(CallArgs))
     for name, value in (("sender", b"\x01" * 20), ("to", b"\x02" * 20), ("gas", 1),
@@ -61,16 +52,16 @@ def test_the_memo_key_holds_every_field_of_a_call(genesis):
         assert CallMemo.key(header, replace(args, **{name: value})) != CallMemo.key(header, args)
 
 
-def test_a_reverting_call_is_not_kept(genesis):
-    simulator, header = genesis
+def test_a_reverting_call_is_not_kept(dev_genesis):
+    simulator, header = dev_genesis
     args = CallArgs(sender=b"\x01" * 20, data=REVERTS)
     with pytest.raises(ExecutionReverted):
         simulator.call(header, args)
     assert simulator.memo.get(header, args) is None
 
 
-def test_the_memo_keeps_the_most_recently_used_answers_within_its_bounds(genesis):
-    _, header = genesis
+def test_the_memo_keeps_the_most_recently_used_answers_within_its_bounds(dev_genesis):
+    _, header = dev_genesis
     memo = CallMemo(entries=2)
     first, second, third = (CallArgs(data=bytes([n])) for n in range(3))
     memo.keep(header, first, b"1")
@@ -126,10 +117,10 @@ def test_calls_answer_the_state_of_the_block_they_name(node, w3, accounts, token
 
 
 @pytest.mark.parametrize("code", [RETURN_ONE, LOOP], ids=["returns", "out-of-gas"])
-def test_calls_charge_opcodes_as_py_evm_does(genesis, code):
+def test_calls_charge_opcodes_as_py_evm_does(dev_genesis, code):
     """The simulator's opcodes charge their gas themselves (chain.interpreter.charged): the
     gas left, the output and the error are py-evm's."""
-    simulator, header = genesis
+    simulator, header = dev_genesis
     plain = simulator.vm_class_after(header).get_state_class().computation_class
     args = CallArgs(sender=b"\x01" * 20, data=code, gas=100_000)
     outcomes = []

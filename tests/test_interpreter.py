@@ -24,14 +24,6 @@ ENDS = [0x00, 0xF3, 0xFD, 0xFE, 0x0C, 0xEF]  # STOP, RETURN, REVERT, INVALID, un
 EDGES = ["600161ff", "7fff01", "5f5f", "5f" * 1025, "6003565b", "6004565b5b", "600456605b5b"]
 
 
-@pytest.fixture(scope="module")
-def genesis():
-    genesis = load_genesis(REPO / "genesis" / "dev.json")
-    block, write = genesis_block(genesis)
-    simulator = Simulator(genesis.config, write.state.get, {block.hash: block.header}.get, None)
-    return simulator, block.header
-
-
 def program(rng: random.Random) -> bytes:
     """A random program: mostly pushes and the loop's opcodes, jumps to its own
     JUMPDESTs (or anywhere), calls to the identity precompile and to itself."""
@@ -91,8 +83,8 @@ def outcome(simulator, header, code: bytes, gas: int, computation_class=None) ->
         )
 
 
-def test_random_programs_end_as_in_py_evm(genesis):
-    simulator, header = genesis
+def test_random_programs_end_as_in_py_evm(dev_genesis):
+    simulator, header = dev_genesis
     plain = simulator.vm_class_after(header).get_state_class().computation_class
     rng = random.Random(18)
     ran, errors = 0, set()
@@ -107,18 +99,18 @@ def test_random_programs_end_as_in_py_evm(genesis):
     assert {"OutOfGas", "InsufficientStack", "InvalidJumpDestination", "Revert"} <= errors
 
 
-def test_the_loop_runs_only_py_evm_s_own_opcodes(genesis):
+def test_the_loop_runs_only_py_evm_s_own_opcodes(dev_genesis):
     """Each opcode the loop runs itself is one whose table entry is py-evm's function."""
-    simulator, header = genesis
+    simulator, header = dev_genesis
     base = simulator.vm_class_after(header).get_state_class().computation_class
     known = set(MOVES) | set(BINARY_OPS) | set(UNARY_OPS)
     ours = {number for number, op in base.opcodes.items() if getattr(op, "logic_fn", None) in known}
     assert len(ours) == 2 + 33 + 16 + 16 + 2 + len(BINARY_OPS) + len(UNARY_OPS) + 3
 
 
-def test_a_subclass_runs_py_evm_s_loop(genesis):
+def test_a_subclass_runs_py_evm_s_loop(dev_genesis):
     """A tracer's class wraps every opcode of the table, so it runs py-evm's loop."""
-    simulator, header = genesis
+    simulator, header = dev_genesis
     seen = []
     base = simulator.vm_class_after(header).get_state_class().computation_class
     fast = interpreted(base, simulator.deadline)
