@@ -13,8 +13,7 @@ time. The artifact per runtime, and so what the id is the hash of:
   in that directory;
 * ``llm``: a Hugging Face ``transformers`` causal LM directory (config, weights,
   tokenizer with a chat template), run for LLM jobs; its id is keccak256 of the
-  directory's canonical archive (:func:`directory_model_id`); loaded on its first job
-  (:mod:`sidecars.llm`).
+  directory's canonical archive (:func:`directory_model_id`); loaded on its first job.
   Or, with an upstream, an OpenAI-compatible server (vLLM, llama.cpp, TGI), named
   ``"upstream:" ‖ name ‖ "@" ‖ revision`` (:mod:`sidecars.upstream`);
 * ``zk``: an ezkl model directory (:mod:`sidecars.zk`), run by INFER with a proof of each
@@ -30,10 +29,14 @@ bytes across runs and processes on a machine.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import io
 import json
 import logging
+import os
 import threading
+import time
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -50,9 +53,11 @@ from sidecars.abi import (
     AbiError,
     decode_embed_input,
     decode_infer_input,
+    decode_llm_input,
     decode_prove_input,
     encode_embed_output,
     encode_infer_output,
+    encode_llm_output,
     encode_prove_output,
     for_model,
 )
@@ -175,9 +180,7 @@ def load_model(runtime: str, path: Path, expected_id: bytes | None = None) -> Mo
     if runtime == "onnx":
         return _load_onnx(model_id, data)
     if runtime == "llm":
-        from sidecars.llm import load_llm  # its module imports this one's Model
-
-        return load_llm(model_id, path)
+        return _load_llm(model_id, path)
     if runtime == "zk":
         return _load_zk(model_id, path)
     return _load_embed(model_id, path)
@@ -205,7 +208,7 @@ def _tensor_executor(model_id: bytes, forward: Callable[[np.ndarray], np.ndarray
         except (NonFiniteOutput, AbiError) as exc:
             raise Failed(str(exc)) from None
         except Exception as exc:
-            raise Failed(f"model error: {type(exc).__name__}: {first_line(exc)}") from None
+            raise Failed(f"model error: {type(exc).__name__}: {_first_line(exc)}") from None
 
     return execute
 
@@ -214,7 +217,7 @@ def _load_torch(model_id: bytes, data: bytes) -> Model:
     import torch
 
     torch.set_num_threads(1)
-    deterministic(torch)
+    _deterministic(torch)
     run_module = _torchscript(torch, data) if _is_torchscript(data) else _mlp(torch, data)
 
     def forward(inputs: np.ndarray) -> np.ndarray:
@@ -232,7 +235,7 @@ def _load_torch(model_id: bytes, data: bytes) -> Model:
     )
 
 
-def deterministic(torch) -> None:  # noqa: ANN001
+def _deterministic(torch) -> None:  # noqa: ANN001
     """Deterministic algorithms only, erroring on an operation that has none: the flag
     ``torch.use_deterministic_algorithms(True)`` sets, set without the ~70 MB that
     function also imports (``torch._inductor``'s config, with sympy and ``torch._dynamo``,
@@ -255,7 +258,7 @@ def _torchscript(torch, data: bytes) -> Callable:  # noqa: ANN001
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
     except Exception as exc:
-        raise ModelLoadError(f"not a TorchScript model: {first_line(exc)}") from None
+        raise ModelLoadError(f"not a TorchScript model: {_first_line(exc)}") from None
     # Served weights never need gradients: with them frozen no call records autograd
     # history, so calls skip the per-call inference_mode guard, and go straight to the
     # scripted forward past nn.Module's hook handling (a loaded module has no hooks).
@@ -274,7 +277,7 @@ def _mlp(torch, data: bytes) -> Callable:  # noqa: ANN001
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelLoadError(
-            f"neither a TorchScript model nor a state dict: {first_line(exc)}"
+            f"neither a TorchScript model nor a state dict: {_first_line(exc)}"
         ) from None
     if not isinstance(state, dict) or not state or len(state) % 2:
         raise ModelLoadError("a torch state dict must hold a weight and a bias per layer")
@@ -326,7 +329,7 @@ def _load_onnx(model_id: bytes, data: bytes) -> Model:
     try:
         session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ModelLoadError(f"not an ONNX model: {first_line(exc)}") from None
+        raise ModelLoadError(f"not an ONNX model: {_first_line(exc)}") from None
     inputs_meta = session.get_inputs()
     if len(inputs_meta) != 1:
         raise ModelLoadError(f"ONNX model must take one input, it takes {len(inputs_meta)}")
@@ -372,7 +375,7 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
     except EncoderConfigError as exc:
         raise ModelLoadError(str(exc)) from None
     except Exception as exc:
-        raise ModelLoadError(f"cannot load embedding model {path}: {first_line(exc)}") from None
+        raise ModelLoadError(f"cannot load embedding model {path}: {_first_line(exc)}") from None
 
     def embed(text: str) -> np.ndarray:
         input_ids = torch.tensor([tokenizer.encode(text).ids], dtype=torch.int64)
@@ -394,7 +397,7 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
         except NonFiniteOutput as exc:
             raise Failed(str(exc)) from None
         except Exception as exc:
-            raise Failed(f"model error: {type(exc).__name__}: {first_line(exc)}") from None
+            raise Failed(f"model error: {type(exc).__name__}: {_first_line(exc)}") from None
 
     return Model(
         "embed",
@@ -424,7 +427,7 @@ def _mean_pooled_encoder(path: Path) -> int:
         max_length = settings["max_seq_length"]
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise ModelLoadError(
-            f"{path} is not a sentence-transformers model directory: {first_line(exc)}"
+            f"{path} is not a sentence-transformers model directory: {_first_line(exc)}"
         ) from None
     means = [key for key, on in pooling.items() if key.startswith("pooling_mode_") and on]
     if kinds != SENTENCE_MODULES or means != ["pooling_mode_mean_tokens"]:
@@ -433,6 +436,117 @@ def _mean_pooled_encoder(path: Path) -> int:
             "runtime runs a Transformer, mean pooling (pooling_mode_mean_tokens) and Normalize"
         )
     return max_length
+
+
+def _load_llm(model_id: bytes, path: Path) -> Model:
+    """A local causal LM, checked now and loaded on its first job (:func:`_llm_executor`).
+
+    LLM calls are jobs, answered blocks later, so the first job can pay the load (seconds:
+    ``transformers``' import, which brings sympy, scipy and ``torch._dynamo``, then the
+    weights), and a sidecar whose LLM no one calls never holds those ~150 MB. What can be
+    wrong with the directory short of its weights (``transformers`` missing, no config,
+    tokenizer or chat template) still stops the sidecar at start; a model that then fails
+    to load fails its jobs with the reason, and the next job tries again."""
+    if any(importlib.util.find_spec(name) is None for name in ("torch", "transformers")):
+        raise RuntimeUnavailable("runtime llm needs the llm extra: pip install 'sibyl[llm]'")
+    for name in ("config.json", "tokenizer_config.json"):
+        if not (path / name).is_file():
+            raise ModelLoadError(f"cannot load LLM {path}: it has no {name}")
+    if not (path / "chat_template.jinja").is_file() and "chat_template" not in _json_keys(
+        path / "tokenizer_config.json"
+    ):
+        raise ModelLoadError(f"LLM {path} has no chat template in its tokenizer")
+    loaded: list[Callable[[bytes], bytes]] = []
+
+    def execute(data: bytes) -> bytes:
+        # Model.run holds the model's lock: one call loads it, the next ones wait for it
+        if not loaded:
+            log.info("event=model_loading runtime=llm model=0x%s reason=first_job", model_id.hex())
+            started = time.perf_counter()
+            try:
+                loaded.append(_llm_executor(model_id, path))
+            except ModelLoadError as exc:
+                log.info("event=model_load_failed runtime=llm model=0x%s reason=%r",
+                         model_id.hex(), str(exc))  # fmt: skip
+                raise Failed(str(exc)) from None
+            log.info("event=model_loaded runtime=llm model=0x%s seconds=%.2f",
+                     model_id.hex(), time.perf_counter() - started)  # fmt: skip
+        return loaded[0](data)
+
+    versions = {name: importlib.metadata.version(name) for name in ("torch", "transformers")}
+    return Model("llm", model_id, LLM_ADDRESS, versions, execute, loads_on_first_call=True)
+
+
+def _json_keys(path: Path) -> set[str]:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {_first_line(exc)}") from None
+    return set(document) if isinstance(document, dict) else set()
+
+
+def _llm_executor(model_id: bytes, path: Path) -> Callable[[bytes], bytes]:
+    """The LLM's ``execute``: the chat template applied to ``messagesJson``, greedy
+    decoding at temperature 0 and sampling seeded with the request's ``seed`` otherwise,
+    at most ``maxTokens`` new tokens, on one intra-op thread with deterministic
+    algorithms: the same request gives the same bytes across runs and processes."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise ModelLoadError(f"cannot import the llm extra: {_first_line(exc)}") from None
+    torch.set_num_threads(1)
+    _deterministic(torch)
+    transformers.logging.set_verbosity_error()
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            str(path), local_files_only=True
+        ).eval()
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load LLM {path}: {_first_line(exc)}") from None
+    if not tokenizer.chat_template:
+        raise ModelLoadError(f"LLM {path} has no chat template in its tokenizer")
+    context = getattr(model.config, "max_position_embeddings", None) or getattr(
+        model.config, "n_positions", 2048
+    )
+
+    def execute(data: bytes) -> bytes:
+        try:
+            request = for_model(decode_llm_input(data), model_id)
+            prompt = tokenizer.apply_chat_template(
+                request.messages(), add_generation_prompt=True, return_dict=True,
+                return_tensors="pt",
+            )["input_ids"]  # fmt: skip
+        except (AbiError, ValueError, TypeError) as exc:
+            raise Refused(f"bad LLM input: {_first_line(exc)}") from None
+        if prompt.shape[1] + request.max_tokens > context:
+            raise Failed(
+                f"prompt of {prompt.shape[1]} tokens plus maxTokens {request.max_tokens} "
+                f"exceeds the model's context of {context}"
+            )
+        sampling = request.temperature_milli > 0
+        options = {"do_sample": sampling, "max_new_tokens": request.max_tokens}
+        if sampling:
+            torch.manual_seed(request.seed)
+            options.update(temperature=request.temperature_milli / 1000, top_k=0, top_p=1.0)
+        try:
+            with torch.inference_mode():
+                tokens = model.generate(
+                    prompt,
+                    attention_mask=torch.ones_like(prompt),
+                    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                    **options,
+                )[0, prompt.shape[1] :]
+        except Exception as exc:
+            raise Failed(f"model error: {type(exc).__name__}: {_first_line(exc)}") from None
+        text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        return encode_llm_output(text, prompt.shape[1], len(tokens))
+
+    return execute
 
 
 def _load_zk(model_id: bytes, path: Path) -> Model:
@@ -494,6 +608,6 @@ def _load_zk(model_id: bytes, path: Path) -> Model:
     )
 
 
-def first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -74,8 +74,7 @@ class Absent:
         if name.split(".")[0] in ("eth", "chain", "trie", "scheduler", "rpc", "genesis"):
             raise ImportError(f"{name} is not in the sidecar image")
 sys.meta_path.insert(0, Absent())
-import sidecars.serve, sidecars.server, sidecars.runtimes, sidecars.llm, sidecars.upstream
-import sidecars.zk
+import sidecars.serve, sidecars.server, sidecars.runtimes, sidecars.upstream, sidecars.zk
 print("ok")
 """
     result = run_python(code)
