@@ -51,6 +51,12 @@ class Deadline:
             raise EvmTimeout(f"execution aborted (timeout = {self._local.seconds:g}s)")  # geth
 
 
+# The process's one deadline. It is per thread, so every simulator shares it, and the
+# VM classes' computations (chain.vm) are bounded by it: a thread that never sets one
+# (the chain thread, executing blocks) never stops.
+DEADLINE = Deadline()
+
+
 def bounded(base: type[ComputationAPI], deadline: Deadline) -> type[ComputationAPI]:
     """``base`` whose looping and calling opcodes first check ``deadline``."""
     opcodes = dict(base.opcodes)

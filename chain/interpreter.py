@@ -1,4 +1,4 @@
-"""py-evm's interpreter loop for calls, with the commonest opcodes run in the loop itself.
+"""py-evm's interpreter loop, with the commonest opcodes run in the loop itself.
 
 py-evm runs every opcode through five to eight Python calls: the code stream's
 generator, the opcode object, the computation's and the gas meter's ``consume_gas``, the
@@ -10,11 +10,12 @@ POP), JUMPDEST and jumps, and a fifth plain arithmetic and comparisons.
 :func:`interpreted` gives a computation class whose loop runs those opcodes itself,
 directly on the stack's list and the gas meter, and every other opcode through the
 class's opcode table (where each charges its fixed gas on the meter directly:
-:func:`charged`). Only an opcode whose table entry is py-evm's own logic function is run
+:func:`charged`). The VM classes (:mod:`chain.vm`) run it, so blocks, calls and
+simulations execute alike. Only an opcode whose table entry is py-evm's own logic function is run
 in the loop, with that function's gas, checks, results and errors (the same exception
 types and words), so gas, outputs and errors stay py-evm's; ``tests/test_interpreter.py``
-holds them equal on random programs. A subclass (a tracer's, which wraps every opcode)
-runs py-evm's own loop.
+holds them equal on random programs, and the BlockchainTests hold the blocks. A subclass
+(a tracer's, which wraps every opcode) runs py-evm's own loop.
 """
 
 from collections.abc import Callable
@@ -159,7 +160,8 @@ def _steps(opcodes: dict[int, Any]) -> list[tuple | None]:
 
 
 def interpreted(base: type[ComputationAPI], deadline: Deadline) -> type[ComputationAPI]:
-    """``base`` (a fork's computation class) for calls bounded by ``deadline``: its
+    """``base`` (a fork's computation class) for blocks and calls, bounded by
+    ``deadline`` (which stops only a thread that set one: a call's): its
     opcodes :func:`charged` and :func:`~chain.evm_timeout.bounded`, the commonest run in
     the loop of :func:`run_code` (which checks ``deadline`` before each jump, as the
     bounded JUMP and JUMPI do)."""
@@ -199,7 +201,8 @@ def interpreted(base: type[ComputationAPI], deadline: Deadline) -> type[Computat
     computation_class = type(
         f"Interpreted{base.__name__}",
         (table,),
-        {"apply_computation": classmethod(apply_computation), **STACK_METHODS},
+        # ``base`` stays at hand: its own loop is py-evm's, the reference this one is held to
+        {"apply_computation": classmethod(apply_computation), "base": base, **STACK_METHODS},
     )
     return computation_class
 

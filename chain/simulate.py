@@ -42,10 +42,9 @@ from eth_utils import ValidationError, to_checksum_address
 
 from chain.ai.replicas import LocalModels
 from chain.ai.results import NO_TX, CallOracle, SidecarPool
-from chain.evm_timeout import Deadline, EvmTimeout
+from chain.evm_timeout import DEADLINE, EvmTimeout
 from chain.execution import VMChainDB
 from chain.gas import TX_GAS, intrinsic_gas
-from chain.interpreter import interpreted
 from chain.precompiles.native import ERROR_SELECTOR
 from chain.state_db import access_list, is_delegation
 from chain.storage.store import state_view
@@ -216,7 +215,7 @@ class Simulator:
         self.replicas = replicas
         self.gas_cap = gas_cap
         self.timeout = timeout
-        self.deadline = Deadline()
+        self.deadline = DEADLINE
         self.memo = CallMemo()
         self._local = threading.local()  # .warm: (parent hash, VM) of this thread
 
@@ -259,7 +258,6 @@ class Simulator:
         )
         vm.state.oracle = AskedOracle(self.config.chain_id, self.sidecars, self.replicas)
         vm.state.calls_from_contracts = True  # geth skips EIP-3607 for calls
-        vm.state.computation_class = interpreted(vm.state.computation_class, self.deadline)
         if not fresh:
             self._local.warm = (parent.hash, vm)
         return vm

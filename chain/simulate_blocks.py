@@ -34,7 +34,6 @@ from eth.exceptions import Halt, Revert
 from eth_utils import keccak, to_checksum_address
 
 from chain.ai.results import CallOracle
-from chain.evm_timeout import bounded
 from chain.execution import (
     MAX_NONCE,
     BlockExecution,
@@ -275,7 +274,7 @@ class _Run:
         state = execution.state
         state.calls_from_contracts = True  # geth skips EIP-3607 in simulations, as in calls
         precompiles = _apply_overrides(state, block.state_overrides)
-        computation_class = bounded(state.computation_class, self.simulator.deadline)
+        computation_class = state.computation_class  # bounded by the deadline (chain.vm)
         opcodes = dict(computation_class.opcodes)
         opcodes[SELFDESTRUCT] = _recording_selfdestruct(opcodes[SELFDESTRUCT])
         state.computation_class = type(

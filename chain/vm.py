@@ -50,7 +50,9 @@ from rlp.sedes import CountableList
 
 from chain.ai.attested import ATTESTED_TX_TYPE, AttestedTransaction
 from chain.ai.delivery import DELIVERY_TX_TYPE, DeliveryTransaction, JobCallback
+from chain.evm_timeout import DEADLINE
 from chain.gas import floor_gas
+from chain.interpreter import interpreted
 from chain.precompiles.mapping import PRECOMPILES
 from chain.precompiles.modexp import MODEXP, modexp
 from chain.state_db import SibylAccountDB
@@ -430,6 +432,9 @@ def _configure(fork: str, base: type[VirtualMachineAPI], sibyl: bool) -> type[Vi
             "__module__": __name__,
         },
     )
+    # blocks, calls and simulations all run the interpreter's loop, so what a call
+    # reports is what the block it is included in does (the chain thread sets no deadline)
+    computation = interpreted(computation, DEADLINE)
     state_class = type(
         f"Sibyl{name}State",
         (SibylState, state),

@@ -1,7 +1,7 @@
-"""The calls' interpreter loop (chain.interpreter) against py-evm's own: random programs,
-run as the init code of a call on the dev genesis, end with the same gas left and refund,
-output, error (type and words), stack, memory and logs either way; a traced call still
-runs py-evm's loop, and a loop still stops at its deadline."""
+"""The interpreter loop (chain.interpreter) of blocks and calls against py-evm's own:
+random programs, run as the init code of a call on the dev genesis, end with the same gas
+left and refund, output, error (type and words), stack, memory and logs either way; a
+traced call still runs py-evm's loop, and a loop still stops at its deadline."""
 
 import random
 
@@ -10,7 +10,7 @@ from nodes import REPO
 
 from chain.evm_timeout import EvmTimeout
 from chain.genesis import genesis_block, load_genesis
-from chain.interpreter import BINARY_OPS, MOVES, UNARY_OPS, interpreted
+from chain.interpreter import BINARY_OPS, MOVES, UNARY_OPS
 from chain.simulate import CallArgs, Simulator
 
 # opcodes the loop runs itself, and some of the table's (calls, storage, logs, halts)
@@ -85,7 +85,7 @@ def outcome(simulator, header, code: bytes, gas: int, computation_class=None) ->
 
 def test_random_programs_end_as_in_py_evm(dev_genesis):
     simulator, header = dev_genesis
-    plain = simulator.vm_class_after(header).get_state_class().computation_class
+    plain = simulator.vm_class_after(header).get_state_class().computation_class.base
     rng = random.Random(18)
     ran, errors = 0, set()
     for code in [bytes.fromhex(edge) for edge in EDGES] + [program(rng) for _ in range(600)]:
@@ -102,7 +102,7 @@ def test_random_programs_end_as_in_py_evm(dev_genesis):
 def test_the_loop_runs_only_py_evm_s_own_opcodes(dev_genesis):
     """Each opcode the loop runs itself is one whose table entry is py-evm's function."""
     simulator, header = dev_genesis
-    base = simulator.vm_class_after(header).get_state_class().computation_class
+    base = simulator.vm_class_after(header).get_state_class().computation_class.base
     known = set(MOVES) | set(BINARY_OPS) | set(UNARY_OPS)
     ours = {number for number, op in base.opcodes.items() if getattr(op, "logic_fn", None) in known}
     assert len(ours) == 2 + 33 + 16 + 16 + 2 + len(BINARY_OPS) + len(UNARY_OPS) + 3
@@ -112,8 +112,7 @@ def test_a_subclass_runs_py_evm_s_loop(dev_genesis):
     """A tracer's class wraps every opcode of the table, so it runs py-evm's loop."""
     simulator, header = dev_genesis
     seen = []
-    base = simulator.vm_class_after(header).get_state_class().computation_class
-    fast = interpreted(base, simulator.deadline)
+    fast = simulator.vm_class_after(header).get_state_class().computation_class
 
     def counting(fn):
         def run(computation):
