@@ -4,14 +4,19 @@ left and refund, output, error (type and words), stack, memory and logs either w
 traced call still runs py-evm's loop, and a loop still stops at its deadline."""
 
 import random
+from typing import Any
 
 import pytest
-from nodes import REPO
+from eth_account import Account
+from nodes import CHAIN_ID, DEV_KEYS, REPO
 
 from chain.evm_timeout import EvmTimeout
+from chain.execution import BlockExecution, InvalidTransaction
 from chain.genesis import genesis_block, load_genesis
+from chain.headers import PayloadAttributes, next_header
 from chain.interpreter import BINARY_OPS, MOVES, UNARY_OPS
 from chain.simulate import CallArgs, Simulator
+from chain.vm import decode_transaction, vm_class_at
 
 # opcodes the loop runs itself, and some of the table's (calls, storage, logs, halts)
 STACK_AND_FLOW = [0x50, 0x5B] + list(range(0x80, 0xA0))  # POP, JUMPDEST, DUPn, SWAPn
@@ -136,3 +141,80 @@ def test_a_loop_stops_at_its_deadline():
     simulator = Simulator(genesis.config, write.state.get, headers, None, timeout=0.1)
     with pytest.raises(EvmTimeout):
         simulator.call(block.header, CallArgs(sender=b"\x01" * 20, data=bytes.fromhex("5b600056")))
+
+
+def executed_block(txs: list, loop: str) -> tuple:
+    """A block on the dev genesis of ``txs``, run with the VM's interpreter loop or
+    (``loop="py-evm"``) py-evm's: each transaction's receipt (or why it was refused), then
+    the block's state root."""
+    genesis = load_genesis(REPO / "genesis" / "dev.json")
+    block, write = genesis_block(genesis)
+    parent = block.header
+    attributes = PayloadAttributes(parent.timestamp + 12, b"\x00" * 32, b"\x00" * 20,
+                                   parent_beacon_block_root=b"\x01" * 32)  # fmt: skip
+    execution = BlockExecution(
+        genesis.config, parent, next_header(genesis.config, parent, attributes),
+        write.state.get, {parent.hash: parent}.get,
+    )  # fmt: skip
+    if loop == "py-evm":
+        execution.state.computation_class = execution.state.computation_class.base
+    outcomes: list[Any] = []
+    for tx in txs:
+        try:
+            receipt = execution.apply(tx)
+            outcomes.append((receipt.state_root, receipt.gas_used, receipt.logs))
+        except InvalidTransaction as exc:
+            outcomes.append(str(exc))
+    return outcomes, execution.finish().block.header.state_root
+
+
+def stored_program(rng: random.Random) -> bytes:
+    """A random program that keeps what it computes: each step's result (the loop's
+    arithmetic, comparisons, stack moves, memory, a jump taken or not) is stored in a slot
+    of its own, and its memory is logged at the end, so a block's state root and receipts
+    show every result."""
+
+    def push(value: int) -> bytes:
+        return b"\x7f" + value.to_bytes(32, "big")
+
+    def word() -> int:
+        return rng.choice([0, 1, 2, 255, 2**255, 2**256 - 1, rng.randrange(2**256)])
+
+    code = b"".join(push(word()) for _ in range(17))  # room for DUP16 and SWAP16
+    for slot in range(30):
+        roll = rng.random()
+        if roll < 0.5:
+            step = push(word()) + push(word()) + bytes([rng.choice(ARITHMETIC)])
+        elif roll < 0.65:
+            step = bytes([rng.randrange(0x80, 0x90)])  # DUPn: the copy is stored
+        elif roll < 0.75:
+            step = bytes([rng.randrange(0x90, 0xA0), 0x80])  # SWAPn, then DUP1 to store
+        elif roll < 0.9:
+            offset, read = rng.randrange(128), rng.randrange(160)
+            step = push(word()) + push(offset) + b"\x52" + push(read) + b"\x51"
+        else:  # JUMPI over a store of 1, then 2 stored either way
+            over = push(1) + b"\x60" + bytes([slot]) + b"\x55"
+            destination = len(code) + 33 + 33 + 1 + len(over)  # the JUMPDEST's
+            step = push(rng.randrange(2)) + push(destination) + b"\x57" + over
+            step += b"\x5b" + push(2)
+        code += step + b"\x60" + bytes([slot]) + b"\x55"  # PUSH1 slot, SSTORE
+    return code + b"\x60\x07\x60\xa0\x60\x00\xa1\x00"  # LOG1(0, 160, topic 7), STOP
+
+
+def test_a_block_of_random_programs_ends_as_in_py_evm():
+    """Blocks run the same loop as calls: a block of random programs (each the init code
+    of a creation, which stores its results) has the same receipts, logs, gas and state
+    root with either loop."""
+    rng = random.Random(7623)
+    sender = Account.from_key(DEV_KEYS[0])
+    vm_class = vm_class_at(load_genesis(REPO / "genesis" / "dev.json").config, 0)
+    txs = []
+    for nonce in range(24):
+        raw = sender.sign_transaction({
+            "data": stored_program(rng), "gas": 1_000_000, "nonce": nonce,
+            "chainId": CHAIN_ID, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9,
+        }).raw_transaction  # fmt: skip
+        txs.append(decode_transaction(vm_class, bytes(raw)))
+    ours, theirs = executed_block(txs, "ours"), executed_block(txs, "py-evm")
+    assert ours == theirs
+    assert all(outcome[0] == b"\x01" for outcome in ours[0])  # each ran to its end
