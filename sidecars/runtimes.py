@@ -35,12 +35,10 @@ import io
 import json
 import logging
 import os
-import threading
 import time
 import warnings
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,7 +47,6 @@ from sidecars.abi import (
     EMBED_ADDRESS,
     INFER_ADDRESS,
     LLM_ADDRESS,
-    ZK_PROVE_ADDRESS,
     AbiError,
     decode_embed_input,
     decode_infer_input,
@@ -62,83 +59,24 @@ from sidecars.abi import (
     for_model,
 )
 from sidecars.attestation import keccak
+from sidecars.model import (
+    Failed,
+    Model,
+    ModelIdMismatch,
+    ModelLoadError,
+    Refused,
+    RuntimeUnavailable,
+    deterministic,
+    first_line,
+)
 from sidecars.runtime_names import RUNTIMES
 
 if TYPE_CHECKING:
     import numpy as np
 
-CAPABILITIES = {
-    INFER_ADDRESS: "INFER", EMBED_ADDRESS: "EMBED", LLM_ADDRESS: "LLM", ZK_PROVE_ADDRESS: "ZK_PROVE"
-}  # fmt: skip
 EMBED_WEIGHTS = "model.safetensors"
 
 log = logging.getLogger("sidecars.runtimes")
-
-
-class ModelLoadError(Exception):
-    """A sidecar cannot serve its model; it must not start."""
-
-
-class ModelIdMismatch(ModelLoadError):
-    """The artifact's hash differs from the model id the operator expects."""
-
-
-class RuntimeUnavailable(ModelLoadError):
-    """The runtime is not part of this build, or its optional libraries are missing."""
-
-
-class Refused(Exception):
-    """The request was not run: wrong precompile or model, malformed input."""
-
-
-class Failed(Exception):
-    """The model ran on a valid request and failed."""
-
-
-@dataclass
-class Model:
-    """A loaded model and the precompile it serves."""
-
-    runtime: str
-    model_id: bytes
-    precompile: bytes
-    versions: dict[str, str]
-    execute: Callable[[bytes], bytes]
-    # for a ZK model: the output and a proof of it (``sidecars.zk.Proof`` bytes)
-    prove: Callable[[bytes], tuple[bytes, bytes]] | None = None
-    # for a ZK model: a ZK_PROVE job's output, ``abi.encode(values, shape, proof)``
-    prove_job: Callable[[bytes], bytes] | None = None
-    # listed and servable now, its weights loaded by its first call (the LLM: jobs)
-    loads_on_first_call: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def capability(self) -> str:
-        return CAPABILITIES[self.precompile]
-
-    @property
-    def capabilities(self) -> list[str]:
-        return [self.capability] + (["ZK_PROVE"] if self.prove_job else [])
-
-    def run(self, precompile: bytes, model_id: bytes, data: bytes) -> bytes:
-        """The raw output for the raw input ``data``; raises Refused or Failed."""
-        return self.run_proved(precompile, model_id, data)[0]
-
-    def run_proved(self, precompile: bytes, model_id: bytes, data: bytes) -> tuple[bytes, bytes]:
-        """The raw output and its proof (empty unless the model proves its outputs; a
-        ZK_PROVE job's output holds its proof)."""
-        job = precompile == ZK_PROVE_ADDRESS and self.prove_job is not None
-        if precompile != self.precompile and not job:
-            raise Refused(
-                f"precompile 0x{precompile.hex()} is not served here "
-                f"(this {self.runtime} sidecar serves {', '.join(self.capabilities)})"
-            )
-        if model_id != self.model_id:
-            raise Refused(f"model 0x{model_id.hex()} is not served here")
-        with self.lock:
-            if job:
-                return self.prove_job(data), b""
-            return self.prove(data) if self.prove else (self.execute(data), b"")
 
 
 def directory_model_id(path: Path) -> bytes:
@@ -208,7 +146,7 @@ def _tensor_executor(model_id: bytes, forward: Callable[[np.ndarray], np.ndarray
         except (NonFiniteOutput, AbiError) as exc:
             raise Failed(str(exc)) from None
         except Exception as exc:
-            raise Failed(f"model error: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise Failed(f"model error: {type(exc).__name__}: {first_line(exc)}") from None
 
     return execute
 
@@ -217,7 +155,7 @@ def _load_torch(model_id: bytes, data: bytes) -> Model:
     import torch
 
     torch.set_num_threads(1)
-    _deterministic(torch)
+    deterministic(torch)
     run_module = _torchscript(torch, data) if _is_torchscript(data) else _mlp(torch, data)
 
     def forward(inputs: np.ndarray) -> np.ndarray:
@@ -235,14 +173,6 @@ def _load_torch(model_id: bytes, data: bytes) -> Model:
     )
 
 
-def _deterministic(torch) -> None:  # noqa: ANN001
-    """Deterministic algorithms only, erroring on an operation that has none: the flag
-    ``torch.use_deterministic_algorithms(True)`` sets, set without the ~70 MB that
-    function also imports (``torch._inductor``'s config, with sympy and ``torch._dynamo``,
-    for a compiler no runtime here uses)."""
-    torch.set_deterministic_debug_mode("error")
-
-
 def _is_torchscript(data: bytes) -> bool:
     """``torch.jit.save`` archives hold the model's code; ``torch.save`` ones only data."""
     try:
@@ -258,7 +188,7 @@ def _torchscript(torch, data: bytes) -> Callable:  # noqa: ANN001
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
     except Exception as exc:
-        raise ModelLoadError(f"not a TorchScript model: {_first_line(exc)}") from None
+        raise ModelLoadError(f"not a TorchScript model: {first_line(exc)}") from None
     # Served weights never need gradients: with them frozen no call records autograd
     # history, so calls skip the per-call inference_mode guard, and go straight to the
     # scripted forward past nn.Module's hook handling (a loaded module has no hooks).
@@ -277,7 +207,7 @@ def _mlp(torch, data: bytes) -> Callable:  # noqa: ANN001
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelLoadError(
-            f"neither a TorchScript model nor a state dict: {_first_line(exc)}"
+            f"neither a TorchScript model nor a state dict: {first_line(exc)}"
         ) from None
     if not isinstance(state, dict) or not state or len(state) % 2:
         raise ModelLoadError("a torch state dict must hold a weight and a bias per layer")
@@ -329,7 +259,7 @@ def _load_onnx(model_id: bytes, data: bytes) -> Model:
     try:
         session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ModelLoadError(f"not an ONNX model: {_first_line(exc)}") from None
+        raise ModelLoadError(f"not an ONNX model: {first_line(exc)}") from None
     inputs_meta = session.get_inputs()
     if len(inputs_meta) != 1:
         raise ModelLoadError(f"ONNX model must take one input, it takes {len(inputs_meta)}")
@@ -375,7 +305,7 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
     except EncoderConfigError as exc:
         raise ModelLoadError(str(exc)) from None
     except Exception as exc:
-        raise ModelLoadError(f"cannot load embedding model {path}: {_first_line(exc)}") from None
+        raise ModelLoadError(f"cannot load embedding model {path}: {first_line(exc)}") from None
 
     def embed(text: str) -> np.ndarray:
         input_ids = torch.tensor([tokenizer.encode(text).ids], dtype=torch.int64)
@@ -397,7 +327,7 @@ def _load_embed(model_id: bytes, path: Path) -> Model:
         except NonFiniteOutput as exc:
             raise Failed(str(exc)) from None
         except Exception as exc:
-            raise Failed(f"model error: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise Failed(f"model error: {type(exc).__name__}: {first_line(exc)}") from None
 
     return Model(
         "embed",
@@ -427,7 +357,7 @@ def _mean_pooled_encoder(path: Path) -> int:
         max_length = settings["max_seq_length"]
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise ModelLoadError(
-            f"{path} is not a sentence-transformers model directory: {_first_line(exc)}"
+            f"{path} is not a sentence-transformers model directory: {first_line(exc)}"
         ) from None
     means = [key for key, on in pooling.items() if key.startswith("pooling_mode_") and on]
     if kinds != SENTENCE_MODULES or means != ["pooling_mode_mean_tokens"]:
@@ -481,7 +411,7 @@ def _json_keys(path: Path) -> set[str]:
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read {path}: {_first_line(exc)}") from None
+        raise ModelLoadError(f"cannot read {path}: {first_line(exc)}") from None
     return set(document) if isinstance(document, dict) else set()
 
 
@@ -497,9 +427,9 @@ def _llm_executor(model_id: bytes, path: Path) -> Callable[[bytes], bytes]:
         import torch
         import transformers
     except ImportError as exc:
-        raise ModelLoadError(f"cannot import the llm extra: {_first_line(exc)}") from None
+        raise ModelLoadError(f"cannot import the llm extra: {first_line(exc)}") from None
     torch.set_num_threads(1)
-    _deterministic(torch)
+    deterministic(torch)
     transformers.logging.set_verbosity_error()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
@@ -507,7 +437,7 @@ def _llm_executor(model_id: bytes, path: Path) -> Callable[[bytes], bytes]:
             str(path), local_files_only=True
         ).eval()
     except Exception as exc:
-        raise ModelLoadError(f"cannot load LLM {path}: {_first_line(exc)}") from None
+        raise ModelLoadError(f"cannot load LLM {path}: {first_line(exc)}") from None
     if not tokenizer.chat_template:
         raise ModelLoadError(f"LLM {path} has no chat template in its tokenizer")
     context = getattr(model.config, "max_position_embeddings", None) or getattr(
@@ -522,7 +452,7 @@ def _llm_executor(model_id: bytes, path: Path) -> Callable[[bytes], bytes]:
                 return_tensors="pt",
             )["input_ids"]  # fmt: skip
         except (AbiError, ValueError, TypeError) as exc:
-            raise Refused(f"bad LLM input: {_first_line(exc)}") from None
+            raise Refused(f"bad LLM input: {first_line(exc)}") from None
         if prompt.shape[1] + request.max_tokens > context:
             raise Failed(
                 f"prompt of {prompt.shape[1]} tokens plus maxTokens {request.max_tokens} "
@@ -542,7 +472,7 @@ def _llm_executor(model_id: bytes, path: Path) -> Callable[[bytes], bytes]:
                     **options,
                 )[0, prompt.shape[1] :]
         except Exception as exc:
-            raise Failed(f"model error: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise Failed(f"model error: {type(exc).__name__}: {first_line(exc)}") from None
         text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
         return encode_llm_output(text, prompt.shape[1], len(tokens))
 
@@ -606,8 +536,3 @@ def _load_zk(model_id: bytes, path: Path) -> Model:
         prove,
         prove_job,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
