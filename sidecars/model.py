@@ -1,12 +1,12 @@
 """A loaded model, as each runtime hands it to a server or replica, and how it fails.
 
-The runtimes' loaders (:mod:`sidecars.runtimes`) and :mod:`sidecars.upstream` build a
-:class:`Model`, and the sidecar's server and the node's replicas run it; this module
-imports none of them, so that each can take the model and its errors from here, with the
-helpers more than one loader calls (:func:`first_line` for error messages,
-:func:`deterministic` for torch). Each model runs one call at a time (its lock): with
-one intra-op thread, the same input gives the same bytes across runs and processes on a
-machine.
+Each runtime's loader (:mod:`sidecars.tensors`, :mod:`sidecars.embed`, :mod:`sidecars.llm`,
+:mod:`sidecars.prover`, :mod:`sidecars.upstream`) builds a :class:`Model`, and
+:mod:`sidecars.runtimes` picks the loader; they all import this module and it imports
+none of them, so it holds what they share: the model, its errors, and the helpers more
+than one loader calls (:func:`first_line` for error messages, :func:`deterministic` for
+torch). Each model runs one call at a time (its lock): with one intra-op thread, the same
+input gives the same bytes across runs and processes on a machine.
 """
 
 from __future__ import annotations
