@@ -30,7 +30,7 @@ from sidecars.keys import KeyFileError, load_key
 from sidecars.runtime_names import RUNTIMES
 
 if TYPE_CHECKING:
-    from sidecars.runtimes import Model
+    from sidecars.model import Model
 
 log = logging.getLogger("sidecars.serve")
 
@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the sidecar described by the CLI flags; returns the process exit code."""
-    from sidecars.runtimes import ModelLoadError
+    from sidecars.model import ModelLoadError
 
     try:
         server, port, stop = _start(args)

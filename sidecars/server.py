@@ -26,8 +26,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from sidecars.attestation import attestation_digest, keccak, sign_digest
+from sidecars.model import Failed, Model, Refused
 from sidecars.protocol import SERVICE_NAME, sidecar_pb2, sidecar_pb2_grpc
-from sidecars.runtimes import Failed, Model, Refused
 
 log = logging.getLogger("sidecars.server")
 

@@ -20,7 +20,7 @@ from sidecars.abi import (
     for_model,
 )
 from sidecars.attestation import keccak
-from sidecars.runtimes import Failed, Model, ModelLoadError, Refused
+from sidecars.model import Failed, Model, ModelLoadError, Refused
 
 TIMEOUT_SECONDS = 120.0
 MAX_REPLY_BYTES = 4 << 20

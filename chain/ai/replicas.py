@@ -24,14 +24,11 @@ import logging
 import threading
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from chain.ai.registry import ModelRecord
 from chain.errors import SibylError
 from sidecars import zk
-
-if TYPE_CHECKING:
-    from sidecars.runtimes import Model
+from sidecars.model import Failed, Model, ModelLoadError, Refused
 
 log = logging.getLogger("sibyl.replicas")
 
@@ -76,7 +73,7 @@ class LocalModels:
                         self._files[_runtimes().model_id_of(runtime, path)] = (runtime, path)
         return self._files
 
-    def _model(self, model_id: bytes) -> "Model":
+    def _model(self, model_id: bytes) -> Model:
         runtimes = _runtimes()
         with self._lock:
             if model_id not in self._loaded:
@@ -88,7 +85,7 @@ class LocalModels:
                     )
                 try:
                     self._loaded[model_id] = runtimes.load_model(found[0], found[1], model_id)
-                except runtimes.ModelLoadError as exc:
+                except ModelLoadError as exc:
                     raise ReplicaUnavailable(str(exc)) from None
                 log.info("replica loaded model=0x%s file=%s", model_id.hex(), found[1])
             return self._loaded[model_id]
@@ -135,8 +132,7 @@ class LocalModels:
 
     def run(self, precompile: bytes, model_id: bytes, data: bytes) -> bytes:
         model = self._model(model_id)
-        runtimes = _runtimes()
         try:
             return model.run(precompile, model_id, data)
-        except (runtimes.Refused, runtimes.Failed) as exc:
+        except (Refused, Failed) as exc:
             raise ReplicaFailed(str(exc)) from None

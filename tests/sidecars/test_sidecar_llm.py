@@ -87,7 +87,8 @@ def test_loading_the_llm_imports_no_transformers_until_a_job():
 
 
 def test_an_llm_without_a_chat_template_is_refused_at_start(tmp_path):
-    from sidecars.runtimes import ModelLoadError, load_model
+    from sidecars.model import ModelLoadError
+    from sidecars.runtimes import load_model
 
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"):
         (tmp_path / name).write_bytes((DEV_LLM / name).read_bytes())

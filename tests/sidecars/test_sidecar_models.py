@@ -14,14 +14,8 @@ from eth_hash.auto import keccak
 from sidecars.abi import EMBED_ADDRESS, INFER_ADDRESS
 from sidecars.config import DEV_MODELS
 from sidecars.fixedpoint import quantize, to_float32
-from sidecars.runtimes import (
-    Failed,
-    ModelIdMismatch,
-    ModelLoadError,
-    Refused,
-    load_model,
-    model_id_of,
-)
+from sidecars.model import Failed, ModelIdMismatch, ModelLoadError, Refused
+from sidecars.runtimes import load_model, model_id_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFER_TYPES = ["bytes32", "int256[]", "uint32[]", "uint8"]
