@@ -10,12 +10,13 @@ POP), JUMPDEST and jumps, and a fifth plain arithmetic and comparisons.
 :func:`interpreted` gives a computation class whose loop runs those opcodes itself,
 directly on the stack's list and the gas meter, and every other opcode through the
 class's opcode table (where each charges its fixed gas on the meter directly:
-:func:`charged`). The VM classes (:mod:`chain.vm`) run it, so blocks, calls and
-simulations execute alike. Only an opcode whose table entry is py-evm's own logic function is run
-in the loop, with that function's gas, checks, results and errors (the same exception
-types and words), so gas, outputs and errors stay py-evm's; ``tests/test_interpreter.py``
-holds them equal on random programs, and the BlockchainTests hold the blocks. A subclass
-(a tracer's, which wraps every opcode) runs py-evm's own loop.
+:func:`charged`). The VM classes (:mod:`chain.vm`) are made with it, so blocks, calls
+and simulations execute alike. Only an opcode whose table entry is py-evm's own logic
+function is run in the loop, with that function's gas, checks, results and errors (the
+same exception types and words), so gas, outputs and errors stay py-evm's:
+``tests/test_interpreter.py`` holds them equal on random programs, in calls and in a
+block, and the BlockchainTests hold whole blocks. A subclass (a tracer's, which wraps
+every opcode) runs py-evm's own loop.
 """
 
 from collections.abc import Callable
