@@ -7,13 +7,13 @@ import random
 from typing import Any
 
 import pytest
+from blocks import next_block
 from eth_account import Account
 from nodes import CHAIN_ID, DEV_KEYS, REPO
 
 from chain.evm_timeout import EvmTimeout
-from chain.execution import BlockExecution, InvalidTransaction
+from chain.execution import InvalidTransaction
 from chain.genesis import genesis_block, load_genesis
-from chain.headers import PayloadAttributes, next_header
 from chain.interpreter import BINARY_OPS, MOVES, UNARY_OPS
 from chain.simulate import CallArgs, Simulator
 from chain.vm import decode_transaction, vm_class_at
@@ -147,15 +147,7 @@ def executed_block(txs: list, loop: str) -> tuple:
     """A block on the dev genesis of ``txs``, run with the VM's interpreter loop or
     (``loop="py-evm"``) py-evm's: each transaction's receipt (or why it was refused), then
     the block's state root."""
-    genesis = load_genesis(REPO / "genesis" / "dev.json")
-    block, write = genesis_block(genesis)
-    parent = block.header
-    attributes = PayloadAttributes(parent.timestamp + 12, b"\x00" * 32, b"\x00" * 20,
-                                   parent_beacon_block_root=b"\x01" * 32)  # fmt: skip
-    execution = BlockExecution(
-        genesis.config, parent, next_header(genesis.config, parent, attributes),
-        write.state.get, {parent.hash: parent}.get,
-    )  # fmt: skip
+    execution, _ = next_block(load_genesis(REPO / "genesis" / "dev.json"))
     if loop == "py-evm":
         execution.state.computation_class = execution.state.computation_class.base
     outcomes: list[Any] = []

@@ -6,15 +6,15 @@ import json
 
 import pytest
 import rlp
+from blocks import next_block
 from eth_account import Account
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 from nodes import DEV_KEYS
 
 from chain.execution import BlockExecution, InvalidBlock, InvalidTransaction
-from chain.genesis import genesis_block, parse_genesis
-from chain.headers import PayloadAttributes, next_header
-from chain.vm import decode_transaction, vm_class_at
+from chain.genesis import parse_genesis
+from chain.vm import decode_transaction
 
 CHAIN_ID = 1
 SENDER, CODED, DELEGATED = (Account.from_key(key) for key in DEV_KEYS[:3])
@@ -44,14 +44,7 @@ def execution(alloc: dict | None = None, **config) -> tuple[BlockExecution, type
     ``alloc``), its ``config`` section extended by ``config``."""
     config = {"chainId": CHAIN_ID, "shanghaiTime": 0, "cancunTime": 0, "pragueTime": 0, **config}
     raw = json.dumps({"config": config, "alloc": {**ALLOC, **(alloc or {})}}).encode()
-    genesis = parse_genesis(raw)
-    block, write = genesis_block(genesis)
-    parent = block.header
-    attributes = PayloadAttributes(parent.timestamp + 12, b"\x00" * 32, b"\x00" * 20,
-                                   parent_beacon_block_root=b"\x00" * 32)  # fmt: skip
-    header = next_header(genesis.config, parent, attributes)
-    run = BlockExecution(genesis.config, parent, header, write.state.get, {parent.hash: parent}.get)
-    return run, vm_class_at(genesis.config, header.timestamp)
+    return next_block(parse_genesis(raw))
 
 
 def signed(account, **fields):
