@@ -22,7 +22,7 @@ upgrade of either is checked here alone. It relies on:
   computation's ``_gas_meter.gas_remaining``, ``_stack.values``, ``_memory._bytes`` and
   its code stream's ``_raw_code_bytes`` and ``program_counter``, ``eth.vm.computation.
   NO_RESULT`` and the steps of ``BaseComputation.apply_computation`` before its loop, all
-  of which :mod:`chain.interpreter` (the calls' interpreter loop) uses.
+  of which :mod:`chain.interpreter` (the interpreter loop of blocks and calls) uses.
 """
 
 from functools import lru_cache
