@@ -46,6 +46,14 @@ def write_blob(state: Storage, address: bytes, slot: int, blob: bytes) -> None:
         state.set_storage(address, slot + 1 + i, value)
 
 
+def clear_slot(state: Storage, address: bytes, slot: int) -> None:
+    """Zero ``slot`` unless it is zero already: writing zero to an empty slot changes no
+    state, but it still makes the account's storage root and the account be computed and
+    written again (the scheduler's and JOBS' per-block lists are empty in most blocks)."""
+    if state.get_storage(address, slot):
+        state.set_storage(address, slot, 0)
+
+
 class DictStorage:
     """Storage in plain dicts: how a genesis writes system contracts' initial records."""
 

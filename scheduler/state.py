@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import rlp
 
-from chain.slots import Storage, mapping_slot, read_blob, write_blob
+from chain.slots import Storage, clear_slot, mapping_slot, read_blob, write_blob
 
 SCHEDULER = bytes.fromhex("0000000000000000000000000000000000000a01")
 LAST_ID_SLOT = 0
@@ -188,9 +188,5 @@ def make_due(state: Storage, call: ScheduledCall, block: int) -> None:
 
 def clear_due(state: Storage, block: int) -> None:
     """Empty a block's due list once it ran: its head slot goes, and the links in the
-    calls are rewritten when each is made due again. An empty list is left alone: a
-    write of zero changes no state but makes the scheduler's storage root and account
-    be computed and written again, in every block."""
-    slot = _due_slot(block)
-    if state.get_storage(SCHEDULER, slot):
-        state.set_storage(SCHEDULER, slot, 0)
+    calls are rewritten when each is made due again."""
+    clear_slot(state, SCHEDULER, _due_slot(block))

@@ -66,7 +66,7 @@ from chain.precompiles.native import (
     NativeRevert,
     event_topic,
 )
-from chain.slots import Storage, mapping_slot, read_blob, write_blob
+from chain.slots import Storage, clear_slot, mapping_slot, read_blob, write_blob
 
 JOBS = bytes.fromhex("0000000000000000000000000000000000000a04")
 PENDING_COUNT_SLOT, MAX_TTL_SLOT, EXPIRY_GAS_SLOT = 0, 1, 2
@@ -273,11 +273,9 @@ def jobs_due_at(state: Storage, block: int) -> list[Job]:
 
 
 def clear_deadline(state: Storage, block: int) -> None:
-    """A block's deadline list, once the block runs its expiries, is not needed again.
-    Slots already empty are left alone (see :func:`scheduler.state.clear_due`)."""
-    for slot in (_deadline_slot(block), _deadline_gas_slot(block)):
-        if state.get_storage(JOBS, slot):
-            state.set_storage(JOBS, slot, 0)
+    """A block's deadline list, once the block runs its expiries, is not needed again."""
+    clear_slot(state, JOBS, _deadline_slot(block))
+    clear_slot(state, JOBS, _deadline_gas_slot(block))
 
 
 # creating and settling
