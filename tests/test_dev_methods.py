@@ -79,6 +79,16 @@ def transfer(call: Call, key: str, to: str, value: int) -> str:
     )
 
 
+def settled_receipt(call: Call, tx_hash: str, settle: float) -> dict | None:
+    """The receipt of an automined send, waited for up to ``settle`` seconds."""
+    deadline = time.monotonic() + settle
+    while (receipt := call("eth_getTransactionReceipt", tx_hash)) is None:
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+    return receipt
+
+
 def scenario(call: Call, settle: float = 0.0) -> list:
     """Every dev method, as a test suite written for anvil uses it. ``settle``: how long to
     wait for a receipt after an automined send (anvil, the reference, mines in the
@@ -174,10 +184,7 @@ def scenario(call: Call, settle: float = 0.0) -> list:
     seen.append(("interval off", call("evm_setIntervalMining", 0)))
     seen.append(("automine on", call("evm_setAutomine", True), call("hardhat_getAutomine")))
     sent = transfer(call, DEV_KEYS[5], WHALE, 6)  # its receipt is there when the send answers
-    deadline = time.monotonic() + settle
-    while call("eth_getTransactionReceipt", sent) is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    seen.append(("automine: mined on send", call("eth_getTransactionReceipt", sent)["status"]))
+    seen.append(("automine: mined on send", settled_receipt(call, sent, settle)["status"]))
 
     # impersonation
     call("anvil_setBalance", WHALE, hex(10**18))
@@ -185,7 +192,7 @@ def scenario(call: Call, settle: float = 0.0) -> list:
     seen.append(("not impersonated", call("eth_sendTransaction", send)[0]))
     seen.append(("impersonate", call("anvil_impersonateAccount", WHALE)))
     tx_hash = call("eth_sendTransaction", send)
-    receipt = call("eth_getTransactionReceipt", tx_hash)
+    receipt = settled_receipt(call, tx_hash, settle)
     seen.append(
         (
             "impersonated send",
