@@ -980,6 +980,8 @@ def test_dev_accounts_send_and_sign_for_their_owners(w3, accounts):
         signature = raw(w3, method, params)["result"]
         recovered = Account.recover_message(encode_defunct(primitive=message), signature=signature)
         assert recovered == sender, method
+        reference = Account.sign_message(encode_defunct(primitive=message), accounts[7].key)
+        assert signature == "0x" + bytes(reference.signature).hex(), method
 
     typed = {
         "types": {
@@ -1001,6 +1003,32 @@ def test_dev_accounts_send_and_sign_for_their_owners(w3, accounts):
     refused = raw(w3, "eth_sendTransaction", [{"from": stranger, "to": recipient, "value": "0x1"}])
     assert refused["error"]["code"] == -32000
     assert "unknown account" in refused["error"]["message"]
+
+
+def test_dev_accounts_sign_each_transaction_type_as_eth_account_does(w3, accounts):
+    """``eth_signTransaction`` (what ``eth_sendTransaction`` sends) gives, byte for byte,
+    what eth_account signs for the same fields: legacy with EIP-155's chain id (a
+    creation too), EIP-2930 with a gas price and an access list, EIP-1559 otherwise."""
+    signer, to = accounts[6], accounts[5].address
+    access = [{"address": accounts[4].address, "storageKeys": ["0x" + "00" * 31 + "01"]}]
+    legacy = {"gasPrice": 10**9}
+    dynamic = {"maxFeePerGas": 3 * 10**9, "maxPriorityFeePerGas": 10**9}
+    for fields, tx_type in (
+        ({"to": to, **legacy}, 0),
+        (legacy, 0),
+        ({"to": to, **legacy, "accessList": access}, 1),
+        ({"to": to, **dynamic}, 2),
+        ({"to": to, **dynamic, "accessList": access}, 2),
+    ):
+        tx = {"nonce": 3, "gas": 90_000, "value": 7, "data": "0x600160005500", **fields}
+        request = {
+            "from": signer.address,
+            **{k: hex(v) if isinstance(v, int) else v for k, v in tx.items()},
+        }
+        signed = raw(w3, "eth_signTransaction", [request])["result"]["raw"]
+        reference = Account.sign_transaction({**tx, "chainId": CHAIN_ID}, signer.key)
+        assert signed == "0x" + bytes(reference.raw_transaction).hex(), fields
+        assert (int(signed[2:4], 16) if tx_type else 0) == tx_type
 
 
 def test_jumps_into_push_data_fail_however_often_the_code_ran(w3, accounts):

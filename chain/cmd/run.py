@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import sys
-from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -223,8 +222,6 @@ async def serve(config: NodeConfig) -> None:
             tasks.append(asyncio.create_task(producer.run()))
         if config.dev:
             print_dev_accounts(node, signers)
-            # what the first signing request imports (rpc/accounts.py), now the port is open
-            tasks.append(asyncio.create_task(asyncio.to_thread(import_module, "eth_account")))
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
