@@ -16,7 +16,9 @@ transactions, signed before any node starts, is valid on each. Each round does, 
 node: start-up to the first ``eth_chainId`` answer; idle RSS; the ERC-20 of
 ``tests/fixtures/Token.json`` deployed and then transferred ``--awaited`` times, each
 transfer sent only once the previous one's receipt is there (what a test suite does),
-with the node's CPU over it; ``--pipelined`` transfers sent back to back, timed until
+with the node's CPU over it; as many ERC-20 approvals sent the same way with
+``eth_sendTransaction`` from a dev account the node signs for (hardhat's ``localhost``
+network); ``--pipelined`` transfers sent back to back, timed until
 all are mined; 16 clients sending ``--mined`` transfers at once (mined tx/s); requests/s
 of ``eth_call balanceOf`` (the same 272 holders round robin, as a dapp polls, and again
 with a holder never asked before in each request, so that Sibyl's call memo answers
@@ -88,6 +90,8 @@ JS = BENCH / "js"
 PEERS = ("sibyl", "anvil", "hardhat")
 RECIPIENTS = 256
 DEPLOY_GAS = 3_000_000
+APPROVE = keccak(b"approve(address,uint256)")[:4]
+NODE_SIGNER = DEV_KEYS[1]  # a test-mnemonic account each node holds the key of
 RECEIPT_POLL_S = 0.002  # between receipt polls of an awaited transfer (the first is at once)
 STARTUP_POLL_S = 0.01
 START_TIMEOUT_S = 180.0
@@ -381,6 +385,26 @@ async def awaited(node: Node, txs: list[bytes]) -> dict[str, float]:
     return {"seconds": seconds, "cpu_seconds": cpu_seconds(node.pid) - cpu}
 
 
+async def node_signed(node: Node, token: bytes, count: int) -> float:
+    """Seconds for ``count`` ERC-20 approvals sent with ``eth_sendTransaction`` from an
+    account the node holds the key of, each once the previous one's receipt is there:
+    what a test suite on hardhat's ``localhost`` network (ethers' ``getSigner()``) does.
+    The node fills the fees and signs; the gas is given, as hardhat-ethers gives it."""
+    connection = await Connection("127.0.0.1", node.http_port).open()
+    sender = Account.from_key(NODE_SIGNER).address
+    begin = time.perf_counter()
+    for n in range(count):
+        data = APPROVE + word(keccak(b"sibyl-bench-spender-%d" % n)[12:]) + word(n + 1)
+        request = {"from": sender, "to": "0x" + token.hex(), "gas": hex(ERC20_GAS),
+                   "data": "0x" + data.hex()}  # fmt: skip
+        tx_hash = await connection.call("eth_sendTransaction", [request])
+        found = await receipt(connection, tx_hash)
+        check(found["status"] == "0x1", f"{node.peer}: approval {tx_hash} failed")
+    seconds = time.perf_counter() - begin
+    connection.close()
+    return seconds
+
+
 async def pipelined(node: Node, sender: bytes, txs: list[bytes], target: int) -> float:
     """The transactions sent back to back on one connection (each send waits only for its
     answer); timed from the first send until the sender's nonce shows all mined."""
@@ -415,6 +439,7 @@ async def exercise(node: Node, txs: Transactions, settings: Settings) -> dict[st
     code = await connection.call("eth_getCode", ["0x" + txs.token.hex(), "latest"])
     connection.close()
     check(len(code) > 2, f"{node.peer}: the token was not deployed")
+    figures["node_signed_approvals_s"] = await node_signed(node, txs.token, settings.awaited)
 
     nonce = len(txs.awaited) + len(txs.pipelined)
     figures["pipelined_transfers_s"] = await pipelined(node, txs.funder, txs.pipelined, nonce)
@@ -529,6 +554,8 @@ async def run(settings: Settings, txs: Transactions) -> Results:
 FIGURES = [
     ("deploy_awaited_transfers_s", "s", False, ("ratio_to_hardhat", 1.0)),
     ("node_cpu_awaited_s", "cpu s", False, None),
+    # no target of its own: the awaited round's work, signed by the node
+    ("node_signed_approvals_s", "s", False, None),
     ("pipelined_transfers_s", "s", False, None),
     ("mined_tx_per_s", "tx/s", True, ("ratio_to_hardhat", 1.0)),
     ("eth_call_balanceOf_req_per_s", "req/s", True, ("ratio_to_hardhat", 1.0)),
@@ -554,6 +581,8 @@ def sizes(figure: str, settings: Settings) -> dict[str, int]:
     """What a figure was measured on, for the line."""
     if figure in ("deploy_awaited_transfers_s", "node_cpu_awaited_s"):
         return {"txs": 1 + settings.awaited}
+    if figure == "node_signed_approvals_s":
+        return {"txs": settings.awaited}
     if figure == "pipelined_transfers_s":
         return {"txs": settings.pipelined}
     if figure == "mined_tx_per_s":
