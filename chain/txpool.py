@@ -195,9 +195,11 @@ class TxPool:
         """Validate and admit a raw transaction; returns its hash."""
         return self.admit(*self.decode(raw), raw)
 
-    def add_impersonated(self, raw: bytes, sender: bytes) -> bytes:
-        """Admit a transaction whose signature is a placeholder, taking ``sender`` as
-        given: a dev chain's impersonated account (``anvil_impersonateAccount``)."""
+    def add_from(self, raw: bytes, sender: bytes) -> bytes:
+        """Admit a transaction whose sender the node knows, taking ``sender`` as given
+        rather than recovering it from the signature: a dev account's, which the node
+        signed itself (``eth_sendTransaction``), or an impersonated account's, whose
+        signature is a placeholder (``anvil_impersonateAccount``)."""
         tx, sidecar = self.decode(raw)
         tx._sender = sender  # chain.vm.CachedSender: never recovered from the signature
         return self.admit(tx, sidecar, raw)

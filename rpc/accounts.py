@@ -153,9 +153,9 @@ class AccountsApi:
     async def eth_sendTransaction(self, args: CallArgs) -> str:
         if args.sender in self.impersonated and args.sender not in self.signers:
             raw = self._impersonated(args)
-            sent = await self.eth.send(raw, self.node.pool.add_impersonated(raw, args.sender))
         else:
-            sent = await self.eth.send(self._signed(args))
+            raw = self._signed(args)
+        sent = await self.eth.send(raw, self.node.pool.add_from(raw, args.sender))
         await self._fail_if_reverted(sent)
         return sent
 
