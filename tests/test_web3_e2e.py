@@ -893,6 +893,33 @@ def test_suggested_fees_cover_the_next_base_fee(w3, accounts):
     assert receipt.status == 1
 
 
+def test_suggested_tip_is_the_60th_percentile_of_the_last_20_blocks_tips(w3, accounts):
+    """As geth's oracle samples: the tips of the head and its 19 ancestors that used gas
+    (genesis left out), checked as blocks come, so that the sample slides."""
+
+    def expected() -> int:
+        head = w3.eth.block_number
+        tips = []
+        for number in range(head, max(head - 20, 0), -1):
+            block = w3.eth.get_block(number, full_transactions=True)
+            if not block.gasUsed:
+                continue
+            for tx in block.transactions:
+                if "maxPriorityFeePerGas" in tx:
+                    tip = tx.maxFeePerGas - block.baseFeePerGas
+                    tips.append(min(tx.maxPriorityFeePerGas, tip))
+                else:
+                    tips.append(tx.gasPrice - block.baseFeePerGas)
+        return max(sorted(tips)[len(tips) * 60 // 100], 1) if tips else 10**9
+
+    for gwei in range(1, 25):
+        fees = {"maxPriorityFeePerGas": gwei * GWEI, "maxFeePerGas": 100 * GWEI}
+        if gwei % 3 == 0:  # legacy ones too, their tip the price above the base fee
+            fees = {"gasPrice": w3.eth.get_block("latest").baseFeePerGas * 2 + gwei * GWEI}
+        transact(w3, accounts[9], {"to": accounts[8].address, "value": 1, "gas": 21000, **fees})
+        assert w3.eth.max_priority_fee == expected(), gwei
+
+
 # state reads
 
 
