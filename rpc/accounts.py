@@ -142,7 +142,7 @@ class AccountsApi:
         placeholder = [0, int.from_bytes(args.sender, "big"), 1]
         return b"\x02" + _rlp([*fields, _access_list(args), *placeholder])
 
-    def _filled(self, args: CallArgs) -> "_Filled":
+    def _filled(self, args: CallArgs) -> _Filled:
         pool, head = self.node.pool, self.node.reader.head
         nonce = args.nonce if args.nonce is not None else pool.pending_nonce(args.sender)
         gas = args.gas or self.node.simulator.estimate_gas(head, args)
