@@ -51,10 +51,20 @@ def import_blocks(
     return sibyl("import", str(blocks), "--datadir", str(datadir), timeout=timeout)
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now and not handed out before in this test run: the kernel may give
+    a just-closed ephemeral port again at once, and a node given the same port for HTTP
+    and the Engine API cannot start."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 def rpc(url: str, method: str, params: list | None = None, timeout: float = 10) -> dict:
@@ -65,6 +75,10 @@ def rpc(url: str, method: str, params: list | None = None, timeout: float = 10) 
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+class PortTaken(RuntimeError):
+    """The node could not bind a port it was given."""
 
 
 @dataclass
@@ -87,7 +101,19 @@ class NodeProcess:
     def log_path(self) -> Path:
         return self.datadir.parent / f"{self.datadir.name}.log"
 
-    def start(self, timeout: float = 60) -> "NodeProcess":
+    def start(self, timeout: float = 60, attempts: int = 3) -> "NodeProcess":
+        """Start the node and wait for its RPC and sidecars. A port another process took
+        between ``free_port`` and the node's bind is not the node's fault: the node is
+        started again on fresh ports."""
+        for _ in range(attempts - 1):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                self.http_port, self.engine_port = free_port(), free_port()
+        return self._start_once(timeout)
+
+    def _start_once(self, timeout: float) -> "NodeProcess":
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         command = [
             sys.executable, "-m", "chain.cmd.cli", "run",
             "--datadir", str(self.datadir),
@@ -100,6 +126,8 @@ class NodeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if b"address already in use" in self.log_path.read_bytes()[log_start:]:
+                    raise PortTaken(self.log())
                 raise RuntimeError(f"node exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 rpc(self.url, "eth_chainId", timeout=2)

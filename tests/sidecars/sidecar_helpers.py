@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -10,17 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from nodes import free_port
 
 from sidecars.client import SidecarPool
 from sidecars.config import SidecarSpec, dev_sidecar_specs
 
 CHAIN_ID = 19183
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serve_command(runtime: str, model: Path, port: int, key: Path, model_id: bytes | None):
