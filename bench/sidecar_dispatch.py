@@ -39,7 +39,6 @@ import argparse
 import atexit
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -64,6 +63,9 @@ from sidecars.keys import load_key
 from sidecars.manager import SidecarManager
 from sidecars.runtimes import load_model
 from sidecars.server import server_thread_pool
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from nodes import free_port  # noqa: E402
 
 ECHO_METHOD = "/bench.Echo/Echo"
 CHAIN_ID = 19183
@@ -253,7 +255,7 @@ def encode_input(model_id: bytes) -> bytes:
 def start_echo(pool: SidecarPool, signed_by: Path | None = None):
     """Start an echo server process (signing with the key file ``signed_by``, if given)
     and return its unary callable on a channel with the pool's options, and its pid."""
-    port = _free_port()
+    port = free_port()
     signing = ["--signed-by", str(signed_by)] if signed_by is not None else []
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--echo-server", str(port), *signing],
@@ -296,12 +298,6 @@ def measure(call, count: int, into: list[float], before=None) -> None:
         started = clock()
         call()
         into.append(clock() - started)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 if __name__ == "__main__":

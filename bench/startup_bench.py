@@ -15,7 +15,6 @@ issue's target is a first answer within 2 s on an idle machine, whatever the sid
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,15 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from nodes import free_port  # noqa: E402
+
 ANVIL = REPO / "tests" / "js" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin"
 POLL = 0.02
 LIMIT = 300.0  # seconds: give up on a start that takes longer
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def call(url: str, method: str) -> object | None:
